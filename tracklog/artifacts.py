@@ -1,0 +1,69 @@
+"""The content-addressed artifact store shared by every run of a root.
+
+A file is copied to a temp file while it is hashed, fsynced, and renamed to
+``artifacts/sha256/<ab>/<rest>``, and the directory is fsynced: only then is
+the artifact event logged, so an event never points at a missing blob. The
+same content, from any run, is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError, ValidationError
+from .paths import artifact_path, artifact_tmp_dir, check_artifact_name, fsync_dir
+
+_CHUNK = 1 << 20
+
+
+def store_file(root: Path, src: Path) -> dict[str, Any]:
+    """Copy ``src`` into the store; return ``{"sha256", "size"}``."""
+    tmp_dir = artifact_tmp_dir(root)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{os.getpid()}-{os.urandom(8).hex()}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            while chunk := fin.read(_CHUNK):
+                digest.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        sha = digest.hexdigest()
+        dest = artifact_path(root, sha)
+        if dest.exists() and dest.stat().st_size == size:
+            tmp.unlink()  # already stored, by this run or another
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"sha256": sha, "size": size}
+
+
+def collect(local_path: str | os.PathLike[str], name: str | None) -> Iterator[tuple[str, Path]]:
+    """The (artifact name, file) pairs for a file or a directory, names validated."""
+    src = Path(local_path)
+    if not src.exists():
+        raise StoreError(f"artifact source {src} does not exist")
+    base = check_artifact_name(name if name is not None else src.name or "artifact")
+    if src.is_file():
+        yield base, src
+        return
+    if not src.is_dir():
+        raise ValidationError(f"artifact source {src} is neither a file nor a directory")
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(src)
+        for fn in sorted(filenames):
+            f = Path(dirpath) / fn
+            if f.is_file():
+                yield check_artifact_name("/".join((base, *rel.parts, fn))), f

@@ -1,0 +1,92 @@
+"""The one exception tree of tracklog.
+
+Every error raised for bad input, a bad file or a refused operation is a
+``TracklogError``. Each class also subclasses the built-in it resembles, so
+callers may catch either::
+
+    TracklogError
+    ├── ValidationError (ValueError)          bad key, id, name, step, size
+    │   └── ParamConflictError                a param re-logged with another value
+    ├── ValueTypeError (TypeError)            a value of a type tracklog does not store
+    ├── CorruptLogError (ValueError)          bytes that are not a valid log
+    │   └── UnsupportedFormatError            a segment from a newer major version
+    ├── RunNotFoundError (LookupError)        no run with that id or name
+    ├── RunExistsError (FileExistsError)      start_run with an id that is taken
+    ├── RunLockedError (TimeoutError)         another live writer holds the run
+    ├── RunClosedError (RuntimeError)         logging to a closed or forked-away run
+    ├── StoreError (OSError)                  the store root cannot be used
+    └── WriteError (OSError)                  the disk refused a write (strict mode)
+
+Warnings: ``TracklogWarning`` (a ``RuntimeWarning``) for suspended durability
+and for corrupt ranges skipped by a salvaging reader.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptLogError",
+    "ParamConflictError",
+    "RunClosedError",
+    "RunExistsError",
+    "RunLockedError",
+    "RunNotFoundError",
+    "StoreError",
+    "TracklogError",
+    "TracklogWarning",
+    "UnsupportedFormatError",
+    "ValidationError",
+    "ValueTypeError",
+    "WriteError",
+]
+
+
+class TracklogError(Exception):
+    """Root of every error tracklog raises on purpose."""
+
+
+class ValidationError(TracklogError, ValueError):
+    """An argument is malformed: a key, run id, artifact name, step or size."""
+
+
+class ParamConflictError(ValidationError):
+    """A param was logged again with a different value."""
+
+
+class ValueTypeError(TracklogError, TypeError):
+    """A value has a type tracklog refuses to store (e.g. a str as a metric)."""
+
+
+class CorruptLogError(TracklogError, ValueError):
+    """Bytes that do not form a valid log, with the file and byte offset."""
+
+
+class UnsupportedFormatError(CorruptLogError):
+    """A segment written by a newer, incompatible format major version."""
+
+
+class RunNotFoundError(TracklogError, LookupError):
+    """No run matches the given id, prefix or name."""
+
+
+class RunExistsError(TracklogError, FileExistsError):
+    """A new run was asked for with an id that already exists."""
+
+
+class RunLockedError(TracklogError, TimeoutError):
+    """The run's writer lock is held by a live writer."""
+
+
+class RunClosedError(TracklogError, RuntimeError):
+    """Logging to a run that was closed, or from a process forked off its writer."""
+
+
+class StoreError(TracklogError, OSError):
+    """The store root is unusable: a file, read-only, or permission denied."""
+
+
+class WriteError(TracklogError, OSError):
+    """The disk refused a write or fsync; raised only in strict mode."""
+
+
+class TracklogWarning(RuntimeWarning):
+    """Something degraded but nothing was lost yet (or a loss is being counted)."""

@@ -1,0 +1,210 @@
+"""Bytes on disk: the segment prefix, record frames, and the resynchronising scan.
+
+FORMAT.md is the specification; this module is its only implementation. A
+segment is ``prefix | header record | record*``. Every record is framed::
+
+    u32 length | u32 crc(length) | u32 crc(payload) | payload (length bytes)
+
+little-endian, with ``crc`` a CRC-32 seeded so that plain zlib/PNG data does
+not verify. The length's own CRC lets a reader trust a length before it reads
+or skips; a bad frame with a valid frame somewhere after it is *corruption*,
+a bad frame with none after it is the *torn tail* a crash leaves.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any, Final, NamedTuple
+
+import msgpack
+import numpy as np
+
+from .errors import CorruptLogError, UnsupportedFormatError, ValidationError
+
+MAGIC: Final = b"\x89TRKLOG\n"  # high bit catches 7-bit channels, \n catches newline mangling
+FORMAT_MAJOR: Final = 1
+FORMAT_MINOR: Final = 0
+PREFIX: Final = struct.Struct("<8sHH")
+PREFIX_SIZE: Final = PREFIX.size  # 12
+FRAME: Final = struct.Struct("<III")
+FRAME_SIZE: Final = FRAME.size  # 12
+MAX_PAYLOAD_BYTES: Final = 16 * 1024 * 1024 - 1  # bounds every allocation a length can cause
+MAX_HEADER_BYTES: Final = 64 * 1024
+
+_CRC_SEED: Final = zlib.crc32(b"tracklog")
+_crc32 = zlib.crc32
+_u32 = struct.Struct("<I")
+_LEN_HEAD: dict[int, bytes] = {}
+
+
+def crc(data: bytes | memoryview) -> int:
+    """CRC-32 of ``data``, seeded with tracklog's constant."""
+    return _crc32(data, _CRC_SEED)
+
+
+def _len_head(n: int) -> bytes:
+    """The first 8 frame bytes for payload length ``n`` (cached: lengths repeat)."""
+    head = _LEN_HEAD.get(n)
+    if head is None:
+        lb = _u32.pack(n)
+        head = lb + _u32.pack(_crc32(lb, _CRC_SEED))
+        if len(_LEN_HEAD) < 65536:
+            _LEN_HEAD[n] = head
+    return head
+
+
+def frame(payload: bytes) -> bytes:
+    """Frame one payload. Raises ValidationError if it is too large to store."""
+    n = len(payload)
+    if n > MAX_PAYLOAD_BYTES or n == 0:
+        raise ValidationError(
+            f"record of {n} bytes cannot be stored (limit {MAX_PAYLOAD_BYTES} bytes); log smaller values"
+        )
+    head = _LEN_HEAD.get(n) or _len_head(n)
+    return head + (_crc32(payload, _CRC_SEED)).to_bytes(4, "little") + payload
+
+
+# -- msgpack ---------------------------------------------------------------------------------
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not part of the tracklog format")
+
+
+def unpack(payload: bytes | memoryview) -> Any:
+    """Decode one payload. Containers are bounded by the payload's own length."""
+    return msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_reject_ext, use_list=True)
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+# -- segment prefix and header ---------------------------------------------------------------
+
+
+def encode_segment_start(header: dict[str, Any]) -> bytes:
+    """Prefix plus framed header record: what a writer puts first in a new segment."""
+    payload = pack(header)
+    if len(payload) > MAX_HEADER_BYTES:
+        raise ValidationError(f"segment header of {len(payload)} bytes exceeds {MAX_HEADER_BYTES}")
+    return PREFIX.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR) + frame(payload)
+
+
+def check_prefix(buf: bytes | memoryview, path: str) -> tuple[int, int] | None:
+    """Check the 12-byte prefix of a segment held in ``buf``; return (major, minor).
+
+    A prefix cut short or zero-filled (the writer died while creating the
+    segment) returns None; anything else that is not a tracklog segment raises.
+    The header record that follows is an ordinary framed record (FORMAT.md).
+    """
+    got = bytes(buf[:PREFIX_SIZE])
+    if len(got) < PREFIX_SIZE:
+        if got == MAGIC[: len(got)] or got[: len(MAGIC)] == MAGIC or not any(got):
+            return None
+        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
+    magic, major, minor = PREFIX.unpack(got)
+    if magic != MAGIC:
+        if not any(got):
+            return None
+        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
+    if major != FORMAT_MAJOR:
+        raise UnsupportedFormatError(
+            f"{path}: format version {major}.{minor} is not supported by this tracklog "
+            f"(it reads {FORMAT_MAJOR}.x); upgrade tracklog to read it"
+        )
+    return major, minor
+
+
+# -- record scanning -------------------------------------------------------------------------
+
+
+class Corrupt(NamedTuple):
+    """A damaged byte range [start, end) with a valid record after it."""
+
+    start: int
+    end: int
+
+
+class Torn(NamedTuple):
+    """The scan stopped at ``offset``: an incomplete or damaged tail with no record after it."""
+
+    offset: int
+
+
+def frame_at(buf: bytes | memoryview, pos: int, end: int) -> int:
+    """Return the end offset of a valid frame at ``pos``, or -1 if there is none.
+
+    Reads at most a header and a bounded payload: a corrupt length fails its own
+    CRC before anything is read or skipped.
+    """
+    if pos + FRAME_SIZE > end:
+        return -1
+    n, lcrc, pcrc = FRAME.unpack_from(buf, pos)
+    if n == 0 or n > MAX_PAYLOAD_BYTES or _crc32(_u32.pack(n), _CRC_SEED) != lcrc:
+        return -1
+    stop = pos + FRAME_SIZE + n
+    if stop > end or _crc32(buf[pos + FRAME_SIZE : stop], _CRC_SEED) != pcrc:
+        return -1
+    return stop
+
+
+_RESYNC_CHUNK = 1 << 20
+
+
+def resync(buf: bytes | memoryview, start: int, end: int) -> int:
+    """Offset of the first valid frame at or after ``start``, or -1.
+
+    Candidates are found with array work (a plausible length whose frame fits),
+    then checked one by one, so scanning garbage or zeros costs milliseconds per
+    megabyte rather than a Python step per byte.
+    """
+    view = np.frombuffer(buf, dtype=np.uint8)
+    pos = start
+    while pos + FRAME_SIZE <= end:
+        hi = min(end - FRAME_SIZE + 1, pos + _RESYNC_CHUNK)
+        win = view[pos : hi + 3].astype(np.uint32)
+        m = hi - pos
+        lengths = win[:m] | (win[1 : m + 1] << 8) | (win[2 : m + 2] << 16) | (win[3 : m + 3] << 24)
+        offs = np.arange(pos, hi, dtype=np.int64)
+        ok = (lengths > 0) & (lengths <= MAX_PAYLOAD_BYTES) & (offs + FRAME_SIZE + lengths <= end)
+        for cand in np.flatnonzero(ok):
+            q = pos + int(cand)
+            if frame_at(buf, q, end) >= 0:
+                return q
+        pos = hi
+    return -1
+
+
+def iter_frames(buf: bytes | memoryview, pos: int, end: int) -> Iterator[tuple[int, int] | Corrupt | Torn]:
+    """Walk frames in ``buf[pos:end]``.
+
+    Yields ``(payload_start, payload_end)`` for each valid record, a ``Corrupt``
+    range before each resynchronisation point, and at most one final ``Torn``
+    when the bytes after the last valid record hold no further valid record.
+    """
+    head = FRAME.unpack_from
+    u32 = _u32.pack
+    seed = _CRC_SEED
+    c32 = _crc32
+    while pos < end:
+        if pos + FRAME_SIZE <= end:
+            n, lcrc, pcrc = head(buf, pos)
+            stop = pos + FRAME_SIZE + n
+            if (
+                0 < n <= MAX_PAYLOAD_BYTES
+                and stop <= end
+                and c32(u32(n), seed) == lcrc
+                and c32(buf[pos + FRAME_SIZE : stop], seed) == pcrc
+            ):
+                yield (pos + FRAME_SIZE, stop)
+                pos = stop
+                continue
+        nxt = resync(buf, pos + 1, end)
+        if nxt < 0:
+            yield Torn(pos)
+            return
+        yield Corrupt(pos, nxt)
+        pos = nxt

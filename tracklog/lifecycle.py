@@ -1,0 +1,107 @@
+"""How a run ends when the user does not end it: exceptions, SIGTERM, exit, fork.
+
+- An uncaught exception ends open runs as ``failed`` (``killed`` for
+  KeyboardInterrupt) before the previous ``sys.excepthook`` prints it.
+- SIGTERM (SLURM's scancel, spot preemption) ends open runs as ``killed``, then
+  chains to the previous handler; if that was the default, the signal is
+  re-raised so the process still dies of SIGTERM and its exit status says so.
+- Interpreter exit ends runs still open as ``finished``.
+- A forked child drops its copy of every open run: logging there raises.
+
+Handlers are installed once, on the first ``start_run``, and only from the
+main thread (Python allows signal handlers nowhere else).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import weakref
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import Run
+
+_live: weakref.WeakSet[Run] = weakref.WeakSet()
+_installed = False
+_prev_term: Any = None
+_prev_excepthook: Any = None
+_guard = threading.Lock()
+
+
+def register(run: Run) -> None:
+    _install()
+    _live.add(run)
+
+
+def forget(run: Run) -> None:
+    _live.discard(run)
+
+
+def status_for(exc: BaseException | None) -> tuple[str, str | None]:
+    """The end status and signal name for a run ended by ``exc`` (None: a clean exit)."""
+    if exc is None:
+        return "finished", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "killed", "SIGINT"
+    if isinstance(exc, SystemExit) and exc.code in (0, None):
+        return "finished", None
+    return "failed", None
+
+
+def _close_all(status: str, error: BaseException | None = None, sig: str | None = None) -> None:
+    for run in list(_live):
+        try:
+            run.close(status, error=error, signal=sig)  # type: ignore[arg-type]
+        except Exception:  # ending one run must not stop the others from ending
+            pass
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _close_all("killed", sig=signal.Signals(signum).name)
+    prev = _prev_term
+    if callable(prev):
+        prev(signum, frame)
+    elif prev == signal.SIG_IGN:
+        return
+    else:
+        # Default action: die of the signal, so the parent (SLURM, a shell) sees SIGTERM.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    status, sig = status_for(exc)
+    _close_all(status, error=exc if status == "failed" else None, sig=sig)
+    (_prev_excepthook or sys.__excepthook__)(exc_type, exc, tb)
+
+
+def _at_exit() -> None:
+    _close_all("finished")
+
+
+def _after_fork_in_child() -> None:
+    for run in list(_live):
+        run._forget_in_child()
+    _live.clear()
+
+
+def _install() -> None:
+    global _installed, _prev_term, _prev_excepthook
+    with _guard:
+        if _installed:
+            return
+        _installed = True
+        atexit.register(_at_exit)
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _prev_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
+        if threading.current_thread() is threading.main_thread():
+            prev = signal.getsignal(signal.SIGTERM)
+            if prev != signal.SIG_IGN:  # a job that ignores SIGTERM keeps ignoring it
+                _prev_term = prev
+                signal.signal(signal.SIGTERM, _on_sigterm)

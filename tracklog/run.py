@@ -1,0 +1,427 @@
+"""The user's handle: ``start_run`` and ``Run``.
+
+A Run validates every value before anything is written (bad input raises and
+logs nothing), keeps per-key step counters, and hands records to its
+SegmentWriter under one lock, so several threads may log into one run.
+Ending is always recorded: ``close``, the context manager, an uncaught
+exception, SIGTERM and interpreter exit each write a run_end event (see
+``lifecycle``). I/O failures never raise unless ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import msgpack
+
+from . import artifacts, lifecycle
+from ._version import __version__
+from .errors import (
+    ParamConflictError,
+    RunClosedError,
+    RunExistsError,
+    RunNotFoundError,
+    StoreError,
+    ValidationError,
+)
+from .events import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
+from .lock import WriterLock, process_identity
+from .paths import (
+    check_run_id,
+    ensure_root,
+    list_segments,
+    lock_path,
+    new_run_id,
+    resolve_root,
+    run_dir,
+    segment_seq,
+)
+from .resume import PriorState, read_prior_state
+from .validate import (
+    INT64_MAX,
+    INT64_MIN,
+    check_key,
+    check_step,
+    check_timestamp,
+    to_json_like,
+    to_metric_value,
+)
+from .writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, Durability, SegmentWriter
+
+Status = Literal["finished", "failed", "killed"]
+END_STATUSES = ("finished", "failed", "killed")
+_now = time.time
+_packb = msgpack.packb
+
+
+class Run:
+    """A live run: log params, metrics, tags and artifacts; close to record how it ended.
+
+    Use ``start_run`` to make one. Thread-safe. Each log call validates first,
+    then writes per the run's durability (README, "Durability").
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        run_id: str,
+        path: Path,
+        writer: SegmentWriter,
+        lock: WriterLock,
+        experiment: str,
+        name: str | None,
+        prior: PriorState,
+        strict: bool,
+    ) -> None:
+        self.root = root
+        self._id = run_id
+        self._path = path
+        self._writer = writer
+        self._lock = lock
+        self.experiment = experiment
+        self.name = name
+        self.strict = strict
+        self._params: dict[str, bytes] = dict(prior.params)
+        self._next: dict[str, int] = dict(prior.next_steps)
+        self._default_step = prior.default_step
+        self._keys: set[str] = set()
+        self._closed: str | None = None  # why logging is refused: "closed" or "forked"
+
+    @property
+    def id(self) -> str:
+        """The run id (a directory name under ``<root>/runs``)."""
+        return self._id
+
+    @property
+    def path(self) -> Path:
+        """The run's directory."""
+        return self._path
+
+    @property
+    def durability(self) -> Durability:
+        return self._writer.durability
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    def __repr__(self) -> str:
+        return f"<tracklog.Run {self._id} {self.experiment!r} at {self._path}>"
+
+    # -- validation helpers ------------------------------------------------------------------
+
+    def _refuse(self) -> None:
+        if self._closed == "forked":
+            raise RunClosedError(
+                f"run {self._id} belongs to the parent process; a forked child cannot log into "
+                "its segment (log from the parent, or start a separate run in the child)"
+            )
+        raise RunClosedError(f"run {self._id} is closed; start or resume a run to log more")
+
+    def _key(self, key: object) -> str:
+        key = check_key(key)
+        self._keys.add(key)
+        return key
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def log_metric(
+        self, key: str, value: Any, step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        """Log one point. ``step=None`` takes the key's next step (last + 1, from 0)."""
+        if self._closed:
+            self._refuse()
+        if key not in self._keys:
+            key = self._key(key)
+        if type(value) is not float:
+            value = to_metric_value(key, value)
+        t = _now() if timestamp is None else check_timestamp(timestamp)
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
+            step = check_step(key, step)
+        w = self._writer
+        with w.lock:
+            if step is None:
+                step = self._next.get(key, self._default_step)
+                if step > INT64_MAX:
+                    raise ValidationError(f"metric {key!r}: next step would exceed int64 range")
+            self._next[key] = step + 1
+            w.emit_point(key, step, value, t)
+
+    def log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        """Log several points as one record: a crash keeps them all or drops them all."""
+        if self._closed:
+            self._refuse()
+        if not isinstance(metrics, Mapping):
+            raise ValidationError(
+                f"log_metrics takes a mapping of key to value, got {type(metrics).__name__}"
+            )
+        if not metrics:
+            return
+        keys = [k if k in self._keys else self._key(k) for k in metrics]
+        values = [v if type(v) is float else to_metric_value(k, v) for k, v in zip(keys, metrics.values())]
+        t = _now() if timestamp is None else check_timestamp(timestamp)
+        if step is not None:
+            step = check_step(keys[0], step)
+        w = self._writer
+        with w.lock:
+            if step is None:
+                steps = [self._next.get(k, self._default_step) for k in keys]
+                if max(steps) > INT64_MAX:
+                    raise ValidationError("log_metrics: next step would exceed int64 range")
+            else:
+                steps = [step] * len(keys)
+            for k, s in zip(keys, steps):
+                self._next[k] = s + 1
+            w.emit_points(keys, steps, values, t)
+
+    # -- params and tags ---------------------------------------------------------------------
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Log a param. The same value again is a no-op; a different one raises."""
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log several params; all are checked for conflicts before any is written."""
+        if self._closed:
+            self._refuse()
+        checked = _checked_params(params)
+        t = _now()
+        w = self._writer
+        with w.lock:
+            for key, value, packed in _new_params(self._params, checked):
+                w.emit([PARAM, key, value, t])
+                self._params[key] = packed
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set a tag; unlike params, tags may change (the last value wins)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags."""
+        if self._closed:
+            self._refuse()
+        checked = [
+            (k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())
+        ]
+        t = _now()
+        w = self._writer
+        with w.lock:
+            for key, value in checked:
+                w.emit([TAG, key, value, t])
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], name: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Copy a file, or every file of a directory, into the content-addressed store.
+
+        Each blob is durable (fsynced and renamed) before its event is logged.
+        Returns ``{artifact name: {"sha256", "size"}}``.
+        """
+        if self._closed:
+            self._refuse()
+        pairs = list(artifacts.collect(local_path, name))
+        out = {}
+        for art_name, src in pairs:
+            try:
+                info = artifacts.store_file(self.root, src)
+            except OSError as exc:
+                raise StoreError(f"cannot store artifact {art_name!r} from {src}: {exc}") from exc
+            with self._writer.lock:
+                self._writer.emit([ARTIFACT, art_name, info, _now()])
+            out[art_name] = info
+        return out
+
+    # -- ending --------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything buffered to the OS and fsync it."""
+        if self._closed is None:
+            self._writer.flush(fsync=True)
+
+    def close(
+        self, status: Status = "finished", *, error: BaseException | None = None, signal: str | None = None
+    ) -> None:
+        """Record how the run ended, flush, fsync and release the run. Idempotent."""
+        if status not in END_STATUSES:
+            raise ValidationError(f"status must be one of {END_STATUSES}, got {status!r}")
+        if self._closed is not None:
+            return
+        self._closed = "closed"
+        lifecycle.forget(self)
+        end: dict[str, Any] = {"status": status, "time": _now(), "error": None, "signal": signal}
+        if error is not None:
+            end["error"] = {"type": type(error).__name__, "message": str(error)[:4096]}
+        try:
+            self._writer.close([[RUN_END, end]])
+        finally:
+            self._lock.release()
+
+    def _forget_in_child(self) -> None:
+        self._closed = "forked"
+        self._writer.forget_in_child()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        status, signal = lifecycle.status_for(exc)
+        self.close(status, error=exc if status == "failed" else None, signal=signal)
+        return False
+
+
+def start_run(
+    experiment: str = "default",
+    name: str | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    resume: bool | Literal["allow"] = False,
+    resume_step: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    durability: Durability = "process",
+    strict: bool = False,
+    fsync_interval: float = FSYNC_INTERVAL_S,
+    flush_interval: float = FLUSH_INTERVAL_S,
+) -> Run:
+    """Start a new run, or resume one, and return its handle.
+
+    ``root`` defaults to ``$TRACKLOG_DIR``, else ``./tlruns``. ``resume=True``
+    continues ``run_id`` in a new segment (existing bytes are never rewritten);
+    ``resume="allow"`` also creates it if it does not exist yet, so a
+    preemptible job can use one command line for its first start and its
+    restarts. ``resume_step`` is the step the job restarts from; the fold drops
+    earlier sessions' points at steps >= it. Failing here leaves nothing behind.
+    """
+    experiment = check_key(experiment, "experiment")
+    if name is not None:
+        name = check_key(name, "run name")
+    if resume_step is not None:
+        resume_step = check_step("resume_step", resume_step)
+    if resume not in (False, True, "allow"):
+        raise ValidationError(f"resume must be False, True or 'allow', got {resume!r}")
+    if resume and run_id is None:
+        raise ValidationError("resume needs the run_id of the run to continue")
+    if durability not in ("process", "machine", "batch"):
+        raise ValidationError(f"durability must be 'process', 'machine' or 'batch', got {durability!r}")
+    for what, value in (("fsync_interval", fsync_interval), ("flush_interval", flush_interval)):
+        if not isinstance(value, (int, float)) or not 0 < value <= 3600:
+            raise ValidationError(f"{what} must be a number of seconds in (0, 3600], got {value!r}")
+    start_params = _checked_params(params or {})
+    start_tags = [(check_key(k, "tag key"), v) for k, v in (tags or {}).items()]
+    start_tags = [(k, to_json_like(k, v, "tag")) for k, v in start_tags]
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    root_path = ensure_root(resolve_root(root))
+    path = run_dir(root_path, run_id)
+
+    created = False
+    if not path.exists():
+        if resume is True:
+            raise RunNotFoundError(
+                f"cannot resume run {run_id}: it does not exist under {root_path} "
+                "(pass resume='allow' to create it when missing)"
+            )
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunExistsError(f"run {run_id} already exists under {root_path}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create run directory {path}: {exc.strerror}") from exc
+        created = True
+    elif not resume:
+        raise RunExistsError(
+            f"run {run_id} already exists under {root_path}; pass resume=True to continue it"
+        )
+
+    ident = process_identity()
+    session = os.urandom(8).hex()
+    lock = WriterLock(lock_path(path))
+    try:
+        lock.acquire({**ident, "session": session, "time": _now()})
+        try:
+            prior = read_prior_state(path, resume_step) if not created else PriorState.empty(resume_step)
+            if prior.experiment is not None:
+                if experiment != "default" and experiment != prior.experiment:
+                    raise ValidationError(
+                        f"run {run_id} belongs to experiment {prior.experiment!r}, not {experiment!r}"
+                    )
+                experiment = prior.experiment
+            name = name if name is not None else prior.name
+            new_params = _new_params(prior.params, start_params)
+            segs = list_segments(path)
+            seq = 1 + max((segment_seq(p) or 0 for p in segs), default=0)
+            now = _now()
+            header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
+            start = {
+                **header,
+                "experiment": experiment,
+                "name": name,
+                "resume": bool(segs),
+                "resume_step": resume_step,
+                "durability": durability,
+                "argv": list(sys.argv)[:64],
+            }
+            # The start, params and tags go out with the header in one write and one fsync.
+            first: list[list[Any]] = [[RUN_START, start]]
+            first += [[PARAM, k, v, now] for k, v, _ in new_params]
+            first += [[TAG, k, v, now] for k, v in start_tags]
+            writer = SegmentWriter(
+                path,
+                seq,
+                header,
+                first,
+                durability=durability,
+                strict=strict,
+                fsync_interval=fsync_interval,
+                flush_interval=flush_interval,
+            )
+        except BaseException:
+            lock.release()
+            raise
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    prior.params.update((k, packed) for k, _, packed in new_params)
+    run = Run(root_path, run_id, path, writer, lock, experiment, name, prior, strict)
+    lifecycle.register(run)
+    return run
+
+
+def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:
+    """Validate and convert params: (key, value, msgpack of value) in order."""
+    if not isinstance(params, Mapping):
+        raise ValidationError(f"params must be a mapping of key to value, got {type(params).__name__}")
+    out = []
+    for key, value in params.items():
+        key = check_key(key, "param key")
+        value = to_json_like(key, value, "param")
+        out.append((key, value, _packb(value)))
+    return out
+
+
+def _new_params(
+    logged: Mapping[str, bytes], checked: list[tuple[str, Any, bytes]]
+) -> list[tuple[str, Any, bytes]]:
+    """The params not logged yet; raises ParamConflictError before anything is written."""
+    for key, value, packed in checked:
+        old = logged.get(key)
+        if old is not None and old != packed:
+            raise ParamConflictError(
+                f"param {key!r} was already logged as {msgpack.unpackb(old)!r}; refusing to change "
+                f"it to {value!r} (params are fixed per run; use a tag for values that change)"
+            )
+    return [item for item in checked if item[0] not in logged]

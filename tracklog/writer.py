@@ -1,0 +1,477 @@
+"""SegmentWriter: appends framed records to one segment file with a chosen durability.
+
+Durability (README, "Durability"):
+
+- ``process``: each record is written to the OS before the call returns, so a
+  crash of the process loses nothing; a background thread fsyncs every
+  ``fsync_interval`` seconds, bounding what a power cut can take.
+- ``machine``: each record is written and fdatasync'ed before the call returns.
+- ``batch``: records are buffered in memory and written by a background thread
+  every ``flush_interval`` seconds, metrics coalesced into columnar records.
+  The training thread only appends to a list; it never waits for I/O unless
+  the buffer reaches ``MAX_PENDING`` items (then it writes a batch itself).
+
+When the disk refuses a write, the partial record is rolled back (ftruncate)
+so no later record ever follows a hole, the record waits in a bounded memory
+backlog, one warning says the promise is suspended, and writes are retried.
+Past ``MAX_BACKLOG_BYTES`` new events are dropped and counted; the count is
+logged as a "dropped" record once writes succeed. A failed fsync is never
+retried on the same file (Linux reports a writeback error once): the writer
+moves to a fresh segment. ``strict=True`` raises ``WriteError`` instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgpack
+import numpy as np
+
+from . import format as fmt
+from .errors import TracklogWarning, ValidationError, WriteError
+from .events import DROPPED, METRIC, metrics_record
+from .paths import fsync_dir, segment_path
+
+Durability = Literal["process", "machine", "batch"]
+DURABILITIES: Final = ("process", "machine", "batch")
+FSYNC_INTERVAL_S: Final = 1.0
+FLUSH_INTERVAL_S: Final = 0.5
+RETRY_INTERVAL_S: Final = 0.5
+MAX_PENDING: Final = 1_000_000  # batch-mode items before the logging thread writes itself
+MAX_BACKLOG_BYTES: Final = 64 * 1024 * 1024
+MAX_POINTS_PER_RECORD: Final = 100_000
+_WRITE_CHUNK: Final = 4 * 1024 * 1024
+
+# Batch-mode pending items: bytes (a packed non-metric record), a 4-tuple
+# (key, step, value, time) for one point, or a 4-tuple (keys, steps, values, time)
+# for one log_metrics call, which is never split across records.
+Pending = bytes | tuple[Any, Any, Any, float]
+
+
+class SegmentWriter:
+    """Owns one run session's output: the current segment file and its durability.
+
+    ``lock`` guards every mutation; the Run holds it around each log call so
+    that step counters and record order agree across threads.
+    """
+
+    def __init__(
+        self,
+        run_path: Path,
+        seq: int,
+        header: dict[str, Any],
+        first_records: Sequence[Any],
+        *,
+        durability: Durability = "process",
+        strict: bool = False,
+        fsync_interval: float = FSYNC_INTERVAL_S,
+        flush_interval: float = FLUSH_INTERVAL_S,
+    ) -> None:
+        if durability not in DURABILITIES:
+            raise ValidationError(f"durability must be one of {DURABILITIES}, got {durability!r}")
+        self.run_path = run_path
+        self.durability = durability
+        self.strict = strict
+        self.lock = threading.Lock()
+        self._io_lock = threading.Lock()  # serialises file I/O (batch flusher vs close)
+        self._header = dict(header)
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._pending: list[Pending] = []
+        self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._backlog_bytes = 0
+        self._dropped = 0
+        self._next_retry = 0.0
+        self._failing: OSError | None = None
+        self._dirty = False
+        self._closed = False
+        self.fd = -1
+        self.path = segment_path(run_path, seq)
+        self.seq = seq
+        self.end = 0  # offset after the last complete record
+        self.synced_end = 0  # offset known durable (fsync returned)
+        self._open_segment(seq, [self._packer.pack(r) for r in first_records])
+        self._interval = flush_interval if durability == "batch" else fsync_interval
+        self._fsync_interval = fsync_interval
+        self._last_fsync = time.monotonic()
+        self._wake = threading.Event()
+        # Every mode gets the thread: it also retries a backlog when the job is idle.
+        self._thread = threading.Thread(
+            target=self._background, name=f"tracklog-{self.path.parent.name}", daemon=True
+        )
+        self._thread.start()
+
+    # -- segment files -----------------------------------------------------------------------
+
+    def _open_segment(self, seq: int, payloads: list[bytes], **extra: Any) -> None:
+        """Create segment ``seq`` and make its start durable before any record is acknowledged."""
+        path = segment_path(self.run_path, seq)
+        header = {**self._header, "seq": seq, **extra}
+        data = fmt.encode_segment_start(header) + b"".join(fmt.frame(p) for p in payloads)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            self._write_all(fd, data)
+            os.fsync(fd)
+            # The directory entry must be durable too, or a power cut can lose the file.
+            fsync_dir(self.run_path)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd, self.path, self.seq = fd, path, seq
+        self.end = self.synced_end = len(data)
+
+    def _rotate(self, reason: str) -> bool:
+        """Continue in a fresh segment after an I/O failure; False if that fails too."""
+        old = self.fd
+        try:
+            self._open_segment(self.seq + 1, [], after_failure=reason)
+        except OSError:
+            return False
+        try:
+            os.close(old)
+        except OSError:
+            pass
+        return True
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view[:_WRITE_CHUNK])
+            view = view[n:]
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def emit(self, record: Any, n_events: int = 1) -> None:
+        """Log one record with the writer's durability. Call with ``lock`` held."""
+        if self.durability == "batch":
+            self._pending.append(self._packer.pack(record))
+            if len(self._pending) >= MAX_PENDING:
+                self._flush_pending_locked()
+            return
+        self._write_frame(fmt.frame(self._packer.pack(record)), n_events)
+
+    def emit_point(self, key: str, step: int, value: float, t: float) -> None:
+        """Log one metric point. Call with ``lock`` held."""
+        if self.durability == "batch":
+            self._pending.append((key, step, value, t))
+            if len(self._pending) >= MAX_PENDING:
+                self._flush_pending_locked()
+            return
+        self._write_frame(fmt.frame(self._packer.pack((METRIC, key, step, value, t))), 1)
+
+    def emit_points(self, keys: list[str], steps: list[int], values: list[float], t: float) -> None:
+        """Log one call's points, kept in one record. Call with ``lock`` held."""
+        if self.durability == "batch":
+            self._pending.append((tuple(keys), steps, values, t))
+            if len(self._pending) >= MAX_PENDING:
+                self._flush_pending_locked()
+            return
+        s0 = steps[0]
+        same = all(s == s0 for s in steps)
+        rec = metrics_record(
+            keys, None, s0 if same else np.array(steps, "<i8").tobytes(), np.array(values, "<f8").tobytes(), t
+        )
+        self._write_frame(fmt.frame(self._packer.pack(rec)), len(keys))
+
+    def _write_frame(self, data: bytes, n_events: int) -> None:
+        if self._backlog or self._failing is not None:
+            self._hold(data, n_events)
+            self._retry(force=False)
+            return
+        try:
+            if os.write(self.fd, data) != len(data):
+                self._finish_short_write(data)
+        except OSError as exc:
+            self._on_write_error(exc, data, n_events)
+            return
+        self.end += len(data)
+        if self.durability == "machine":
+            self._sync()
+        else:
+            self._dirty = True
+
+    def _finish_short_write(self, data: bytes) -> None:
+        # A short write happens at the edge of ENOSPC. Roll back, then write it whole.
+        os.ftruncate(self.fd, self.end)
+        self._write_all(self.fd, data)
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _on_write_error(self, exc: OSError, data: bytes, n_events: int) -> None:
+        try:
+            os.ftruncate(self.fd, self.end)  # no later record may follow a partial one
+        except OSError:
+            self._rotate("truncate failed")
+        if self.strict:
+            raise WriteError(
+                f"write to {self.path} failed at offset {self.end}: {exc.strerror or exc}"
+            ) from exc
+        if self._failing is None:
+            self._failing = exc
+            warnings.warn(
+                f"tracklog: writing to {self.path} failed ({errno.errorcode.get(exc.errno or 0, '?')}: "
+                f"{exc.strerror}); events are held in memory (up to {MAX_BACKLOG_BYTES >> 20} MiB) "
+                f"and retried. The {self.durability!r} durability promise is suspended until writes "
+                "succeed again.",
+                TracklogWarning,
+                stacklevel=5,
+            )
+        self._hold(data, n_events)
+        self._next_retry = time.monotonic() + RETRY_INTERVAL_S
+
+    def _hold(self, data: bytes, n_events: int) -> None:
+        if self._backlog_bytes + len(data) > MAX_BACKLOG_BYTES:
+            self._dropped += n_events
+            return
+        self._backlog.append((data, n_events))
+        self._backlog_bytes += len(data)
+
+    def _retry(self, force: bool) -> None:
+        """Try to write the backlog (oldest first). Call with the I/O path serialised."""
+        now = time.monotonic()
+        if not force and now < self._next_retry:
+            return
+        self._next_retry = now + RETRY_INTERVAL_S
+        while self._backlog:
+            data, n = self._backlog[0]
+            try:
+                self._write_all(self.fd, data)
+            except OSError:
+                try:
+                    os.ftruncate(self.fd, self.end)
+                except OSError:
+                    self._rotate("truncate failed")
+                return
+            self.end += len(data)
+            self._backlog.popleft()
+            self._backlog_bytes -= len(data)
+        if self._dropped:
+            rec = fmt.frame(self._packer.pack([DROPPED, {"count": self._dropped, "time": time.time()}]))
+            try:
+                self._write_all(self.fd, rec)
+            except OSError:
+                os.ftruncate(self.fd, self.end)
+                return
+            self.end += len(rec)
+            self._dropped = 0
+        if self._failing is not None:
+            self._failing = None
+            warnings.warn(f"tracklog: writes to {self.path} succeed again", TracklogWarning, stacklevel=2)
+        self._dirty = True
+
+    def _sync(self) -> None:
+        """fdatasync the segment; on failure move to a fresh segment instead of retrying."""
+        end = self.end
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            self._sync_failed(exc)
+            if self.strict:
+                raise WriteError(f"fsync of {self.path} failed: {exc.strerror or exc}") from exc
+            return
+        self.synced_end = end
+        self._dirty = False
+
+    def _sync_failed(self, exc: OSError) -> None:
+        # The kernel may have dropped the dirty pages and will not report it again:
+        # trusting a second fsync would be lying. Continue in a new file.
+        warnings.warn(
+            f"tracklog: fsync of {self.path} failed ({exc.strerror}); records after offset "
+            f"{self.synced_end} may not survive a power cut. Continuing in a new segment.",
+            TracklogWarning,
+            stacklevel=4,
+        )
+        self._rotate("fsync failed")
+
+    # -- batch mode ----------------------------------------------------------------------------
+
+    def _flush_pending_locked(self) -> None:
+        """Write pending items now (caller holds ``lock``): backpressure or flush()."""
+        items, self._pending = self._pending, []
+        with self._io_lock:
+            self._write_items(items)
+
+    def _write_items(self, items: list[Pending]) -> None:
+        for data, n in encode_pending(items):
+            if self._backlog or self._failing is not None:
+                self._hold(data, n)
+                continue
+            try:
+                self._write_all(self.fd, data)
+            except OSError as exc:
+                self._on_write_error(exc, data, n)
+                continue
+            self.end += len(data)
+            self._dirty = True
+
+    # -- background ----------------------------------------------------------------------------
+
+    def _background(self) -> None:
+        while not self._wake.wait(self._interval):
+            try:
+                self._tick()
+            except Exception as exc:  # never let the thread die or reach the user's job
+                warnings.warn(f"tracklog background flush failed: {exc!r}", TracklogWarning, stacklevel=1)
+
+    def _tick(self) -> None:
+        if self.durability == "batch":
+            with self.lock:
+                items, self._pending = self._pending, []
+            # I/O happens outside ``lock``: the training thread keeps appending meanwhile.
+            with self._io_lock:
+                self._write_items(items)
+                if self._backlog or self._failing is not None:
+                    self._retry(force=False)
+                if self._dirty and time.monotonic() - self._last_fsync >= self._fsync_interval:
+                    self._last_fsync = time.monotonic()
+                    self._sync()
+            return
+        with self.lock:
+            if self._backlog or self._failing is not None:
+                self._retry(force=False)
+            if not self._dirty:
+                return
+            fd, end = self.fd, self.end
+            self._dirty = False
+        # fsync outside the lock so log calls go on; a concurrent write is fine.
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            with self.lock:
+                if fd == self.fd:
+                    self._sync_failed(exc)
+            return
+        with self.lock:
+            if fd == self.fd:
+                self.synced_end = max(self.synced_end, end)
+
+    # -- flush and close -----------------------------------------------------------------------
+
+    @property
+    def pending_events(self) -> int:
+        """Events accepted but not yet written to the OS (batch buffer plus backlog)."""
+        return len(self._pending) + sum(n for _, n in self._backlog)
+
+    def flush(self, fsync: bool = True) -> None:
+        """Write everything pending to the OS, retry a backlog, and fsync if asked."""
+        with self.lock:
+            items, self._pending = self._pending, []
+            with self._io_lock:
+                self._write_items(items)
+                if self._backlog or self._failing is not None:
+                    self._retry(force=True)
+                    if (self._backlog or self._failing is not None) and self.strict:
+                        raise WriteError(f"{len(self._backlog)} records for {self.path} could not be written")
+                if fsync and self.end != self.synced_end:
+                    self._sync()
+
+    def close(self, final_records: Sequence[Any] = ()) -> None:
+        """Write ``final_records``, flush, fsync, and stop the background thread."""
+        if self._closed:
+            return
+        with self.lock:
+            for rec in final_records:
+                self.emit(rec)
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        try:
+            self.flush(fsync=True)
+        finally:
+            self._closed = True
+            if self._backlog or self._dropped:
+                warnings.warn(
+                    f"tracklog: {sum(n for _, n in self._backlog) + self._dropped} events for "
+                    f"{self.path} could not be written before close",
+                    TracklogWarning,
+                    stacklevel=3,
+                )
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+    def forget_in_child(self) -> None:
+        """After fork: close this process's copy of the file; the parent keeps writing."""
+        self._closed = True
+        self._pending = []
+        self._backlog.clear()
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def encode_pending(items: list[Pending]) -> list[tuple[bytes, int]]:
+    """Frame batch-mode items: runs of metric items become columnar records.
+
+    Returns ``(frame, n_events)`` pairs in log order. A log_metrics call's
+    points always land in one record.
+    """
+    out: list[tuple[bytes, int]] = []
+    run: list[tuple[Any, Any, Any, float]] = []
+    npoints = 0
+    for it in items:
+        if type(it) is bytes:
+            if run:
+                out.append(_columnar(run))
+                run, npoints = [], 0
+            out.append((fmt.frame(it), 1))
+            continue
+        run.append(it)  # type: ignore[arg-type]
+        npoints += len(it[0]) if type(it[0]) is tuple else 1
+        if npoints >= MAX_POINTS_PER_RECORD:
+            out.append(_columnar(run))
+            run, npoints = [], 0
+    if run:
+        out.append(_columnar(run))
+    return out
+
+
+def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
+    table: dict[str, int] = {}
+    idx: list[int] = []
+    steps: list[int] = []
+    values: list[float] = []
+    times: list[float] = []
+    for key, step, value, t in run:
+        if type(key) is tuple:  # one log_metrics call
+            for k in key:
+                i = table.get(k)
+                if i is None:
+                    i = table[k] = len(table)
+                idx.append(i)
+                times.append(t)
+            steps.extend(step)
+            values.extend(value)
+        else:
+            i = table.get(key)
+            if i is None:
+                i = table[key] = len(table)
+            idx.append(i)
+            steps.append(step)
+            values.append(value)
+            times.append(t)
+    n = len(values)
+    if len(table) > 65535:
+        # uint16 key indices: split the run in halves (rare: >65k distinct keys in one flush)
+        half = len(run) // 2
+        a, na = _columnar(run[:half])
+        b, nb = _columnar(run[half:])
+        return a + b, na + nb
+    step_arr = np.array(steps, dtype="<i8")
+    time_arr = np.array(times, dtype="<f8")
+    keys = list(table)
+    idx_col = None if len(keys) == n and idx == list(range(n)) else np.array(idx, dtype="<u2").tobytes()
+    steps_col: int | bytes = int(step_arr[0]) if (step_arr == step_arr[0]).all() else step_arr.tobytes()
+    times_col: float | bytes = float(time_arr[0]) if (time_arr == time_arr[0]).all() else time_arr.tobytes()
+    rec = metrics_record(keys, idx_col, steps_col, np.array(values, dtype="<f8").tobytes(), times_col)
+    return fmt.frame(msgpack.packb(rec, use_bin_type=True)), n
