@@ -49,7 +49,7 @@ def read_prior_state(run_path: Path, resume_step: int | None) -> PriorState:
             rev = idx[::-1]
             uniq, first_in_rev = np.unique(rev, return_index=True)
             pos = len(idx) - 1 - first_in_rev
-            for k, p in zip(uniq.tolist(), pos.tolist()):
+            for k, p in zip(uniq.tolist(), pos.tolist(), strict=True):
                 last[cols.keys[k]] = int(cols.steps[p])
         elif kind == PARAM and len(rec) == 4 and type(rec[1]) is str:
             state.params.setdefault(rec[1], msgpack.packb(rec[2]))

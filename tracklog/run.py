@@ -167,7 +167,10 @@ class Run:
         if not metrics:
             return
         keys = [k if k in self._keys else self._key(k) for k in metrics]
-        values = [v if type(v) is float else to_metric_value(k, v) for k, v in zip(keys, metrics.values())]
+        values = [
+            v if type(v) is float else to_metric_value(k, v)
+            for k, v in zip(keys, metrics.values(), strict=True)
+        ]
         t = _now() if timestamp is None else check_timestamp(timestamp)
         if step is not None:
             step = check_step(keys[0], step)
@@ -179,7 +182,7 @@ class Run:
                     raise ValidationError("log_metrics: next step would exceed int64 range")
             else:
                 steps = [step] * len(keys)
-            for k, s in zip(keys, steps):
+            for k, s in zip(keys, steps, strict=True):
                 self._next[k] = s + 1
             w.emit_points(keys, steps, values, t)
 

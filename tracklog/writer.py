@@ -241,7 +241,7 @@ class SegmentWriter:
             return
         self._next_retry = now + RETRY_INTERVAL_S
         while self._backlog:
-            data, n = self._backlog[0]
+            data, _ = self._backlog[0]
             try:
                 self._write_all(self.fd, data)
             except OSError:
