@@ -101,15 +101,19 @@ def check_prefix(buf: bytes | memoryview, path: str) -> tuple[int, int] | None:
     The header record that follows is an ordinary framed record (FORMAT.md).
     """
     got = bytes(buf[:PREFIX_SIZE])
+    k = 0
+    while k < min(len(got), len(MAGIC)) and got[k] == MAGIC[k]:
+        k += 1
+    if k < len(MAGIC):
+        # A magic cut short, then nothing or zeros: the writer died creating the file.
+        if k == len(got) or not any(got[k:]):
+            return None
+        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
     if len(got) < PREFIX_SIZE:
-        if got == MAGIC[: len(got)] or got[: len(MAGIC)] == MAGIC or not any(got):
-            return None
-        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
-    magic, major, minor = PREFIX.unpack(got)
-    if magic != MAGIC:
-        if not any(got):
-            return None
-        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
+        return None
+    _, major, minor = PREFIX.unpack(got)
+    if major == 0:
+        return None  # the version was cut off and zero-filled; major 0 never existed
     if major != FORMAT_MAJOR:
         raise UnsupportedFormatError(
             f"{path}: format version {major}.{minor} is not supported by this tracklog "
