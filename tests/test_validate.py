@@ -132,9 +132,8 @@ BAD_STEPS = [
 
 @pytest.mark.parametrize(("step", "exc"), BAD_STEPS)
 def test_bad_steps_are_refused(step: object, exc: type) -> None:
-    with tracklog.start_run() as run:
-        with pytest.raises(exc):
-            run.log_metric("m", 1.0, step=step)  # type: ignore[arg-type]
+    with tracklog.start_run() as run, pytest.raises(exc):
+        run.log_metric("m", 1.0, step=step)  # type: ignore[arg-type]
 
 
 def test_numpy_integer_steps_and_int64_bounds_are_accepted() -> None:
@@ -147,9 +146,8 @@ def test_numpy_integer_steps_and_int64_bounds_are_accepted() -> None:
 
 @pytest.mark.parametrize("ts", [math.nan, math.inf, "now", None.__class__])
 def test_bad_timestamps_are_refused(ts: object) -> None:
-    with tracklog.start_run() as run:
-        with pytest.raises((ValidationError, ValueTypeError)):
-            run.log_metric("m", 1.0, timestamp=ts)  # type: ignore[arg-type]
+    with tracklog.start_run() as run, pytest.raises((ValidationError, ValueTypeError)):
+        run.log_metric("m", 1.0, timestamp=ts)  # type: ignore[arg-type]
 
 
 PARAM_CONVERSIONS = [
@@ -190,18 +188,16 @@ BAD_PARAMS = [
 
 @pytest.mark.parametrize(("value", "exc"), BAD_PARAMS)
 def test_unstorable_params_raise_naming_the_key(value: object, exc: type) -> None:
-    with tracklog.start_run() as run:
-        with pytest.raises(exc, match="'p'"):
-            run.log_param("p", value)
+    with tracklog.start_run() as run, pytest.raises(exc, match="'p'"):
+        run.log_param("p", value)
 
 
 def test_deeply_nested_params_are_refused() -> None:
     deep: object = 1
     for _ in range(validate.MAX_NESTING + 5):
         deep = [deep]
-    with tracklog.start_run() as run:
-        with pytest.raises(ValidationError, match="nested"):
-            run.log_param("deep", deep)
+    with tracklog.start_run() as run, pytest.raises(ValidationError, match="nested"):
+        run.log_param("deep", deep)
 
 
 def test_huge_param_is_refused_not_written() -> None:

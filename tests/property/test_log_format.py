@@ -141,7 +141,7 @@ def test_flipping_any_byte_of_a_record_never_returns_it_and_salvages_the_rest(tm
     seg, ends = _sample_log(tmp_path)
     data = seg.read_bytes()
     full = _events(seg)
-    starts = [_header_end(data)] + ends[:-1]
+    starts = [_header_end(data), *ends[:-1]]
     bad = tmp_path / "flip.tlog"
     for r, (a, b) in enumerate(zip(starts, ends, strict=True)):
         others = _events(_write(tmp_path, data[:a] + data[b:]))  # what remains without record r
