@@ -2,9 +2,11 @@
 
 - An uncaught exception ends open runs as ``failed`` (``killed`` for
   KeyboardInterrupt) before the previous ``sys.excepthook`` prints it.
-- SIGTERM (SLURM's scancel, spot preemption) ends open runs as ``killed``, then
-  chains to the previous handler; if that was the default, the signal is
-  re-raised so the process still dies of SIGTERM and its exit status says so.
+- SIGTERM (SLURM's scancel, spot preemption) with the default action ends open
+  runs as ``killed`` (flushed, fsynced) and re-raises the signal, so the process
+  still dies of SIGTERM and its exit status says so. If the job had its own
+  handler (a framework's graceful shutdown), runs are only marked: that handler
+  runs, logging goes on, and the run ends as ``killed`` whenever it is closed.
 - Interpreter exit ends runs still open as ``finished``.
 - A forked child drops its copy of every open run: logging there raises.
 
@@ -53,25 +55,30 @@ def status_for(exc: BaseException | None) -> tuple[str, str | None]:
     return "failed", None
 
 
-def _close_all(status: str, error: BaseException | None = None, sig: str | None = None) -> None:
+def _close_all(
+    status: str, error: BaseException | None = None, sig: str | None = None, join: bool = True
+) -> None:
     for run in list(_live):
         try:
-            run.close(status, error=error, signal=sig)  # type: ignore[arg-type]
+            run._end(status, error, sig, join)
         except Exception:  # ending one run must not stop the others from ending
             pass
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _close_all("killed", sig=signal.Signals(signum).name)
+    name = signal.Signals(signum).name
     prev = _prev_term
     if callable(prev):
+        for run in list(_live):
+            run._signal = name
         prev(signum, frame)
-    elif prev == signal.SIG_IGN:
         return
-    else:
-        # Default action: die of the signal, so the parent (SLURM, a shell) sees SIGTERM.
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    # We may have interrupted the main thread inside a log call: end without joining
+    # the background threads (they may wait on a lock it holds); the process dies next.
+    _close_all("killed", sig=name, join=False)
+    # Default action: die of the signal, so the parent (SLURM, a shell) sees SIGTERM.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

@@ -93,6 +93,7 @@ class Run:
         self._default_step = prior.default_step
         self._keys: set[str] = set()
         self._closed: str | None = None  # why logging is refused: "closed" or "forked"
+        self._signal: str | None = None  # a signal received while a user handler kept us alive
 
     @property
     def id(self) -> str:
@@ -255,18 +256,27 @@ class Run:
     def close(
         self, status: Status = "finished", *, error: BaseException | None = None, signal: str | None = None
     ) -> None:
-        """Record how the run ended, flush, fsync and release the run. Idempotent."""
+        """Record how the run ended, flush, fsync and release the run. Idempotent.
+
+        After a SIGTERM that a handler of the user's survived, a run that is not
+        failed ends as ``killed`` with that signal: it was preempted.
+        """
+        self._end(status, error, signal, join=True)
+
+    def _end(self, status: str, error: BaseException | None, signal: str | None, join: bool) -> None:
         if status not in END_STATUSES:
             raise ValidationError(f"status must be one of {END_STATUSES}, got {status!r}")
         if self._closed is not None:
             return
         self._closed = "closed"
         lifecycle.forget(self)
+        if self._signal is not None and status != "failed":
+            status, signal = "killed", signal or self._signal
         end: dict[str, Any] = {"status": status, "time": _now(), "error": None, "signal": signal}
         if error is not None:
             end["error"] = {"type": type(error).__name__, "message": str(error)[:4096]}
         try:
-            self._writer.close([[RUN_END, end]])
+            self._writer.close([[RUN_END, end]], join=join)
         finally:
             self._lock.release()
 

@@ -80,8 +80,10 @@ class SegmentWriter:
         self.run_path = run_path
         self.durability = durability
         self.strict = strict
-        self.lock = threading.Lock()
-        self._io_lock = threading.Lock()  # serialises file I/O (batch flusher vs close)
+        # Re-entrant: a SIGTERM handler runs on the main thread, possibly while that thread
+        # is inside a log call holding these locks, and must still be able to flush and end.
+        self.lock = threading.RLock()
+        self._io_lock = threading.RLock()  # serialises file I/O (batch flusher vs close)
         self._header = dict(header)
         self._packer = msgpack.Packer(use_bin_type=True)
         self._pending: list[Pending] = []
@@ -373,15 +375,19 @@ class SegmentWriter:
                 if fsync and self.end != self.synced_end:
                     self._sync()
 
-    def close(self, final_records: Sequence[Any] = ()) -> None:
-        """Write ``final_records``, flush, fsync, and stop the background thread."""
+    def close(self, final_records: Sequence[Any] = (), join: bool = True) -> None:
+        """Write ``final_records``, flush, fsync, and stop the background thread.
+
+        ``join=False`` is for a signal handler about to kill the process: the
+        thread may be waiting for a lock the interrupted main thread holds.
+        """
         if self._closed:
             return
         with self.lock:
             for rec in final_records:
                 self.emit(rec)
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if join and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         try:
             self.flush(fsync=True)
