@@ -115,7 +115,7 @@ def test_sigterm_records_killed_flushes_and_keeps_the_signal_exit_code(root: Pat
 
 def test_uncaught_exception_records_failed_with_type_and_message(root: Path) -> None:
     proc = _spawn(root, "raises", "process", "raise")
-    out, err = proc.communicate()
+    _, err = proc.communicate()
     assert proc.returncode == 1 and "ValueError: boom at 50" in err
     end = list(tracklog.read_events(root / "runs" / "raises"))[-1]
     assert end.kind == "run_end" and end.value["status"] == "failed"
