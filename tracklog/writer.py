@@ -50,6 +50,11 @@ MAX_BACKLOG_BYTES: Final = 64 * 1024 * 1024
 MAX_POINTS_PER_RECORD: Final = 100_000
 _WRITE_CHUNK: Final = 4 * 1024 * 1024
 
+# Module-level aliases: one global lookup on the hot path, and the seam fault tests patch.
+_write = os.write
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+_ftruncate = os.ftruncate
+
 # Batch-mode pending items: bytes (a packed non-metric record), a 4-tuple
 # (key, step, value, time) for one point, or a 4-tuple (keys, steps, values, time)
 # for one log_metrics call, which is never split across records.
@@ -94,6 +99,7 @@ class SegmentWriter:
         self._failing: OSError | None = None
         self._dirty = False
         self._closed = False
+        self._broken = False  # a rollback failed: the next write must go to a fresh segment
         self.fd = -1
         self.path = segment_path(run_path, seq)
         self.seq = seq
@@ -146,7 +152,7 @@ class SegmentWriter:
     def _write_all(fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            n = os.write(fd, view[:_WRITE_CHUNK])
+            n = _write(fd, view[:_WRITE_CHUNK])
             view = view[n:]
 
     # -- the hot path --------------------------------------------------------------------------
@@ -189,9 +195,11 @@ class SegmentWriter:
             self._retry(force=False)
             return
         try:
-            if os.write(self.fd, data) != len(data):
-                self._finish_short_write(data)
+            if _write(self.fd, data) != len(data):
+                raise InterruptedError(errno.EIO, "short write")
         except OSError as exc:
+            # A short write or an error at the edge of ENOSPC: undo the partial record.
+            self._roll_back()
             self._on_write_error(exc, data, n_events)
             return
         self.end += len(data)
@@ -200,18 +208,31 @@ class SegmentWriter:
         else:
             self._dirty = True
 
-    def _finish_short_write(self, data: bytes) -> None:
-        # A short write happens at the edge of ENOSPC. Roll back, then write it whole.
-        os.ftruncate(self.fd, self.end)
-        self._write_all(self.fd, data)
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` whole or not at all (rolled back); raise OSError on failure."""
+        if self._broken:
+            if not self._rotate("truncate failed"):
+                raise OSError(errno.EIO, "cannot open a fresh segment")
+            self._broken = False
+        try:
+            self._write_all(self.fd, data)
+        except OSError:
+            self._roll_back()
+            raise
+        self.end += len(data)
+        self._dirty = True
+
+    def _roll_back(self) -> None:
+        # No later record may follow a partial one: cut back to the last complete record,
+        # or, if even that fails, write nothing more to this file.
+        try:
+            _ftruncate(self.fd, self.end)
+        except OSError:
+            self._broken = True
 
     # -- failures ------------------------------------------------------------------------------
 
     def _on_write_error(self, exc: OSError, data: bytes, n_events: int) -> None:
-        try:
-            os.ftruncate(self.fd, self.end)  # no later record may follow a partial one
-        except OSError:
-            self._rotate("truncate failed")
         if self.strict:
             raise WriteError(
                 f"write to {self.path} failed at offset {self.end}: {exc.strerror or exc}"
@@ -237,43 +258,34 @@ class SegmentWriter:
         self._backlog_bytes += len(data)
 
     def _retry(self, force: bool) -> None:
-        """Try to write the backlog (oldest first). Call with the I/O path serialised."""
+        """Write the backlog oldest first, then the count of dropped events, if the disk lets us."""
         now = time.monotonic()
         if not force and now < self._next_retry:
             return
         self._next_retry = now + RETRY_INTERVAL_S
-        while self._backlog:
-            data, _ = self._backlog[0]
-            try:
-                self._write_all(self.fd, data)
-            except OSError:
-                try:
-                    os.ftruncate(self.fd, self.end)
-                except OSError:
-                    self._rotate("truncate failed")
-                return
-            self.end += len(data)
-            self._backlog.popleft()
-            self._backlog_bytes -= len(data)
-        if self._dropped:
-            rec = fmt.frame(self._packer.pack([DROPPED, {"count": self._dropped, "time": time.time()}]))
-            try:
-                self._write_all(self.fd, rec)
-            except OSError:
-                os.ftruncate(self.fd, self.end)
-                return
-            self.end += len(rec)
-            self._dropped = 0
+        try:
+            while self._backlog:
+                data, _ = self._backlog[0]
+                self._append(data)
+                self._backlog.popleft()
+                self._backlog_bytes -= len(data)
+            if self._dropped:
+                rec = [DROPPED, {"count": self._dropped, "time": time.time()}]
+                self._append(fmt.frame(self._packer.pack(rec)))
+                self._dropped = 0
+        except OSError:
+            return
         if self._failing is not None:
             self._failing = None
             warnings.warn(f"tracklog: writes to {self.path} succeed again", TracklogWarning, stacklevel=2)
-        self._dirty = True
+        if self.durability == "machine":
+            self._sync()
 
     def _sync(self) -> None:
         """fdatasync the segment; on failure move to a fresh segment instead of retrying."""
         end = self.end
         try:
-            os.fdatasync(self.fd)
+            _fdatasync(self.fd)
         except OSError as exc:
             self._sync_failed(exc)
             if self.strict:
@@ -291,7 +303,8 @@ class SegmentWriter:
             TracklogWarning,
             stacklevel=4,
         )
-        self._rotate("fsync failed")
+        if not self._rotate("fsync failed"):
+            self._broken = True  # never fsync this file again; the next write retries the move
 
     # -- batch mode ----------------------------------------------------------------------------
 
@@ -307,12 +320,9 @@ class SegmentWriter:
                 self._hold(data, n)
                 continue
             try:
-                self._write_all(self.fd, data)
+                self._append(data)
             except OSError as exc:
                 self._on_write_error(exc, data, n)
-                continue
-            self.end += len(data)
-            self._dirty = True
 
     # -- background ----------------------------------------------------------------------------
 
@@ -345,7 +355,7 @@ class SegmentWriter:
             self._dirty = False
         # fsync outside the lock so log calls go on; a concurrent write is fine.
         try:
-            os.fdatasync(fd)
+            _fdatasync(fd)
         except OSError as exc:
             with self.lock:
                 if fd == self.fd:

@@ -1,0 +1,159 @@
+"""SegmentWriter under injected faults: ENOSPC, EIO, short writes, failed fsyncs."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+import tracklog
+from tracklog import writer as writer_mod
+from tracklog.errors import TracklogWarning, WriteError
+
+from .conftest import events_of, metric_points
+
+
+class Faults:
+    """Wraps the writer's write/fdatasync seams; fails the calls a test selects."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fail_writes = 0  # fail the next N write calls
+        self.short_next = False  # the next write stores only half its bytes, then fails
+        self.fail_syncs = 0
+        self.write_errno = errno.ENOSPC
+        real_write, real_sync = writer_mod._write, writer_mod._fdatasync
+
+        def write(fd: int, data: bytes | memoryview) -> int:
+            if self.short_next:
+                self.short_next = False
+                self.fail_writes = max(self.fail_writes, 1)
+                return real_write(fd, bytes(data)[: len(data) // 2])
+            if self.fail_writes:
+                self.fail_writes -= 1
+                raise OSError(self.write_errno, "injected")
+            return real_write(fd, data)
+
+        def sync(fd: int) -> None:
+            if self.fail_syncs:
+                self.fail_syncs -= 1
+                raise OSError(errno.EIO, "injected fsync failure")
+            real_sync(fd)
+
+        monkeypatch.setattr(writer_mod, "_write", write)
+        monkeypatch.setattr(writer_mod, "_fdatasync", sync)
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
+    monkeypatch.setattr(writer_mod, "RETRY_INTERVAL_S", 0.0)  # retry on the next call
+    return Faults(monkeypatch)
+
+
+def _clean(path: Path) -> None:
+    for report in tracklog.scan(path):
+        assert report.corrupt == [] and report.torn_tail is None, report
+
+
+@pytest.mark.parametrize("durability", ["process", "machine", "batch"])
+def test_disk_full_holds_events_warns_once_and_writes_them_later(faults: Faults, durability: str) -> None:
+    with tracklog.start_run(durability=durability) as run:  # type: ignore[arg-type]
+        run.log_metric("a", 0.0)
+        run.flush()
+        faults.fail_writes = 5
+        with pytest.warns(TracklogWarning) as caught:
+            for i in range(1, 20):
+                run.log_metric("a", float(i))
+            for _ in range(6):  # each flush retries once; the disk recovers after 5 failures
+                run.flush()
+    messages = [str(w.message) for w in caught]
+    assert sum("promise is suspended" in m for m in messages) == 1
+    assert any("succeed again" in m for m in messages)
+    assert metric_points(run.path) == [("a", i, float(i)) for i in range(20)]
+    _clean(run.path)
+
+
+def test_a_short_write_is_rolled_back_so_no_record_follows_a_hole(faults: Faults) -> None:
+    with tracklog.start_run() as run:
+        run.log_metric("a", 0.0)
+        faults.short_next = True
+        with pytest.warns(TracklogWarning):
+            run.log_metric("a", 1.0)
+            run.log_metric("a", 2.0)
+            run.flush()
+    assert metric_points(run.path) == [("a", 0, 0.0), ("a", 1, 1.0), ("a", 2, 2.0)]
+    _clean(run.path)
+
+
+def test_strict_mode_raises_and_leaves_a_clean_log(monkeypatch: pytest.MonkeyPatch, faults: Faults) -> None:
+    with tracklog.start_run(strict=True) as run:
+        run.log_metric("a", 0.0)
+        faults.fail_writes = 1
+        with pytest.raises(WriteError, match=r"seg-000001\.tlog.*offset"):
+            run.log_metric("a", 1.0)
+        run.log_metric("a", 2.0)
+    assert [v for _, _, v in metric_points(run.path)] == [0.0, 2.0]
+    _clean(run.path)
+
+
+def test_events_past_the_backlog_bound_are_counted_in_a_dropped_event(
+    monkeypatch: pytest.MonkeyPatch, faults: Faults
+) -> None:
+    monkeypatch.setattr(writer_mod, "MAX_BACKLOG_BYTES", 200)
+    with tracklog.start_run() as run:
+        faults.fail_writes = 10**9
+        with pytest.warns(TracklogWarning):
+            for i in range(20):
+                run.log_metric("a", float(i))
+            faults.fail_writes = 0
+            run.flush()
+    evs = events_of(run.path)
+    kept = [e.value for e in evs if e.kind == "metric"]
+    dropped = [e.value["count"] for e in evs if e.kind == "dropped"]
+    assert len(kept) + sum(dropped) == 20 and dropped and dropped[0] > 0
+    assert kept == [float(i) for i in range(len(kept))]  # the oldest are kept, in order
+
+
+def test_a_failed_fsync_is_not_retried_the_writer_moves_to_a_new_segment(faults: Faults) -> None:
+    with tracklog.start_run(durability="machine") as run:
+        run.log_metric("a", 0.0)
+        faults.fail_syncs = 1
+        with pytest.warns(TracklogWarning, match="fsync"):
+            run.log_metric("a", 1.0)
+        run.log_metric("a", 2.0)
+    segs = sorted(run.path.glob("seg-*.tlog"))
+    assert [s.name for s in segs] == ["seg-000001.tlog", "seg-000002.tlog"]
+    assert tracklog.scan(segs[1])[0].header["after_failure"] == "fsync failed"
+    assert [v for _, _, v in metric_points(run.path)] == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("err", [errno.EIO, errno.EDQUOT, errno.EROFS])
+def test_other_write_errors_behave_like_disk_full(faults: Faults, err: int) -> None:
+    faults.write_errno = err
+    with tracklog.start_run() as run:
+        faults.fail_writes = 2
+        with pytest.warns(TracklogWarning):
+            for i in range(5):
+                run.log_metric("a", float(i))
+            run.flush()
+    assert [v for _, _, v in metric_points(run.path)] == [float(i) for i in range(5)]
+
+
+def test_batch_mode_coalesces_points_into_columnar_records() -> None:
+    with tracklog.start_run(durability="batch") as run:
+        for i in range(1000):
+            run.log_metric("a", float(i))
+            run.log_metric("b", float(-i))
+        run.log_metrics({"x": 1.0, "y": 2.0})
+    (report,) = tracklog.scan(run.path)
+    assert report.records < 10  # run_start, a few columnar records, run_end
+    pts = metric_points(run.path)
+    assert pts[:4] == [("a", 0, 0.0), ("b", 0, -0.0), ("a", 1, 1.0), ("b", 1, -1.0)]
+    assert pts[-2:] == [("x", 0, 1.0), ("y", 0, 2.0)] and len(pts) == 2002
+
+
+def test_encode_pending_never_splits_one_log_metrics_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_mod, "MAX_POINTS_PER_RECORD", 4)
+    call = (("a", "b", "c"), [1, 1, 1], [1.0, 2.0, 3.0], 5.0)
+    frames = writer_mod.encode_pending([call, call, ("z", 0, 0.0, 1.0), call])
+    assert [n for _, n in frames] == [6, 4]
