@@ -33,25 +33,25 @@ FRAME_SIZE: Final = FRAME.size  # 12
 MAX_PAYLOAD_BYTES: Final = 16 * 1024 * 1024 - 1  # bounds every allocation a length can cause
 MAX_HEADER_BYTES: Final = 64 * 1024
 
-_CRC_SEED: Final = zlib.crc32(b"tracklog")
+CRC_SEED: Final = zlib.crc32(b"tracklog")
 _crc32 = zlib.crc32
 _u32 = struct.Struct("<I")
-_LEN_HEAD: dict[int, bytes] = {}
+LEN_HEAD: dict[int, bytes] = {}
 
 
 def crc(data: bytes | memoryview) -> int:
     """CRC-32 of ``data``, seeded with tracklog's constant."""
-    return _crc32(data, _CRC_SEED)
+    return _crc32(data, CRC_SEED)
 
 
-def _len_head(n: int) -> bytes:
+def len_head(n: int) -> bytes:
     """The first 8 frame bytes for payload length ``n`` (cached: lengths repeat)."""
-    head = _LEN_HEAD.get(n)
+    head = LEN_HEAD.get(n)
     if head is None:
         lb = _u32.pack(n)
-        head = lb + _u32.pack(_crc32(lb, _CRC_SEED))
-        if len(_LEN_HEAD) < 65536:
-            _LEN_HEAD[n] = head
+        head = lb + _u32.pack(_crc32(lb, CRC_SEED))
+        if len(LEN_HEAD) < 65536:
+            LEN_HEAD[n] = head
     return head
 
 
@@ -62,8 +62,8 @@ def frame(payload: bytes) -> bytes:
         raise ValidationError(
             f"record of {n} bytes cannot be stored (limit {MAX_PAYLOAD_BYTES} bytes); log smaller values"
         )
-    head = _LEN_HEAD.get(n) or _len_head(n)
-    return head + (_crc32(payload, _CRC_SEED)).to_bytes(4, "little") + payload
+    head = LEN_HEAD.get(n) or len_head(n)
+    return head + (_crc32(payload, CRC_SEED)).to_bytes(4, "little") + payload
 
 
 # -- msgpack ---------------------------------------------------------------------------------
@@ -147,10 +147,10 @@ def frame_at(buf: bytes | memoryview, pos: int, end: int) -> int:
     if pos + FRAME_SIZE > end:
         return -1
     n, lcrc, pcrc = FRAME.unpack_from(buf, pos)
-    if n == 0 or n > MAX_PAYLOAD_BYTES or _crc32(_u32.pack(n), _CRC_SEED) != lcrc:
+    if n == 0 or n > MAX_PAYLOAD_BYTES or _crc32(_u32.pack(n), CRC_SEED) != lcrc:
         return -1
     stop = pos + FRAME_SIZE + n
-    if stop > end or _crc32(buf[pos + FRAME_SIZE : stop], _CRC_SEED) != pcrc:
+    if stop > end or _crc32(buf[pos + FRAME_SIZE : stop], CRC_SEED) != pcrc:
         return -1
     return stop
 
@@ -191,7 +191,7 @@ def iter_frames(buf: bytes | memoryview, pos: int, end: int) -> Iterator[tuple[i
     """
     head = FRAME.unpack_from
     u32 = _u32.pack
-    seed = _CRC_SEED
+    seed = CRC_SEED
     c32 = _crc32
     while pos < end:
         if pos + FRAME_SIZE <= end:

@@ -53,7 +53,7 @@ from .validate import (
     to_json_like,
     to_metric_value,
 )
-from .writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, Durability, SegmentWriter
+from .writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
 
 Status = Literal["finished", "failed", "killed"]
 END_STATUSES = ("finished", "failed", "killed")
@@ -84,6 +84,9 @@ class Run:
         self._id = run_id
         self._path = path
         self._writer = writer
+        self._wlock = writer.lock
+        self._emit_point = writer.emit_point
+        self._batched = writer.durability == "batch"
         self._lock = lock
         self.experiment = experiment
         self.name = name
@@ -146,14 +149,20 @@ class Run:
         t = _now() if timestamp is None else check_timestamp(timestamp)
         if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(key, step)
-        w = self._writer
-        with w.lock:
+        with self._wlock:
             if step is None:
                 step = self._next.get(key, self._default_step)
                 if step > INT64_MAX:
                     raise ValidationError(f"metric {key!r}: next step would exceed int64 range")
             self._next[key] = step + 1
-            w.emit_point(key, step, value, t)
+            if self._batched:
+                # Inlined SegmentWriter._point_batch: one call less on the hottest path.
+                pending = self._writer.pending
+                pending.append((key, step, value, t))
+                if len(pending) >= MAX_PENDING:
+                    self._writer.flush_pending_locked()
+            else:
+                self._emit_point(key, step, value, t)
 
     def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None

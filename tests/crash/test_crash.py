@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -143,3 +144,63 @@ def test_a_live_writer_in_another_process_blocks_resume(root: Path) -> None:
         proc.wait()
     with tracklog.start_run(run_id="busy", resume=True, root=root):
         pass  # after the writer died, resuming works
+
+
+FORKING_PARENT = """
+import os, sys, time, tracklog
+run = tracklog.start_run(root=sys.argv[1], run_id="forker")
+run.log_metric("a", 1.0)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:                      # a DataLoader-style worker that outlives its trainer
+    os.close(w)
+    os.read(r, 1)                 # blocks: nobody ever writes to this pipe
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_forked_child_does_not_keep_a_dead_trainers_lock(root: Path) -> None:
+    proc = subprocess.Popen(
+        [PY, "-c", FORKING_PARENT, str(root)], stdout=subprocess.PIPE, env=python_env(), text=True
+    )
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    lock = root / "runs" / "forker" / "writer.lock"
+    try:
+        assert is_locked(lock)
+        proc.kill()
+        proc.wait()
+        os.kill(child, 0)  # the worker is still alive...
+        assert not is_locked(lock)  # ...yet the run reads as not running
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+USER_HANDLER = """
+import signal, sys, tracklog
+stop = []
+signal.signal(signal.SIGTERM, lambda s, f: stop.append(s))   # a framework's graceful shutdown
+with tracklog.start_run(root=sys.argv[1], run_id="graceful") as run:
+    i = 0
+    while not stop:
+        run.log_metric("a", float(i)); i += 1
+        if i == 100: print("ready", flush=True)
+    run.log_metric("saved_checkpoint_at", float(i))          # logging still works after SIGTERM
+print("clean exit", flush=True)
+"""
+
+
+def test_a_users_sigterm_handler_still_runs_and_the_run_ends_killed(root: Path) -> None:
+    proc = subprocess.Popen(
+        [PY, "-c", USER_HANDLER, str(root)], stdout=subprocess.PIPE, env=python_env(), text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "clean exit" in out
+    events = list(tracklog.read_events(root / "runs" / "graceful"))
+    assert any(e.key == "saved_checkpoint_at" for e in events)
+    assert events[-1].value["status"] == "killed" and events[-1].value["signal"] == "SIGTERM"

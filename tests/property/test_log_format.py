@@ -112,7 +112,14 @@ def test_truncation_at_every_offset_returns_exactly_the_complete_records(tmp_pat
     per_record = [len(list(tracklog.read_events(_write(tmp_path, data[:e])))) for e in ends]
     cut_file = tmp_path / "cut.tlog"
     for cut in range(len(data) + 1):
-        for tail in (b"", b"\0" * 64, os.urandom(64)):
+        # A tail whose first byte equals the byte that was cut off would un-cut the log
+        # (the record is then complete again), so such tails start with a different byte.
+        garbage = bytearray(os.urandom(64))
+        zeros = bytearray(64)
+        if cut < len(data):
+            garbage[0] = data[cut] ^ 0xFF
+            zeros[0] = 0 if data[cut] else 1
+        for tail in (b"", bytes(zeros), bytes(garbage)):
             cut_file.write_bytes(data[:cut] + tail)
             complete = sum(1 for e in ends if e <= cut)
             n = per_record[complete - 1] if complete else 0
