@@ -2,6 +2,7 @@
 
 The experiment and name, the params already logged (a param re-logged with the
 same value is a no-op, a different value a conflict), and each key's next step.
+All of it comes from the same fold that replay and queries use.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
-import numpy as np
 
-from .events import METRIC, METRICS, PARAM, RUN_START, decode_columns
-from .reader import iter_records
+from .fold import FoldState
+from .paths import list_segments
+from .replay import fold_segment
 
 
 @dataclass
@@ -30,35 +31,15 @@ class PriorState:
 
 
 def read_prior_state(run_path: Path, resume_step: int | None) -> PriorState:
-    """Read the run's logs. With ``resume_step`` every key continues from it."""
-    state = PriorState.empty(resume_step)
-    last: dict[str, int] = {}
-    for report, off, rec in iter_records(run_path, on_corrupt="warn"):
-        if not isinstance(rec, list) or not rec:
-            continue
-        kind = rec[0]
-        if kind == METRIC and len(rec) == 5 and type(rec[1]) is str and type(rec[2]) is int:
-            last[rec[1]] = rec[2]
-        elif kind == METRICS:
-            try:
-                cols = decode_columns(rec, f"{report.path} offset {off}")
-            except ValueError:
-                continue
-            idx = np.arange(len(cols.keys)) if cols.idx is None else cols.idx
-            # the last occurrence of each key index in this record
-            rev = idx[::-1]
-            uniq, first_in_rev = np.unique(rev, return_index=True)
-            pos = len(idx) - 1 - first_in_rev
-            for k, p in zip(uniq.tolist(), pos.tolist(), strict=True):
-                last[cols.keys[k]] = int(cols.steps[p])
-        elif kind == PARAM and len(rec) == 4 and type(rec[1]) is str:
-            state.params.setdefault(rec[1], msgpack.packb(rec[2]))
-        elif kind == RUN_START and len(rec) == 2 and isinstance(rec[1], dict):
-            info = rec[1]
-            if state.experiment is None and isinstance(info.get("experiment"), str):
-                state.experiment = info["experiment"]
-            if isinstance(info.get("name"), str):
-                state.name = info["name"]
+    """Fold the run's logs. With ``resume_step`` every key continues from it."""
+    state = FoldState()
+    for seg in list_segments(run_path):
+        fold_segment(state, seg)
+    prior = PriorState.empty(resume_step)
+    prior.experiment, prior.name = state.experiment, state.name
+    prior.params = {k: msgpack.packb(v) for k, v in state.params.items()}
     if resume_step is None:
-        state.next_steps = {k: s + 1 for k, s in last.items()}
-    return state
+        prior.next_steps = {
+            k: s.summary.last_step + 1 for k, s in state.series.items() if s.summary.last_step is not None
+        }
+    return prior

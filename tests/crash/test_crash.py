@@ -150,12 +150,13 @@ FORKING_PARENT = """
 import os, sys, time, tracklog
 run = tracklog.start_run(root=sys.argv[1], run_id="forker")
 run.log_metric("a", 1.0)
-r, w = os.pipe()
+ready_r, ready_w = os.pipe()
 pid = os.fork()
 if pid == 0:                      # a DataLoader-style worker that outlives its trainer
-    os.close(w)
-    os.read(r, 1)                 # blocks: nobody ever writes to this pipe
+    os.write(ready_w, b"x")       # fork hooks have run by the time fork() returns here
+    time.sleep(600)
     os._exit(0)
+os.read(ready_r, 1)
 print(pid, flush=True)
 time.sleep(600)
 """
