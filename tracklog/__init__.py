@@ -1,10 +1,13 @@
 """tracklog: an experiment tracker on an append-only, crash-safe event log.
 
-Write with ``start_run``; read raw logs with ``read_events`` and ``scan``.
+Write with ``start_run``; fold logs with ``replay``; find and read runs with
+``Store``; fold logs into snapshots with ``compact``; read raw logs with
+``read_events`` and ``scan``.
 The on-disk format is specified in FORMAT.md.
 """
 
 from ._version import __version__
+from .compact import CompactReport, compact
 from .errors import (
     CorruptLogError,
     ParamConflictError,
@@ -21,12 +24,23 @@ from .errors import (
     WriteError,
 )
 from .events import Event
+from .fold import MetricHistory, MetricSummary, RunState, SessionInfo
+from .query import Store
 from .reader import SegmentReport, read_events, scan
+from .replay import replay
 from .run import Run, start_run
+from .where import FilterError
 
 __all__ = [
+    "CompactReport",
     "CorruptLogError",
     "Event",
+    "FilterError",
+    "MetricHistory",
+    "MetricSummary",
+    "RunState",
+    "SessionInfo",
+    "Store",
     "ParamConflictError",
     "Run",
     "RunClosedError",
@@ -42,7 +56,9 @@ __all__ = [
     "ValueTypeError",
     "WriteError",
     "__version__",
+    "compact",
     "read_events",
+    "replay",
     "scan",
     "start_run",
 ]

@@ -404,11 +404,14 @@ class RunState:
     metrics: dict[str, MetricSummary]
     dropped: int = 0
     _series: dict[str, Series] | None = field(default=None, repr=False)
+    _loader: Any = field(default=None, repr=False)
 
     def history(self, key: str) -> MetricHistory:
         """The key's points as numpy arrays, in fold order."""
         from .errors import RunNotFoundError
 
+        if self._series is None and self._loader is not None:
+            self._series = self._loader()._series  # an index entry: fold the run on first use
         series = (self._series or {}).get(key)
         if series is None or not series.summary.count:
             raise RunNotFoundError(f"run {self.id} has no metric {key!r}")

@@ -4,6 +4,8 @@
     <root>/runs/<run_id>/writer.lock         held by the live writer
     <root>/artifacts/sha256/<ab>/<hex>       content-addressed, shared by all runs
     <root>/artifacts/tmp/                    partial copies, renamed into place
+    <root>/index/runs.tli                    the store index (a cache, rebuilt by compaction)
+    <root>/index/dirty/<run_id>~<session>    a writer session the index has not folded yet
 
 Run ids and artifact names are validated here before they reach the
 filesystem; metric, param and tag keys never become file names at all.
@@ -109,6 +111,19 @@ def list_segments(run_path: Path) -> list[Path]:
         return []
     found = [(segment_seq(Path(n)), n) for n in names]
     return [run_path / n for seq, n in sorted((s, n) for s, n in found if s is not None)]
+
+
+def index_dir(root: Path) -> Path:
+    return root / "index"
+
+
+def dirty_dir(root: Path) -> Path:
+    return root / "index" / "dirty"
+
+
+def dirty_marker(root: Path, run_id: str, session: str) -> Path:
+    # '~' cannot occur in a run id, so the name splits back unambiguously.
+    return dirty_dir(root) / f"{check_run_id(run_id)}~{session}"
 
 
 def artifact_path(root: Path, sha256: str) -> Path:

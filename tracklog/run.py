@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import msgpack
 
-from . import artifacts, lifecycle
+from . import artifacts, index, lifecycle
 from ._version import __version__
 from .errors import (
     ParamConflictError,
@@ -371,7 +371,10 @@ def start_run(
     ident = process_identity()
     session = os.urandom(8).hex()
     lock = WriterLock(lock_path(path))
+    marker: Path | None = None
     try:
+        # Announce the session to the store index before anything can be written.
+        marker = index.mark_dirty(root_path, run_id, session)
         lock.acquire({**ident, "session": session, "time": _now()})
         try:
             prior = read_prior_state(path, resume_step) if not created else PriorState.empty(resume_step)
@@ -414,6 +417,8 @@ def start_run(
             lock.release()
             raise
     except BaseException:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise

@@ -1,0 +1,129 @@
+"""The filter language: a table of good filters with their matches, bad ones with positions."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+import tracklog
+from tracklog.where import FilterError, parse_filter, parse_order, sort_runs
+
+
+@pytest.fixture
+def store() -> tracklog.Store:
+    specs = [
+        (
+            "a",
+            "vision",
+            {"lr": 0.1, "opt": "adam", "layers": 3},
+            {"team": "cv"},
+            {"loss": [0.5, 0.05], "val/acc": [0.9]},
+        ),
+        ("b", "vision", {"lr": 0.01, "opt": "sgd", "layers": 5}, {"team": "cv"}, {"loss": [0.7, 0.2]}),
+        ("bert-base", "nlp", {"lr": "0.001", "opt": "adam"}, {"team": "nlp"}, {"loss": [math.nan]}),
+        ("c", "nlp", {"lr": 0.3, "opt": "Adam"}, {}, {"loss": [1.0, 0.09, 0.08], "f1 macro": [0.5]}),
+    ]
+    for name, exp, params, tags, metrics in specs:
+        with tracklog.start_run(exp, name, params=params, tags=tags) as run:
+            for key, values in metrics.items():
+                for v in values:
+                    run.log_metric(key, v)
+    crashed = tracklog.start_run("nlp", "d", params={"lr": 0.5})
+    from .helpers import crash
+
+    crash(crashed)
+    return tracklog.Store()
+
+
+GOOD = [
+    ("metrics.loss < 0.1", {"a", "c"}),
+    ("metrics.loss < 0.1 AND params.opt = 'adam'", {"a"}),
+    ("metrics.loss >= 0.1 OR params.layers > 4", {"b"}),
+    ("NOT metrics.loss < 0.1", {"b", "bert-base", "d"}),  # NaN and missing: NOT of false
+    ("params.lr = '0.001'", {"bert-base"}),
+    ("params.lr = 0.001", {"bert-base"}),  # a str param compared as a number
+    ("params.lr > 0.05", {"a", "c", "d"}),
+    ("params.opt IN ('adam', 'Adam')", {"a", "bert-base", "c"}),
+    ("params.opt NOT IN ('adam')", {"b", "c"}),
+    ("params.opt LIKE 'a%'", {"a", "bert-base"}),
+    ("params.opt ILIKE 'a%'", {"a", "bert-base", "c"}),
+    ("name LIKE 'bert-%'", {"bert-base"}),
+    ("name NOT LIKE '_'", {"bert-base"}),
+    ("tags.team = 'cv'", {"a", "b"}),
+    ("tags.team != 'cv'", {"bert-base"}),
+    ("status = 'crashed'", {"d"}),
+    ("attributes.status = 'finished' AND experiment = 'nlp'", {"bert-base", "c"}),
+    ("metrics.loss.min <= 0.08", {"a", "c"}),
+    ("metrics.loss.max > 0.6", {"b", "c"}),
+    ("metrics.loss.count = 3", {"c"}),
+    ("metrics.loss.first_step = 0 AND metrics.loss.last_step = 1", {"a", "b"}),
+    ("metrics.`val/acc` > 0.5", {"a"}),
+    ('metrics."f1 macro".last = 0.5', {"c"}),
+    ("(params.opt = 'adam' OR params.opt = 'sgd') AND NOT (tags.team = 'nlp')", {"a", "b"}),
+    ("start_time > 0", {"a", "b", "bert-base", "c", "d"}),
+    ("metrics.loss != 0.2", {"a", "c"}),  # NaN satisfies nothing, not even !=
+    ("params.missing = 1 OR params.layers = 3", {"a"}),
+    ("params.layers = 3.0", {"a"}),
+    ("name = 'a' or name = 'b'", {"a", "b"}),  # keywords are case-insensitive
+]
+
+
+@pytest.mark.parametrize(("text", "want"), GOOD)
+def test_filter_matches(store: tracklog.Store, text: str, want: set[str]) -> None:
+    assert {r.name for r in store.runs(where=text)} == want
+
+
+BAD = [
+    ("", 0, "empty"),
+    ("metrics.loss <", 14, "expected a value"),
+    ("metrics.loss << 1", 14, "expected a number"),
+    ("loss < 1", 0, "unknown field"),
+    ("params.lr = 'x", 12, "unterminated"),
+    ("(params.lr = 1", 14, "expected ')'"),
+    ("params.lr = 1 AND", 17, "expected a field"),
+    ("params.lr = 1 params.x = 2", 14, "expected AND, OR"),
+    ("metrics.loss.mean > 1", 13, "unknown metric aggregate"),
+    ("params. = 1", 7, "expected a key"),
+    ("params.lr LIKE 3", 15, "LIKE needs a 'quoted' pattern"),
+    ("params.lr ~ 3", 10, "expected an operator"),
+    ("params.lr IN 1", 13, "expected '('"),
+    ("attributes.color = 'x'", 0, "unknown attribute"),
+    ("__import__('os').system('x') = 1", 0, "unknown field"),
+    ("params.lr NOT = 1", 10, "expected IN or LIKE"),
+]
+
+
+@pytest.mark.parametrize(("text", "pos", "msg"), BAD)
+def test_bad_filters_point_at_the_position(text: str, pos: int, msg: str) -> None:
+    with pytest.raises(FilterError, match=re.escape(f"position {pos}: {msg}")) as info:
+        parse_filter(text)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, tracklog.TracklogError)
+    assert info.value.args[0].splitlines()[-1] == "  " + " " * pos + "^"
+
+
+def test_order_by_sorts_nan_and_missing_last_both_ways(store: tracklog.Store) -> None:
+    asc = [r.name for r in store.runs(order_by="metrics.loss")]
+    desc = [r.name for r in store.runs(order_by="metrics.loss DESC")]
+    assert asc[:3] == ["a", "c", "b"] and set(asc[3:]) == {"bert-base", "d"}
+    assert desc[:3] == ["b", "c", "a"] and set(desc[3:]) == {"bert-base", "d"}
+
+
+def test_order_by_several_fields_and_limit(store: tracklog.Store) -> None:
+    got = [r.name for r in store.runs(order_by=["experiment ASC", "name DESC"], limit=3)]
+    assert got == ["d", "c", "bert-base"]
+
+
+def test_default_order_is_newest_first(store: tracklog.Store) -> None:
+    assert [r.name for r in store.runs()] == ["d", "c", "bert-base", "b", "a"]
+
+
+def test_experiment_argument_filters(store: tracklog.Store) -> None:
+    assert {r.name for r in store.runs(experiment="vision")} == {"a", "b"}
+
+
+def test_parse_order_rejects_junk() -> None:
+    with pytest.raises(FilterError, match="ASC, DESC"):
+        parse_order("metrics.loss upward")
+    assert sort_runs([], parse_order("name")) == []

@@ -1,0 +1,147 @@
+"""Store: find runs, read their state and histories, compact them.
+
+Every answer is fresh: a run's snapshot plus a fold of whatever its logs hold
+beyond it, so a query during training sees the latest flushed events without
+waiting for a compaction. Listing reads the store index for runs that have not
+changed since it was written (no marker in ``index/dirty``) and folds the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import index
+from .compact import CompactReport, compact, current_state
+from .errors import RunNotFoundError, ValidationError
+from .fold import MetricHistory, MetricSummary, RunState, SessionInfo
+from .paths import check_run_id, resolve_root, run_dir, runs_dir
+from .where import parse_filter, parse_order, sort_runs
+
+
+class Store:
+    """A tracklog store root: ``$TRACKLOG_DIR``, else ``./tlruns``, unless given."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = resolve_root(root)
+
+    def __repr__(self) -> str:
+        return f"<tracklog.Store at {self.root}>"
+
+    def run_ids(self) -> list[str]:
+        """Every run id in the store, oldest first (generated ids sort by creation time)."""
+        try:
+            return sorted(n for n in os.listdir(runs_dir(self.root)) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def resolve(self, ref: str) -> str:
+        """A run id from an id, a unique id prefix, or a unique run name."""
+        ids = self.run_ids()
+        if ref in ids:
+            return ref
+        matches = [i for i in ids if i.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            named = [r.id for r in self.runs() if r.name == ref]
+            if len(named) == 1:
+                return named[0]
+            if len(named) > 1:
+                raise RunNotFoundError(f"run name {ref!r} is ambiguous: {', '.join(named[:5])}; use an id")
+            raise RunNotFoundError(f"no run {ref!r} in {self.root}")
+        raise RunNotFoundError(f"run id prefix {ref!r} is ambiguous: {', '.join(matches[:5])}")
+
+    def _path(self, run_id: str) -> Path:
+        try:
+            path = run_dir(self.root, run_id)
+        except ValidationError:
+            path = None
+        if path is None or not path.is_dir():
+            return run_dir(self.root, self.resolve(run_id))
+        return path
+
+    def run(self, run_id: str) -> RunState:
+        """One run's current state (id, unique id prefix or unique name)."""
+        return current_state(self._path(run_id))
+
+    def history(self, run_id: str, key: str) -> MetricHistory:
+        """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
+        return self.run(run_id).history(key)
+
+    def runs(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunState]:
+        """Runs matching the filters, newest first unless ``order_by`` says otherwise."""
+        pred = parse_filter(where) if where is not None else None
+        order = parse_order(order_by) if order_by is not None else None
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
+        entries = index.load(self.root)
+        dirty = index.dirty_sessions(self.root)
+        out = []
+        for rid in reversed(self.run_ids()):
+            entry = entries.get(rid)
+            if entry is not None and rid not in dirty:
+                if experiment is not None and entry.get("experiment") != experiment:
+                    continue
+                state = _from_entry(entry, run_dir(self.root, rid))
+            else:
+                try:
+                    state = current_state(run_dir(self.root, check_run_id(rid)))
+                except (ValidationError, OSError):
+                    continue
+                if experiment is not None and state.experiment != experiment:
+                    continue
+            if pred is None or pred(state):
+                out.append(state)
+        if order:
+            out = sort_runs(out, order)
+        return out[:limit] if limit is not None else out
+
+    def compact(self, run_id: str | None = None) -> CompactReport:
+        """Fold new log bytes into snapshots and refresh the index; returns what was done."""
+        return compact(self.root, self.resolve(run_id) if run_id else None)
+
+    def histories(self, run_ids: Sequence[str], key: str) -> Any:
+        """Every listed run's curve for ``key`` in one DataFrame (needs pandas)."""
+        import pandas as pd
+
+        frames = []
+        for rid in run_ids:
+            h = self.history(rid, key)
+            frames.append(
+                pd.DataFrame({"run_id": rid, "step": h.step, "value": h.value, "timestamp": h.timestamp})
+            )
+        return (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=["run_id", "step", "value", "timestamp"])
+        )
+
+
+def _from_entry(entry: dict[str, Any], path: Path) -> RunState:
+    state = RunState(
+        id=entry["id"],
+        path=path,
+        experiment=entry["experiment"],
+        name=entry["name"],
+        status=entry["status"],
+        start_time=entry["start_time"],
+        end_time=entry["end_time"],
+        error=entry["error"],
+        params=entry["params"],
+        tags=entry["tags"],
+        artifacts=entry["artifacts"],
+        sessions=[SessionInfo(**s) for s in entry["sessions"]],
+        metrics={k: MetricSummary.from_dict(m) for k, m in entry["metrics"].items()},
+        dropped=entry.get("dropped", 0),
+        _loader=lambda: current_state(path),
+    )
+    return state

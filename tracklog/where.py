@@ -1,0 +1,382 @@
+"""The filter language of ``Store.runs(where=..., order_by=...)``, after MLflow's search syntax.
+
+    metrics.loss < 0.1 AND params.optimizer = 'adam'
+    (tags.team IN ('vision', 'nlp') OR name LIKE 'bert-%') AND NOT status = 'crashed'
+    metrics.`val/acc`.max >= 0.9      metrics."f1 macro".count > 10
+
+Fields: ``params.KEY``, ``tags.KEY``, ``metrics.KEY`` (the last value) and
+``metrics.KEY.min|max|count|last|first_step|last_step``, and the attributes
+``id``, ``status``, ``name``, ``experiment``, ``start_time``, ``end_time``
+(optionally written ``attributes.status``). A key with characters outside
+letters, digits and ``_ / @ - [ ] :`` is quoted with backticks or double quotes.
+Operators: ``= != < <= > >= LIKE ILIKE IN NOT IN``, combined with AND, OR, NOT
+and parentheses. A comparison on a field the run lacks is false (so its NOT is
+true); NaN satisfies no comparison and sorts last. Parsing is a small recursive
+descent over characters: nothing is ever evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ValidationError
+
+MISSING: Any = object()
+ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time")
+AGGREGATES = ("min", "max", "count", "last", "first_step", "last_step")
+_KEY_STOP = set(" \t\r\n=!<>(),'\"`.")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)", re.IGNORECASE)
+
+Predicate = Callable[[Any], bool]
+Getter = Callable[[Any], Any]
+
+
+class FilterError(ValidationError):
+    """A malformed filter or order_by; the message points at the position."""
+
+
+def _get_attr(name: str) -> Getter:
+    return lambda run: getattr(run, name, MISSING)
+
+
+def _get_mapping(section: str, key: str) -> Getter:
+    return lambda run: getattr(run, section).get(key, MISSING)
+
+
+def _get_metric(key: str, agg: str) -> Getter:
+    def get(run: Any) -> Any:
+        m = run.metrics.get(key)
+        return MISSING if m is None else getattr(m, agg)
+
+    return get
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    # -- lexing helpers ------------------------------------------------------------------------
+
+    def fail(self, msg: str, pos: int | None = None) -> FilterError:
+        p = self.pos if pos is None else pos
+        return FilterError(f"bad filter at position {p}: {msg}\n  {self.text}\n  {' ' * p}^")
+
+    def ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def at_end(self) -> bool:
+        self.ws()
+        return self.pos >= len(self.text)
+
+    def word(self, *words: str) -> str | None:
+        """Consume one of ``words`` (case-insensitive, whole word) if it comes next."""
+        self.ws()
+        for w in words:
+            end = self.pos + len(w)
+            if self.text[self.pos : end].upper() == w and (
+                end >= len(self.text) or not _is_word(self.text[end])
+            ):
+                self.pos = end
+                return w
+        return None
+
+    def char(self, c: str) -> bool:
+        self.ws()
+        if self.text.startswith(c, self.pos):
+            self.pos += len(c)
+            return True
+        return False
+
+    def quoted(self, q: str) -> str:
+        start = self.pos
+        self.pos += 1
+        out = []
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == q:
+                if self.text.startswith(q * 2, self.pos):  # doubled quote = a literal quote
+                    out.append(q)
+                    self.pos += 2
+                    continue
+                self.pos += 1
+                return "".join(out)
+            out.append(ch)
+            self.pos += 1
+        raise self.fail(f"unterminated {q}-quoted text", start)
+
+    # -- grammar -------------------------------------------------------------------------------
+
+    def parse(self) -> Predicate:
+        if self.at_end():
+            raise self.fail("empty filter")
+        pred = self.or_expr()
+        if not self.at_end():
+            raise self.fail("expected AND, OR or the end of the filter")
+        return pred
+
+    def or_expr(self) -> Predicate:
+        parts = [self.and_expr()]
+        while self.word("OR"):
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+
+    def and_expr(self) -> Predicate:
+        parts = [self.not_expr()]
+        while self.word("AND"):
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+
+    def not_expr(self) -> Predicate:
+        if self.word("NOT"):
+            inner = self.not_expr()
+            return lambda r: not inner(r)
+        if self.char("("):
+            inner = self.or_expr()
+            if not self.char(")"):
+                raise self.fail("expected ')'")
+            return inner
+        return self.comparison()
+
+    def field(self) -> Getter:
+        self.ws()
+        start = self.pos
+        m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
+        if not m:
+            raise self.fail("expected a field such as params.x, metrics.x or status")
+        head = m.group(0).lower()
+        self.pos = m.end()
+        if head == "attributes" and self.text.startswith(".", self.pos):
+            self.pos += 1
+            m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
+            head = m.group(0).lower() if m else ""
+            self.pos = m.end() if m else self.pos
+            if head not in ATTRIBUTES:
+                raise self.fail(f"unknown attribute; use one of {', '.join(ATTRIBUTES)}", start)
+        if head in ATTRIBUTES:
+            return _get_attr(head)
+        if head in ("params", "param", "tags", "tag", "metrics", "metric"):
+            if not self.text.startswith(".", self.pos):
+                raise self.fail(f"expected '.' and a key after {head}")
+            self.pos += 1
+            key = self.key()
+            if head.startswith("metric"):
+                agg = "last"
+                if self.text.startswith(".", self.pos):
+                    self.pos += 1
+                    agg_start = self.pos
+                    m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
+                    agg = m.group(0).lower() if m else ""
+                    self.pos = m.end() if m else self.pos
+                    if agg not in AGGREGATES:
+                        raise self.fail(
+                            f"unknown metric aggregate; use one of {', '.join(AGGREGATES)}", agg_start
+                        )
+                return _get_metric(key, agg)
+            return _get_mapping("params" if head.startswith("param") else "tags", key)
+        raise self.fail(f"unknown field {head!r}; use params.x, tags.x, metrics.x or an attribute", start)
+
+    def key(self) -> str:
+        if self.pos < len(self.text) and self.text[self.pos] in '`"':
+            key = self.quoted(self.text[self.pos])
+        else:
+            start = self.pos
+            while self.pos < len(self.text) and self.text[self.pos] not in _KEY_STOP:
+                self.pos += 1
+            key = self.text[start : self.pos]
+        if not key:
+            raise self.fail("expected a key (quote it with backticks if it has odd characters)")
+        return key
+
+    def value(self) -> Any:
+        self.ws()
+        if self.pos >= len(self.text):
+            raise self.fail("expected a value")
+        ch = self.text[self.pos]
+        if ch in "'\"":
+            return self.quoted(ch)
+        for w, v in (("TRUE", True), ("FALSE", False), ("NULL", None)):
+            if self.word(w):
+                return v
+        m = _NUMBER.match(self.text, self.pos)
+        if m and (m.end() >= len(self.text) or not _is_word(self.text[m.end()])):
+            self.pos = m.end()
+            s = m.group(0)
+            try:
+                return int(s)
+            except ValueError:
+                return float(s)
+        raise self.fail("expected a number, a 'quoted string', TRUE or FALSE")
+
+    def comparison(self) -> Predicate:
+        get = self.field()
+        self.ws()
+        op_pos = self.pos
+        negate = bool(self.word("NOT"))
+        if self.word("IN"):
+            if not self.char("("):
+                raise self.fail("expected '(' after IN")
+            values = [self.value()]
+            while self.char(","):
+                values.append(self.value())
+            if not self.char(")"):
+                raise self.fail("expected ',' or ')'")
+            return _in(get, values, negate)
+        like = self.word("LIKE", "ILIKE")
+        if like:
+            self.ws()
+            value_pos = self.pos
+            pattern = self.value()
+            if not isinstance(pattern, str):
+                raise self.fail(f"{like} needs a 'quoted' pattern", value_pos)
+            return _like(get, pattern, like == "ILIKE", negate)
+        if negate:
+            raise self.fail("expected IN or LIKE after NOT", op_pos)
+        for op in ("<=", ">=", "!=", "<>", "=", "<", ">"):
+            if self.char(op):
+                return _compare(get, "!=" if op == "<>" else op, self.value())
+        raise self.fail("expected an operator: = != < <= > >= LIKE ILIKE IN")
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """Both sides as the same kind of value, or None when they cannot be compared."""
+    if a is MISSING or a is None or b is None:
+        return None
+    num = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return (a, b) if isinstance(a, bool) and isinstance(b, bool) else None
+    if isinstance(a, num) and isinstance(b, num):
+        if (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+            return None
+        return a, b
+    if isinstance(a, str) and isinstance(b, str):
+        return a, b
+    try:  # a str param compared with a number, or the reverse (MLflow users write '0.1')
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(fa) or math.isnan(fb) else (fa, fb)
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _compare(get: Getter, op: str, value: Any) -> Predicate:
+    fn = _OPS[op]
+
+    def pred(run: Any) -> bool:
+        pair = _comparable(get(run), value)
+        if pair is None:
+            return False
+        try:
+            return bool(fn(*pair))
+        except TypeError:
+            return False
+
+    return pred
+
+
+def _in(get: Getter, values: list[Any], negate: bool) -> Predicate:
+    def pred(run: Any) -> bool:
+        v = get(run)
+        if v is MISSING:
+            return False
+        hit = any((p := _comparable(v, x)) is not None and p[0] == p[1] for x in values)
+        return hit != negate
+
+    return pred
+
+
+def _like(get: Getter, pattern: str, ci: bool, negate: bool) -> Predicate:
+    rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    compiled = re.compile(rx, re.DOTALL | (re.IGNORECASE if ci else 0))
+
+    def pred(run: Any) -> bool:
+        v = get(run)
+        if not isinstance(v, str):
+            return False
+        return (compiled.fullmatch(v) is not None) != negate
+
+    return pred
+
+
+def parse_filter(text: str) -> Predicate:
+    """Compile a filter to a predicate over RunState; raises FilterError with the position."""
+    if not isinstance(text, str):
+        raise FilterError(f"a filter is a str, got {type(text).__name__}")
+    return _Parser(text).parse()
+
+
+def parse_order(order_by: str | Sequence[str]) -> list[tuple[Getter, bool]]:
+    """``"metrics.loss DESC, name"`` (or a list of such) -> [(getter, descending)]."""
+    items = [order_by] if isinstance(order_by, str) else list(order_by)
+    out = []
+    for item in items:
+        for part in _split_top(item):
+            p = _Parser(part)
+            get = p.field()
+            desc = p.word("DESC") is not None
+            if not desc:
+                p.word("ASC")
+            if not p.at_end():
+                raise p.fail("expected ASC, DESC or ','")
+            out.append((get, desc))
+    return out
+
+
+def _split_top(text: str) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "`\"'":
+            quote = ch
+        elif ch == ",":
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in (s.strip() for s in parts) if p] or [text]
+
+
+def sort_runs(runs: list[Any], order: list[tuple[Getter, bool]]) -> list[Any]:
+    """Stable multi-key sort; a run missing the field, or with NaN, sorts last either way."""
+    for get, desc in reversed(order):
+        present, absent = [], []
+        for r in runs:
+            v = get(r)
+            if v is MISSING or v is None or (isinstance(v, float) and math.isnan(v)):
+                absent.append(r)
+            else:
+                present.append((_rank(v), r))
+        present.sort(key=lambda pr: pr[0], reverse=desc)
+        runs = [r for _, r in present] + absent
+    return runs
+
+
+def _rank(v: Any) -> tuple[int, Any]:
+    if isinstance(v, bool):
+        return (0, int(v))
+    if isinstance(v, (int, float)):
+        return (1, v)
+    if isinstance(v, str):
+        return (2, v)
+    return (3, repr(v))
