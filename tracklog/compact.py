@@ -49,14 +49,26 @@ class CompactReport:
         return sum(r.bytes_folded for r in self.runs)
 
 
-def fold_run(run_path: Path) -> tuple[FoldState, dict[str, SegmentMark], snapshot.Snapshot | None, int]:
+@dataclass
+class Folded:
+    """A run folded to now: the state, how far each segment was read, and from what."""
+
+    state: FoldState
+    marks: dict[str, SegmentMark]
+    snap: snapshot.Snapshot | None
+    bytes_folded: int
+    points_before: int
+
+
+def fold_run(run_path: Path, durable: bool = False) -> Folded:
     """Snapshot plus the records after it: the run's current FoldState (nothing written).
 
-    Returns (state, segment marks after folding, the snapshot used, bytes folded).
+    ``durable`` fsyncs each segment with new bytes (see ``fold_segment``).
     """
     snap = snapshot.load(run_path)
     state = snap.state if snap else FoldState()
     marks = dict(snap.marks) if snap else {}
+    before = sum(s.summary.count for s in state.series.values())
     folded = 0
     for seg in list_segments(run_path):
         mark = marks.get(seg.name)
@@ -66,31 +78,30 @@ def fold_run(run_path: Path) -> tuple[FoldState, dict[str, SegmentMark], snapsho
                 continue  # nothing new: not even an open()
         except OSError:
             continue
-        report = fold_segment(state, seg, start)
+        report = fold_segment(state, seg, start, durable=durable)
         if mark is None:
             crc = head_fingerprint(seg, report.header_size) or 0
             mark = SegmentMark(report.valid_end, report.header_size, crc)
         folded += max(0, report.valid_end - mark.end) if start else report.valid_end
         marks[seg.name] = SegmentMark(max(report.valid_end, start), mark.head_size, mark.head_crc)
-    return state, marks, snap, folded
+    return Folded(state, marks, snap, folded, before)
 
 
 def current_state(run_path: Path) -> RunState:
     """The run as of now: snapshot plus a fold of whatever the logs hold beyond it."""
-    state, _, _, _ = fold_run(run_path)
-    return state.run_state(run_path, is_locked(lock_path(run_path)))
+    return fold_run(run_path).state.run_state(run_path, is_locked(lock_path(run_path)))
 
 
 def compact_run(run_path: Path) -> RunCompaction:
     """Fold a run's new log bytes into its snapshot (under the run's compaction lock)."""
     result = RunCompaction(run_path.name)
     with FileLock(str(run_path / COMPACT_LOCK_NAME), timeout=LOCK_TIMEOUT_S):
-        state, marks, snap, folded = fold_run(run_path)
-        result.bytes_folded = folded
-        result.points_before = sum(s.summary.count for s in snap.state.series.values()) if snap else 0
-        result.points_after = sum(s.summary.count for s in state.series.values())
-        if snap is None or folded or marks != snap.marks:
-            snapshot.write(run_path, state, marks, snap)
+        f = fold_run(run_path, durable=True)
+        result.bytes_folded = f.bytes_folded
+        result.points_before = f.points_before
+        result.points_after = sum(s.summary.count for s in f.state.series.values())
+        if f.snap is None or f.bytes_folded or f.marks != f.snap.marks:
+            snapshot.write(run_path, f.state, f.marks, f.snap)
             result.wrote_snapshot = True
     return result
 

@@ -88,7 +88,8 @@ class Store:
         out = []
         for rid in reversed(self.run_ids()):
             entry = entries.get(rid)
-            if entry is not None and rid not in dirty:
+            # "running" entries are re-read anyway: cheap insurance against lost markers.
+            if entry is not None and rid not in dirty and entry.get("status") != "running":
                 if experiment is not None and entry.get("experiment") != experiment:
                     continue
                 state = _from_entry(entry, run_dir(self.root, rid))

@@ -13,11 +13,22 @@ from .reader import OnCorrupt, SegmentReport, _complain, open_buffer, segment_pa
 
 
 def fold_segment(
-    state: FoldState, seg: Path, start: int = 0, on_corrupt: OnCorrupt = "warn"
+    state: FoldState, seg: Path, start: int = 0, on_corrupt: OnCorrupt = "warn", durable: bool = False
 ) -> SegmentReport:
-    """Fold the records of ``seg`` from byte offset ``start`` (a record boundary) into ``state``."""
+    """Fold the records of ``seg`` from byte offset ``start`` (a record boundary) into ``state``.
+
+    ``durable=True`` (the compactor) fsyncs the segment after reading it, so
+    nothing folded into a persistent snapshot can later vanish from the log in a
+    power cut: a snapshot never claims bytes the log does not have.
+    """
     report = SegmentReport(seg)
     buf = open_buffer(seg)
+    if durable:
+        fd = os.open(seg, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     try:
         state.apply((obj for _, obj in walk_segment(seg, buf, report, start)), str(seg))
     finally:
