@@ -48,7 +48,7 @@ def test_compaction_is_incremental_and_queries_see_unfolded_events() -> None:
     first = compact_run(run.path)
     seg_size = (run.path / "seg-000001.tlog").stat().st_size
     assert first.bytes_folded == seg_size
-    for i in range(10):
+    for _ in range(10):
         run.log_metric("a", -1.0)
     assert store.run("r").metrics["a"].count == 1010  # fresh without compaction
     assert store.history("r", "a").value[-1] == -1.0
