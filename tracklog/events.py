@@ -124,6 +124,11 @@ class Columns:
         self.values = values
         self.times = times
 
+    def slice(self, lo: int, hi: int) -> Columns:
+        idx = None if self.idx is None else self.idx[lo:hi]
+        keys = self.keys[lo:hi] if self.idx is None else self.keys
+        return Columns(keys, idx, self.steps[lo:hi], self.values[lo:hi], self.times[lo:hi])
+
     def key_of(self, i: int) -> str:
         return self.keys[i] if self.idx is None else self.keys[int(self.idx[i])]
 
@@ -218,3 +223,91 @@ def decode_events(rec: Any, where: str) -> Iterator[Event]:
         return  # optional kinds from a newer minor version: safe to skip by definition
     else:
         raise _bad(where, f"unknown record kind {kind}")
+
+
+# -- bulk decoding of single-point records ------------------------------------------------------
+
+# Total bytes (header byte included) of each msgpack int encoding by its first byte; 0 = not an int.
+_INT_LEN = np.zeros(256, dtype=np.int64)
+_INT_LEN[:0x80] = 1  # positive fixint
+_INT_LEN[0xE0:] = 1  # negative fixint
+for _code, _n in ((0xCC, 2), (0xCD, 3), (0xCE, 5), (0xCF, 9), (0xD0, 2), (0xD1, 3), (0xD2, 5), (0xD3, 9)):
+    _INT_LEN[_code] = _n
+_SIGNED = np.zeros(256, dtype=bool)
+_SIGNED[[0xD0, 0xD1, 0xD2, 0xD3]] = True
+_TAIL = 18  # 0xcb + float64 value, 0xcb + float64 time
+_MIN_POINT = 2 + 1 + 1 + _TAIL
+
+
+def _gather8(u8: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The 8 bytes at each offset, as an (n, 8) uint8 array."""
+    return u8[at[:, None] + np.arange(8)]
+
+
+def decode_points(buf: Any, starts: np.ndarray, ends: np.ndarray) -> tuple[Columns, np.ndarray]:
+    """Decode single-point METRIC payloads ``[5, key, step, value, time]`` with array work.
+
+    ``buf[starts[i]:ends[i]]`` are payloads. Returns the points of the payloads laid
+    out exactly as tracklog's writer lays them out (fixarray of 5, kind 5, a str key,
+    an int step, two float64s), and a mask of which payloads those were; any other
+    payload is left for msgpack, so an odd but valid record is never misread.
+    """
+    u8 = np.frombuffer(buf, dtype=np.uint8)
+    ok = (ends - starts) >= _MIN_POINT
+    c = np.flatnonzero(ok)
+    a, b = starts[c], ends[c]
+    good = (u8[a] == 0x95) & (u8[a + 1] == 0x05)
+    h = u8[a + 2].astype(np.int64)
+    fix = (h >= 0xA0) & (h <= 0xBF)
+    str8 = h == 0xD9
+    klen = np.where(fix, h - 0xA0, np.where(str8, u8[a + 3], 0)).astype(np.int64)
+    kstart = a + 3 + str8
+    s_at = kstart + klen
+    good &= (fix | str8) & (s_at < b - _TAIL)
+    s_at = np.where(good, s_at, a)  # keep every index in bounds for the gathers below
+    sh = u8[s_at].astype(np.int64)
+    slen = _INT_LEN[sh]
+    good &= (slen > 0) & (s_at + slen == b - _TAIL) & (u8[b - _TAIL] == 0xCB) & (u8[b - 9] == 0xCB)
+    # Steps: multi-byte ints are big-endian after their header byte.
+    raw = _gather8(u8, np.minimum(s_at + 1, len(u8) - 8)).astype(np.uint64)
+    be = np.zeros(len(a), dtype=np.uint64)
+    for k in range(8):
+        be = (be << np.uint64(8)) | raw[:, k]
+    nbytes = np.maximum(slen - 1, 1).astype(np.uint64)
+    wide = be >> (np.uint64(8) * (np.uint64(8) - nbytes))  # the int's bytes, unsigned
+    steps = wide.view(np.int64).copy()  # right for int64, and for uint64 below 2**63
+    nb = nbytes.astype(np.int64)
+    neg = _SIGNED[sh] & (nb < 8)
+    neg &= (wide >> (nbytes * np.uint64(8) - np.uint64(1))) == 1  # sign bit of a short int
+    steps[neg] -= np.int64(1) << (nb[neg] * 8)
+    steps = np.where(sh < 0x80, sh, np.where(sh >= 0xE0, sh - 256, steps))
+    good &= ~((sh == 0xCF) & (wide >= np.uint64(1 << 63)))  # beyond int64: leave it to msgpack
+    values = _gather8(u8, b - 17).copy().view(">f8").ravel().astype(np.float64)
+    times = _gather8(u8, b - 8).copy().view(">f8").ravel().astype(np.float64)
+    # Keys: unique byte strings (length-prefixed rows), decoded once each.
+    width = int(klen[good].max()) + 1 if good.any() else 1
+    cols = np.arange(width - 1)
+    rows = np.zeros((len(a), width), dtype=np.uint8)
+    rows[:, 0] = klen.astype(np.uint8)
+    if width > 1:
+        take = np.minimum(kstart[:, None] + cols, len(u8) - 1)
+        rows[:, 1:] = np.where(cols < klen[:, None], u8[take], 0)
+    g = np.flatnonzero(good)
+    uniq, inverse = np.unique(np.ascontiguousarray(rows[g]).view(f"V{width}").ravel(), return_inverse=True)
+    keys: list[str] = []
+    bad_key = np.zeros(len(uniq), dtype=bool)
+    for i, u in enumerate(uniq):
+        raw_key = bytes(u)[1 : 1 + bytes(u)[0]]
+        try:
+            keys.append(raw_key.decode("utf-8"))
+        except UnicodeDecodeError:
+            keys.append("")
+            bad_key[i] = True
+    inverse = inverse.ravel()
+    if bad_key.any():
+        keep = ~bad_key[inverse]
+        good[g[~keep]] = False
+        g, inverse = g[keep], inverse[keep]
+    ok[:] = False
+    ok[c[g]] = True
+    return Columns(keys, inverse.astype(np.int64), steps[g], values[g], times[g]), ok

@@ -28,7 +28,18 @@ from typing import Any
 import numpy as np
 
 from .errors import CorruptLogError
-from .events import ARTIFACT, DROPPED, METRIC, METRICS, PARAM, RUN_END, RUN_START, TAG, decode_columns
+from .events import (
+    ARTIFACT,
+    DROPPED,
+    METRIC,
+    METRICS,
+    PARAM,
+    RUN_END,
+    RUN_START,
+    TAG,
+    Columns,
+    decode_columns,
+)
 
 _EMPTY_I8 = np.zeros(0, dtype=np.int64)
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
@@ -187,18 +198,38 @@ class FoldState:
     malformed: int = 0  # records whose frames verified but whose contents did not
 
     def apply(self, records: Iterable[Any], where: str = "") -> FoldState:
-        """Fold decoded record payloads, in log order. Returns self."""
+        """Fold decoded record payloads (or ``Columns`` of points), in log order. Returns self."""
         batch = _PointBatch()
+        # The single-point loop is the hot path of replaying per-call logs: bound methods,
+        # no per-field type checks (the columns are type-checked in bulk at flush).
+        add_code, add_step, add_value, add_time = (
+            batch.p_code.append,
+            batch.p_step.append,
+            batch.p_value.append,
+            batch.p_time.append,
+        )
+        code_of = batch.codes.get
         for rec in records:
             if type(rec) is not list or not rec:
-                self.malformed += 1
-                continue
-            kind = rec[0]
-            if kind == METRIC:
-                if len(rec) == 5 and type(rec[1]) is str and type(rec[2]) is int and type(rec[3]) is float:
-                    batch.add_point(rec[1], rec[2], rec[3], rec[4])
+                if type(rec) is Columns:  # points already decoded in bulk (replay.fold_segment)
+                    batch.add_columns(rec)
                 else:
                     self.malformed += 1
+                continue
+            kind = rec[0]
+            if kind == 5 and len(rec) == 5:  # METRIC: [5, key, step, value, time]
+                c = code_of(rec[1])
+                if c is None:
+                    if type(rec[1]) is not str:
+                        self.malformed += 1
+                        continue
+                    c = batch._code(rec[1])
+                add_code(c)
+                add_step(rec[2])
+                add_value(rec[3])
+                add_time(rec[4])
+            elif kind == METRIC:
+                self.malformed += 1
             elif kind == METRICS:
                 try:
                     batch.add_columns(decode_columns(rec, where))
@@ -308,6 +339,7 @@ class _PointBatch:
         self.p_value: list[float] = []
         self.p_time: list[float] = []
         self.cols: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.malformed = 0
 
     def _code(self, key: str) -> int:
         c = self.codes.get(key)
@@ -316,15 +348,6 @@ class _PointBatch:
             self.keys.append(key)
         return c
 
-    def add_point(self, key: str, step: int, value: float, t: Any) -> None:
-        c = self.codes.get(key)
-        if c is None:
-            c = self._code(key)
-        self.p_code.append(c)
-        self.p_step.append(step)
-        self.p_value.append(value)
-        self.p_time.append(t)
-
     def add_columns(self, cols: Any) -> None:
         self._flush_points()  # keep log order between single points and columnar records
         table = np.array([self._code(k) for k in cols.keys], dtype=np.int64)
@@ -332,19 +355,31 @@ class _PointBatch:
         self.cols.append((codes, cols.steps, cols.values, cols.times))
 
     def _flush_points(self) -> None:
-        if self.p_code:
-            self.cols.append(
-                (
-                    np.array(self.p_code, dtype=np.int64),
-                    np.array(self.p_step, dtype=np.int64),
-                    np.array(self.p_value, dtype=np.float64),
-                    np.array(self.p_time, dtype=np.float64),
-                )
-            )
-            self.p_code, self.p_step, self.p_value, self.p_time = [], [], [], []
+        if not self.p_code:
+            return
+        codes = np.array(self.p_code, dtype=np.int64)
+        steps, values, times = (np.array(c) for c in (self.p_step, self.p_value, self.p_time))
+        if steps.dtype.kind != "i" or values.dtype.kind != "f" or times.dtype.kind != "f":
+            # Some record holds a value of the wrong type: keep only the well-typed points.
+            ok = [
+                type(s) is int and type(v) is float and type(t) is float
+                for s, v, t in zip(self.p_step, self.p_value, self.p_time, strict=True)
+            ]
+            self.malformed += len(ok) - sum(ok)
+            pick = np.flatnonzero(ok)
+            codes = codes[pick]
+            steps = np.array([self.p_step[i] for i in pick], dtype=np.int64)
+            values = np.array([self.p_value[i] for i in pick], dtype=np.float64)
+            times = np.array([self.p_time[i] for i in pick], dtype=np.float64)
+        self.cols.append((codes, steps.astype(np.int64), values, times))
+        # Cleared, not replaced: FoldState.apply holds their bound append methods.
+        for col in (self.p_code, self.p_step, self.p_value, self.p_time):
+            col.clear()
 
     def flush_into(self, state: FoldState) -> None:
         self._flush_points()
+        state.malformed += self.malformed
+        self.malformed = 0
         if not self.cols:
             return
         if len(self.cols) == 1:

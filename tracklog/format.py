@@ -35,8 +35,10 @@ MAX_HEADER_BYTES: Final = 64 * 1024
 
 CRC_SEED: Final = zlib.crc32(b"tracklog")
 _crc32 = zlib.crc32
+crc32 = zlib.crc32
 _u32 = struct.Struct("<I")
 LEN_HEAD: dict[int, bytes] = {}
+LCRC: dict[int, int] = {}  # payload length -> its length CRC (lengths repeat: a cache)
 
 
 def crc(data: bytes | memoryview) -> int:
@@ -53,6 +55,14 @@ def len_head(n: int) -> bytes:
         if len(LEN_HEAD) < 65536:
             LEN_HEAD[n] = head
     return head
+
+
+def lcrc(n: int) -> int:
+    """The length CRC of payload length ``n`` (cached)."""
+    c = _crc32(_u32.pack(n), CRC_SEED)
+    if len(LCRC) < 65536:
+        LCRC[n] = c
+    return c
 
 
 def frame(payload: bytes) -> bytes:

@@ -9,6 +9,7 @@ bounded by the frame length limit and the file size.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 import warnings
@@ -60,54 +61,113 @@ def open_buffer(path: Path) -> bytes | mmap.mmap:
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
 
-def walk_segment(
-    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0
-) -> Iterator[tuple[int, Any]]:
-    """Yield ``(offset, decoded payload)`` for each good record of a segment.
+FRAME_CHUNK = 65536  # frames handed over at a time: bounds memory on huge segments
 
-    Fills ``report`` as it goes: header, valid_end, torn tail and corrupt
-    ranges. A frame whose checksum holds but whose payload is not a valid
-    record is reported as corrupt too (it can only come from a bug or tampering).
-    ``start`` resumes a walk at a record boundary found by an earlier walk.
+
+def frame_chunks(
+    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0
+) -> Iterator[tuple[list[int], list[int]]]:
+    """Yield ``(starts, ends)``: payload byte ranges of consecutive good frames, in order.
+
+    Fills ``report`` as it goes: header (decoded here), records, valid_end, torn
+    tail and corrupt ranges. ``start`` resumes at a record boundary an earlier
+    walk found. Consecutive good frames are checked in a tight loop; the first
+    bad one hands over to ``iter_frames``, which resynchronises.
     """
     size = len(buf)
     report.size = size
-    name = str(path)
-    version = fmt.check_prefix(buf, name)
+    version = fmt.check_prefix(buf, str(path))
     if version is None:
         report.torn_tail = 0 if size else None
         return
     report.version = version
     pos = max(start, fmt.PREFIX_SIZE)
-    report.valid_end = pos
-    unpack = fmt.unpack
-    for item in fmt.iter_frames(buf, pos, size):
+    report.valid_end = max(report.valid_end, pos)
+    head, c32, seed, lcrc_of = fmt.FRAME.unpack_from, fmt.crc32, fmt.CRC_SEED, fmt.LCRC.get
+    fs, cap, header_at = fmt.FRAME_SIZE, fmt.MAX_PAYLOAD_BYTES, fmt.PREFIX_SIZE
+    starts: list[int] = []
+    ends: list[int] = []
+    while pos + fs <= size:
+        n, lcrc, pcrc = head(buf, pos)
+        stop = pos + fs + n
+        expect = lcrc_of(n)
+        if expect is None:
+            expect = fmt.lcrc(n) if 0 < n <= cap else -1
+        if expect != lcrc or stop > size or c32(buf[pos + fs : stop], seed) != pcrc:
+            break
+        if pos == header_at and _read_header(report, buf, pos + fs, stop):
+            pos = stop
+            continue
+        starts.append(pos + fs)
+        ends.append(stop)
+        pos = stop
+        if len(starts) >= FRAME_CHUNK:
+            report.records += len(starts)
+            report.valid_end = pos
+            yield starts, ends
+            starts, ends = [], []
+    report.valid_end = max(report.valid_end, pos)
+    for item in fmt.iter_frames(buf, pos, size) if pos < size else ():
         if type(item) is tuple:
             a, b = item
-            off = a - fmt.FRAME_SIZE
-            try:
-                obj = unpack(buf[a:b])
-            except Exception:
-                _add_corrupt(report, off, b)
-                continue
             report.valid_end = b
-            if off == fmt.PREFIX_SIZE and isinstance(obj, dict):
-                report.header = obj
-                report.header_size = b
+            if a - fs == header_at and _read_header(report, buf, a, b):
                 continue
-            report.records += 1
-            yield off, obj
+            starts.append(a)
+            ends.append(b)
         elif isinstance(item, fmt.Corrupt):
             _add_corrupt(report, item.start, item.end)
         else:
             report.torn_tail = item.offset
+    if starts:
+        report.records += len(starts)
+        yield starts, ends
+
+
+def _read_header(report: SegmentReport, buf: bytes | mmap.mmap, a: int, b: int) -> bool:
+    """Take the frame at the header position as the header if it is a map."""
+    try:
+        obj = fmt.unpack(buf[a:b])
+    except Exception:
+        return False
+    if type(obj) is not dict:
+        return False
+    report.header = obj
+    report.header_size = b
+    return True
+
+
+def undecodable(report: SegmentReport, a: int, b: int) -> None:
+    """A frame whose CRCs hold but whose payload does not decode: count it as corrupt."""
+    report.records -= 1
+    _add_corrupt(report, a - fmt.FRAME_SIZE, b)
+
+
+def walk_segment(
+    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(offset, decoded payload)`` for each good record of a segment (see frame_chunks)."""
+    unpack = fmt.unpack
+    for starts, ends in frame_chunks(path, buf, report, start):
+        for a, b in zip(starts, ends, strict=True):
+            try:
+                obj = unpack(buf[a:b])
+            except Exception:
+                undecodable(report, a, b)
+                continue
+            yield a - fmt.FRAME_SIZE, obj
 
 
 def _add_corrupt(report: SegmentReport, start: int, end: int) -> None:
-    if report.corrupt and report.corrupt[-1][1] == start:
-        report.corrupt[-1] = (report.corrupt[-1][0], end)  # merge adjacent ranges
-    else:
-        report.corrupt.append((start, end))
+    """Record a damaged range, keeping the list sorted and adjacent ranges merged."""
+    bisect.insort(report.corrupt, (start, end))
+    merged: list[tuple[int, int]] = []
+    for a, b in report.corrupt:
+        if merged and merged[-1][1] >= a:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    report.corrupt[:] = merged
 
 
 def segment_paths(path: str | os.PathLike[str]) -> list[Path]:
@@ -127,13 +187,13 @@ def scan(path: str | os.PathLike[str]) -> list[SegmentReport]:
         report = SegmentReport(seg)
         buf = open_buffer(seg)
         try:
-            for off, obj in walk_segment(seg, buf, report):
-                try:
-                    for _ in decode_events(obj, f"{seg} offset {off}"):
-                        pass
-                except CorruptLogError:
-                    report.records -= 1
-                    _add_corrupt(report, off, report.valid_end)
+            for starts, ends in frame_chunks(seg, buf, report):
+                for a, b in zip(starts, ends, strict=True):
+                    try:
+                        for _ in decode_events(fmt.unpack(buf[a:b]), f"{seg} offset {a - fmt.FRAME_SIZE}"):
+                            pass
+                    except Exception:
+                        undecodable(report, a, b)
         finally:
             if isinstance(buf, mmap.mmap):
                 buf.close()

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import gc
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from . import format as fmt
+from .events import decode_points
 from .fold import FoldState, RunState
 from .lock import is_locked
 from .paths import lock_path
-from .reader import OnCorrupt, SegmentReport, _complain, open_buffer, segment_paths, walk_segment
+from .reader import (
+    OnCorrupt,
+    SegmentReport,
+    _complain,
+    frame_chunks,
+    open_buffer,
+    segment_paths,
+    undecodable,
+)
 
 
 def fold_segment(
@@ -29,13 +44,41 @@ def fold_segment(
             os.fsync(fd)
         finally:
             os.close(fd)
+    # Decoding allocates millions of small lists and none of them form cycles: pausing
+    # the cyclic GC meanwhile saves a third of replay time.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        state.apply((obj for _, obj in walk_segment(seg, buf, report, start)), str(seg))
+        state.apply(_decoded(seg, buf, report, start), str(seg))
     finally:
+        if gc_was_enabled:
+            gc.enable()
         if isinstance(buf, mmap.mmap):
             buf.close()
     _complain(report, 0, on_corrupt)
     return report
+
+
+def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int) -> Iterator[Any]:
+    """The segment's records in log order: single points as ``Columns`` blocks decoded
+    with array work, everything else through msgpack."""
+    unpack = fmt.unpack
+    for starts, ends in frame_chunks(seg, buf, report, start):
+        a, b = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+        cols, is_point = decode_points(buf, a, b)
+        point_idx = np.flatnonzero(is_point)
+        done = 0  # points handed over so far
+        for j in np.flatnonzero(~is_point).tolist():
+            upto = int(np.searchsorted(point_idx, j))
+            if upto > done:
+                yield cols.slice(done, upto)
+                done = upto
+            try:
+                yield unpack(buf[starts[j] : ends[j]])
+            except Exception:
+                undecodable(report, starts[j], ends[j])
+        if done < len(point_idx):
+            yield cols.slice(done, len(point_idx))
 
 
 def replay(run_path: str | os.PathLike[str], on_corrupt: OnCorrupt = "warn") -> RunState:

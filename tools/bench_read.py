@@ -1,0 +1,135 @@
+"""Read-side figures: replay, history queries, incremental compaction, listing many runs.
+
+    python tools/bench_read.py [--points 10000000] [--single 1000000] [--runs 10000] [--json]
+
+Each figure is the median of --repeat timings. Replays run in this process after
+the logs are written (the page cache is warm, as it is for a query during training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import tracklog
+from tracklog.compact import compact_run
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=10_000_000, help="points in the batched run")
+    ap.add_argument("--single", type=int, default=1_000_000, help="points in the one-call-per-point run")
+    ap.add_argument("--history-points", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="tlbench-read-"))
+    out: dict[str, dict[str, float]] = {}
+    try:
+        keys = [f"m{i}" for i in range(10)]
+        # 1. A large run written in batches (batch durability coalesces columnar records).
+        with tracklog.start_run(root=root, run_id="big", durability="batch") as run:
+            row = dict.fromkeys(keys, 0.5)
+            for _ in range(args.points // 10):
+                run.log_metrics(row)
+        t, state = timed(lambda: tracklog.replay(root / "runs" / "big"), args.repeat)
+        out["replay, batched log"] = {"points": args.points, "seconds": t, "points_per_s": args.points / t}
+
+        # 2. A default-mode log written one log_metric call per point.
+        with tracklog.start_run(root=root, run_id="single") as run:
+            log = run.log_metric
+            for i in range(args.single):
+                log(keys[i % 10], 0.5)
+        t, _ = timed(lambda: tracklog.replay(root / "runs" / "single"), args.repeat)
+        out["replay, one record per point"] = {
+            "points": args.single,
+            "seconds": t,
+            "points_per_s": args.single / t,
+        }
+
+        # 3. store.history of one key with 1M points, compacted, then with 1,000 unfolded points.
+        store = tracklog.Store(root)
+        run = tracklog.start_run(root=root, run_id="hist", durability="batch")
+        for i in range(args.history_points):
+            run.log_metric("loss", float(i))
+        run.flush()
+        compact_run(root / "runs" / "hist")
+        t, h = timed(lambda: store.history("hist", "loss"), args.repeat)
+        assert len(h) == args.history_points  # type: ignore[arg-type]
+        out["history, compacted"] = {"points": args.history_points, "ms": t * 1e3}
+        for i in range(1000):
+            run.log_metric("loss", float(i))
+        run.flush()
+        t, h = timed(lambda: store.history("hist", "loss"), args.repeat)
+        assert len(h) == args.history_points + 1000  # type: ignore[arg-type]
+        out["history, +1,000 unfolded"] = {"points": args.history_points + 1000, "ms": t * 1e3}
+        run.close()
+
+        # 4. Incremental compaction: 1,000 new points on the big run, after a full compaction.
+        t_full, _ = timed(lambda: compact_run(root / "runs" / "big"), 1)
+        with tracklog.start_run(root=root, run_id="big", resume=True, durability="batch") as again:
+            for i in range(100):
+                again.log_metrics(dict.fromkeys(keys, float(i)))
+        t_inc, rep = timed(lambda: compact_run(root / "runs" / "big"), 1)
+        out["compaction"] = {
+            "full_seconds": t_full,
+            "incremental_1000_points_seconds": t_inc,
+            "bytes_folded_incremental": rep.bytes_folded,  # type: ignore[attr-defined]
+        }
+
+        # 5. Listing and filtering many runs (compacted into the index).
+        lroot = root / "many"
+        t0 = time.perf_counter()
+        for i in range(args.runs):
+            with tracklog.start_run(
+                "sweep", f"r{i}", root=lroot, durability="batch", params={"lr": 10 ** -(i % 5), "seed": i}
+            ) as r:
+                r.log_metrics({"loss": 1.0 / (i + 1), "acc": (i % 100) / 100})
+        make_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tracklog.compact(lroot)
+        compact_s = time.perf_counter() - t0
+        many = tracklog.Store(lroot)
+        where = "metrics.acc > 0.9 AND params.lr < 0.01"
+        t, hits = timed(lambda: many.runs(where=where), args.repeat)
+        t_all, _ = timed(lambda: many.runs(), args.repeat)
+        out["list runs"] = {
+            "runs": args.runs,
+            "filter_ms": t * 1e3,
+            "list_all_ms": t_all * 1e3,
+            "matches": len(hits),  # type: ignore[arg-type]
+            "create_s": make_s,
+            "compact_s": compact_s,
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for name, figs in out.items():
+        print(
+            f"{name:<32} "
+            + "  ".join(f"{k}={v:,.4g}" if isinstance(v, float) else f"{k}={v:,}" for k, v in figs.items())
+        )
+
+
+if __name__ == "__main__":
+    main()
