@@ -50,7 +50,7 @@ def main() -> None:
             row = dict.fromkeys(keys, 0.5)
             for _ in range(args.points // 10):
                 run.log_metrics(row)
-        t, state = timed(lambda: tracklog.replay(root / "runs" / "big"), args.repeat)
+        t, _ = timed(lambda: tracklog.replay(root / "runs" / "big"), args.repeat)
         out["replay, batched log"] = {"points": args.points, "seconds": t, "points_per_s": args.points / t}
 
         # 2. A default-mode log written one log_metric call per point.
