@@ -9,15 +9,19 @@ changed since it was written (no marker in ``index/dirty``) and folds the rest.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import index
 from .compact import CompactReport, compact, current_state
 from .errors import RunNotFoundError, ValidationError
+from .events import Event
 from .fold import MetricHistory, MetricSummary, RunState, SessionInfo
 from .paths import check_run_id, resolve_root, run_dir, runs_dir
+from .reader import read_events
+from .tail import follow as follow_run
+from .tail import follow_experiment
 from .where import parse_filter, parse_order, sort_runs
 
 
@@ -109,6 +113,63 @@ class Store:
     def compact(self, run_id: str | None = None) -> CompactReport:
         """Fold new log bytes into snapshots and refresh the index; returns what was done."""
         return compact(self.root, self.resolve(run_id) if run_id else None)
+
+    def tail(
+        self,
+        run_id: str,
+        keys: Sequence[str] | None = None,
+        follow: bool = True,
+        from_start: bool = False,
+        timeout: float | None = None,
+        forever: bool = False,
+        poll: bool = False,
+    ) -> Iterator[Event]:
+        """Yield the run's events as they are logged, each once, in log order.
+
+        ``follow=False`` yields what is there and returns; ``follow=True`` waits for
+        new events until the run ends, then yields its run_end (``crashed``,
+        synthesised, if the writer died without one); ``forever=True`` keeps
+        following across ends and resumes; ``timeout`` stops after that many
+        seconds without an event; ``poll=True`` never uses native notifications.
+        ``keys`` filters metric points; other events always come through. A run
+        that does not exist yet is waited for.
+        """
+        try:
+            path = self._path(run_id)
+        except RunNotFoundError:
+            if not follow:
+                raise
+            path = run_dir(self.root, run_id)  # a job about to start: wait for it
+        return follow_run(
+            path, keys, follow=follow, from_start=from_start, timeout=timeout, forever=forever, poll=poll
+        )
+
+    def tail_experiment(
+        self,
+        experiment: str,
+        keys: Sequence[str] | None = None,
+        from_start: bool = False,
+        timeout: float | None = None,
+        poll: bool = False,
+    ) -> Iterator[tuple[str, Event]]:
+        """Yield ``(run_id, event)`` for every run of the experiment, new runs included."""
+
+        def experiment_of(rid: str) -> str | None:
+            for ev in read_events(run_dir(self.root, rid), on_corrupt="ignore"):
+                if ev.kind == "run_start":
+                    return ev.value.get("experiment")
+                break
+            return None
+
+        return follow_experiment(
+            runs_dir(self.root),
+            experiment_of,
+            experiment,
+            keys=keys,
+            from_start=from_start,
+            timeout=timeout,
+            poll=poll,
+        )
 
     def histories(self, run_ids: Sequence[str], key: str) -> Any:
         """Every listed run's curve for ``key`` in one DataFrame (needs pandas)."""

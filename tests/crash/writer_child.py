@@ -2,7 +2,7 @@
 
 argv: root run_id durability mode resume(0/1) start_step
 Writes "<i>\n" to stdout after each log call returns (the acknowledgement),
-then loops until killed (or until 10**6 iterations).
+then loops until killed (or until 10**6 iterations; "finite" closes at 2000).
 """
 
 import sys
@@ -17,7 +17,7 @@ run = tracklog.start_run(
     durability=durability,
     resume=resume == "1",
     resume_step=int(start) if resume == "1" else None,
-    params={"mode": mode},
+    tags={"mode": mode},
 )
 out = sys.stdout
 for i in range(int(start), 10**6):
@@ -29,6 +29,9 @@ for i in range(int(start), 10**6):
         raise ValueError("boom at 50")
     elif mode == "exit" and i == 50:
         sys.exit(0)
+    elif mode == "finite" and i == 2000:
+        run.close()
+        break
     else:
         run.log_metric("loss", float(i), step=i)
     out.write(f"{i}\n")

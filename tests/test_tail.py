@@ -1,0 +1,141 @@
+"""Tail in one process: offsets, partial records, filters, crash and end detection."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+import tracklog
+from tracklog.tail import _Cursor
+
+from .helpers import crash
+
+
+def _points(events: list[tracklog.Event]) -> list[tuple[str, int, float]]:
+    return [(e.key, e.step, e.value) for e in events if e.kind == "metric"]  # type: ignore[misc]
+
+
+def test_follow_false_from_start_yields_everything_there_and_returns() -> None:
+    with tracklog.start_run(run_id="t", params={"p": 1}) as run:
+        for i in range(5):
+            run.log_metric("a", float(i))
+    events = list(tracklog.Store().tail("t", follow=False, from_start=True))
+    assert [e.kind for e in events] == ["run_start", "param"] + ["metric"] * 5 + ["run_end"]
+    assert events == list(tracklog.read_events(run.path))
+
+
+def test_a_finished_run_tailed_from_now_ends_at_once() -> None:
+    with tracklog.start_run(run_id="done") as run:
+        run.log_metric("a", 1.0)
+    assert list(tracklog.Store().tail("done", timeout=5)) == []
+
+
+@pytest.mark.parametrize("poll", [False, True])
+def test_tail_sees_new_events_then_the_end(poll: bool) -> None:
+    run = tracklog.start_run(run_id="live")
+    run.log_metric("a", 0.0)
+    got: list[tracklog.Event] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        it = tracklog.Store().tail("live", poll=poll, timeout=30)
+        started.set()
+        got.extend(it)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    started.wait()
+    for i in range(1, 200):
+        run.log_metric("a", float(i))
+    run.close()
+    t.join(timeout=60)
+    assert not t.is_alive()
+    assert got[-1].kind == "run_end" and got[-1].value["status"] == "finished"
+    pts = _points(got)
+    # The tail started from "now": what it yields is a suffix of the points, each once, in order.
+    assert pts == [("a", i, float(i)) for i in range(200 - len(pts), 200)] and len(pts) >= 199
+
+
+def test_keys_filter_metric_points_only() -> None:
+    with tracklog.start_run(run_id="k") as run:
+        run.log_metrics({"a": 1.0, "b": 2.0})
+        run.set_tag("t", 1)
+    events = list(tracklog.Store().tail("k", keys=["b"], follow=False, from_start=True))
+    assert [(e.kind, e.key) for e in events] == [
+        ("run_start", None),
+        ("metric", "b"),
+        ("tag", "t"),
+        ("run_end", None),
+    ]
+
+
+def test_a_dead_writer_without_an_end_is_reported_crashed() -> None:
+    run = tracklog.start_run(run_id="dead")
+    run.log_metric("a", 1.0)
+    crash(run)
+    events = list(tracklog.Store().tail("dead", from_start=True, timeout=30))
+    assert _points(events) == [("a", 0, 1.0)]
+    assert events[-1].kind == "run_end" and events[-1].value == {**events[-1].value, "status": "crashed"}
+    assert events[-1].value["synthesized"] is True
+
+
+def test_the_cursor_waits_for_the_rest_of_a_partial_record(tmp_path: Path) -> None:
+    with tracklog.start_run(run_id="p") as run:
+        for i in range(3):
+            run.log_metric("a", float(i))
+    seg = next(run.path.glob("seg-*.tlog"))
+    data = seg.read_bytes()
+    half = tmp_path / "seg-000001.tlog"
+    cut = len(data) - 20  # inside the run_end record
+    half.write_bytes(data[:cut])
+    cur = _Cursor(half)
+    first = cur.read()
+    assert [r[0] for r in first] == [1, 5, 5, 5]  # run_start and three points; not the partial end
+    assert cur.read() == []
+    with open(half, "ab") as f:
+        f.write(data[cut:])
+    assert [r[0] for r in cur.read()] == [2]
+
+
+def test_a_replaced_or_shrunk_file_is_revalidated_without_repeats(tmp_path: Path) -> None:
+    with tracklog.start_run(run_id="r") as run:
+        for i in range(10):
+            run.log_metric("a", float(i))
+    seg = next(run.path.glob("seg-*.tlog"))
+    live = tmp_path / "seg-000001.tlog"
+    shutil.copy(seg, live)
+    cur = _Cursor(live)
+    assert len(cur.read()) == 12
+    copy = tmp_path / "copy.tlog"
+    shutil.copy(seg, copy)
+    copy.replace(live)  # replaced by a new file with the same content (an rsync)
+    assert cur.read() == []
+    live.write_bytes(seg.read_bytes()[:200])  # shrunk
+    assert cur.read() == []
+
+
+def test_tailing_a_run_that_does_not_exist_yet_waits_for_it() -> None:
+    got: list[tracklog.Event] = []
+    t = threading.Thread(target=lambda: got.extend(tracklog.Store().tail("future", timeout=30)))
+    t.start()
+    with tracklog.start_run(run_id="future") as run:
+        run.log_metric("a", 1.0)
+    t.join(timeout=60)
+    assert [e.kind for e in got] == ["run_start", "metric", "run_end"]
+
+
+def test_tail_experiment_includes_new_runs() -> None:
+    with tracklog.start_run("exp", run_id="e1") as r1:
+        r1.log_metric("a", 1.0)
+    got: list[tuple[str, tracklog.Event]] = []
+    it = tracklog.Store().tail_experiment("exp", from_start=True, timeout=2)
+    with tracklog.start_run("other", run_id="o1") as r:
+        r.log_metric("a", 5.0)
+    with tracklog.start_run("exp", run_id="e2") as r2:
+        r2.log_metric("a", 2.0)
+    got.extend(it)
+    pts = [(rid, e.value) for rid, e in got if e.kind == "metric"]
+    assert pts == [("e1", 1.0), ("e2", 2.0)]

@@ -1,0 +1,369 @@
+"""Tail a run live: yield its events as they are logged, in log order, each exactly once.
+
+Correctness comes from reading each segment from the offset where the last
+complete record ended; a partial record at the end is left for the next read.
+watchdog (inotify on Linux) is only a wake-up: coalesced or overflowed
+notifications, and filesystems that never send any (NFS, some container mounts),
+cost latency, never data, because a slow periodic re-check runs anyway, and
+``poll=True`` uses only that. A file that shrinks or is replaced is re-read
+from its start, skipping the records already yielded. Memory stays bounded:
+at most ``READ_CHUNK_BYTES`` of log are held at once, whatever the run's size.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from . import format as fmt
+from .errors import CorruptLogError
+from .events import RUN_END, RUN_START, Event, decode_events
+from .lock import is_locked
+from .paths import list_segments, lock_path
+
+POLL_INTERVAL_S: Final = 0.1  # pure polling
+RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
+READ_CHUNK_BYTES: Final = 8 * 1024 * 1024
+
+
+class _Waker:
+    """Sets an event when anything changes in the watched directories (watchdog), if it can."""
+
+    def __init__(self, dirs: list[Path], native: bool) -> None:
+        self.event = threading.Event()
+        self.observer: Any = None
+        self._handler: Any = None
+        if not native:
+            return
+        try:  # imported lazily: polling users never pay for it
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:
+            return
+        wake = self.event.set
+
+        class Handler(FileSystemEventHandler):  # type: ignore[misc]
+            def on_any_event(self, event: Any) -> None:
+                wake()
+
+        try:
+            self.observer = Observer()
+            self._handler = Handler()
+            for d in dirs:
+                self.add(d)
+            self.observer.start()
+        except OSError:  # out of inotify watches, or a filesystem without notifications
+            self.observer = None
+
+    def add(self, directory: Path) -> None:
+        """Watch one more directory (a no-op when polling)."""
+        if self.observer is not None and directory.is_dir():
+            try:
+                self.observer.schedule(self._handler, str(directory), recursive=False)
+            except OSError:
+                pass  # the periodic re-check still covers it
+
+    @property
+    def native(self) -> bool:
+        return self.observer is not None
+
+    def wait(self, seconds: float) -> None:
+        self.event.wait(seconds)
+        self.event.clear()
+
+    def close(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+
+
+class _Cursor:
+    """Reads one segment's complete records from an offset, noticing shrink and replacement."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.ino: int | None = None
+        self.offset = 0  # where the next unread record starts (0: prefix not read yet)
+        self.yielded = 0  # records handed out, to skip them if the file must be re-read
+
+    def _open(self) -> bool:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        self.ino = os.fstat(self.fd).st_ino
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def read(self) -> list[Any]:
+        """Decoded payloads of the complete records appended since the last read."""
+        if self.fd is None and not self._open():
+            return []
+        assert self.fd is not None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return []
+        if st.st_ino != self.ino or st.st_size < self.offset:
+            # Replaced or shrunk: re-validate from the start, skipping what was yielded.
+            self.close()
+            skip, self.offset = self.yielded, 0
+            self.yielded = 0
+            if not self._open():
+                return []
+            return self._read_all()[skip:]
+        return self._read_all()
+
+    def _read_all(self) -> list[Any]:
+        assert self.fd is not None
+        out: list[Any] = []
+        want = READ_CHUNK_BYTES
+        while True:
+            data = os.pread(self.fd, want, self.offset)
+            if not data:
+                return out
+            start = 0
+            if self.offset == 0:
+                if len(data) < fmt.PREFIX_SIZE or fmt.check_prefix(data, str(self.path)) is None:
+                    return out  # the writer is still creating the file
+                start = fmt.PREFIX_SIZE
+            end, incomplete = start, False
+            for item in fmt.iter_frames(data, start, len(data)):
+                if type(item) is tuple:
+                    a, b = item
+                    end = b
+                    try:
+                        obj = fmt.unpack(data[a:b])
+                    except Exception:
+                        continue  # a frame that verifies but does not decode: skipped
+                    if self.offset + a - fmt.FRAME_SIZE == fmt.PREFIX_SIZE and isinstance(obj, dict):
+                        continue  # the segment header
+                    out.append(obj)
+                    self.yielded += 1
+                elif isinstance(item, fmt.Corrupt):
+                    end = item.end  # damaged bytes with good records after them: skip
+                else:
+                    incomplete = True  # a partial record: wait for the rest
+                    break
+            self.offset += end
+            if end == start and incomplete and len(data) == want < fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES:
+                want = fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES  # one record larger than a chunk
+                continue
+            if incomplete or len(data) < want:
+                return out
+
+
+class RunFollower:
+    """The reading side of a tail: new events of one run, across its segments."""
+
+    def __init__(self, run_path: Path, keys: set[str] | None, from_start: bool) -> None:
+        self.run_path = run_path
+        self.keys = keys
+        self.cursors: dict[str, _Cursor] = {}
+        self.ended = False  # the latest session has logged its run_end
+        self.crash_reported = False
+        if not from_start:
+            self._skip_existing()
+
+    def _skip_existing(self) -> None:
+        """Start at the end of what is there now; note whether the run has already ended."""
+        for seg in list_segments(self.run_path):
+            cur = self.cursors[seg.name] = _Cursor(seg)
+            last = None
+            for rec in cur.read():
+                last = rec
+            if last is not None:
+                self.ended = _kind(last) == RUN_END
+
+    def poll(self) -> list[Event]:
+        events: list[Event] = []
+        for seg in list_segments(self.run_path):
+            cur = self.cursors.get(seg.name)
+            if cur is None:
+                cur = self.cursors[seg.name] = _Cursor(seg)
+            for rec in cur.read():
+                kind = _kind(rec)
+                if kind == RUN_START:
+                    self.ended = False
+                    self.crash_reported = False
+                elif kind == RUN_END:
+                    self.ended = True
+                try:
+                    decoded = list(decode_events(rec, f"{seg} record"))
+                except CorruptLogError:
+                    continue
+                for ev in decoded:
+                    if self.keys is None or ev.kind != "metric" or ev.key in self.keys:
+                        events.append(ev)
+        return events
+
+    def live(self) -> bool:
+        return is_locked(lock_path(self.run_path))
+
+    def close(self) -> None:
+        for cur in self.cursors.values():
+            cur.close()
+
+
+def _kind(rec: Any) -> Any:
+    return rec[0] if isinstance(rec, list) and rec else None
+
+
+def _crashed() -> Event:
+    value = {"status": "crashed", "time": time.time(), "error": None, "signal": None, "synthesized": True}
+    return Event("run_end", None, value, None, value["time"])
+
+
+def follow(
+    run_path: str | os.PathLike[str],
+    keys: list[str] | set[str] | None = None,
+    follow: bool = True,
+    from_start: bool = False,
+    timeout: float | None = None,
+    forever: bool = False,
+    poll: bool = False,
+    poll_interval: float = POLL_INTERVAL_S,
+) -> Iterator[Event]:
+    """Yield a run's events as they are logged (see ``Store.tail``).
+
+    "Now" is when this is called, not when iteration starts: the starting offsets
+    are taken here, so nothing logged in between is missed.
+    """
+    path = Path(run_path)
+    key_set = set(keys) if keys is not None else None
+    waker = _Waker([path, path.parent], native=not poll)
+    existed = path.is_dir()
+    follower = RunFollower(path, key_set, from_start) if existed else None
+    if follower is not None:
+        waker.add(path)
+    recheck = poll_interval if not waker.native else RECHECK_INTERVAL_S
+    return _follow(path, key_set, follower, waker, recheck, follow, from_start, timeout, forever)
+
+
+def _follow(
+    path: Path,
+    key_set: set[str] | None,
+    follower: RunFollower | None,
+    waker: _Waker,
+    recheck: float,
+    follow: bool,
+    from_start: bool,
+    timeout: float | None,
+    forever: bool,
+) -> Iterator[Event]:
+    last_event = time.monotonic()
+    if follower is not None and not from_start and follower.ended and not forever:
+        waker.close()
+        follower.close()
+        return
+    try:
+        while True:
+            if follower is None and path.is_dir():
+                # A run that appeared while we waited is new: everything in it is new.
+                follower = RunFollower(path, key_set, True)
+                waker.add(path)
+            if follower is not None:
+                events = follower.poll()
+                yield from events
+                if events:
+                    last_event = time.monotonic()
+                if follower.ended and not forever and any(e.kind == "run_end" for e in events):
+                    return
+                if not follower.ended and not follower.crash_reported and not follower.live():
+                    # The writer is gone: read once more (it may have finished just now).
+                    late = follower.poll()
+                    yield from late
+                    if not follower.ended and any(list_segments(path)):
+                        follower.crash_reported = True
+                        yield _crashed()
+                        if not forever:
+                            return
+                    elif follower.ended and not forever:
+                        return
+                if not follow:
+                    return
+            elif not follow:
+                return
+            if timeout is not None and time.monotonic() - last_event >= timeout:
+                return
+            wait = (
+                recheck
+                if timeout is None
+                else min(recheck, max(0.0, timeout - (time.monotonic() - last_event)))
+            )
+            waker.wait(wait)
+    finally:
+        waker.close()
+        if follower is not None:
+            follower.close()
+
+
+def follow_experiment(
+    store_runs_dir: Path,
+    experiment_of: Any,
+    experiment: str,
+    keys: list[str] | set[str] | None = None,
+    from_start: bool = False,
+    timeout: float | None = None,
+    poll: bool = False,
+    poll_interval: float = POLL_INTERVAL_S,
+) -> Iterator[tuple[str, Event]]:
+    """Yield ``(run_id, event)`` for every run of ``experiment``, new runs included, forever
+    (or until ``timeout`` seconds pass without an event). Existing runs are read from
+    now (or from their start with ``from_start``); runs created later, from their start."""
+    key_set = set(keys) if keys is not None else None
+    waker = _Waker([store_runs_dir], native=not poll)
+    recheck = poll_interval if not waker.native else RECHECK_INTERVAL_S
+    followers: dict[str, RunFollower] = {}
+    known: set[str] = set()
+
+    def discover(first: bool) -> None:
+        try:
+            names = sorted(os.listdir(store_runs_dir))
+        except FileNotFoundError:
+            names = []
+        for rid in names:
+            if rid in known:
+                continue
+            exp = experiment_of(rid)
+            if exp is None:
+                continue  # not readable yet (being created): look again next time
+            known.add(rid)
+            if exp == experiment:
+                waker.add(store_runs_dir / rid)
+                followers[rid] = RunFollower(store_runs_dir / rid, key_set, from_start or not first)
+
+    discover(first=True)
+    return _follow_many(followers, discover, waker, recheck, timeout)
+
+
+def _follow_many(
+    followers: dict[str, RunFollower], discover: Any, waker: _Waker, recheck: float, timeout: float | None
+) -> Iterator[tuple[str, Event]]:
+    last_event = time.monotonic()
+    try:
+        while True:
+            discover(first=False)
+            got = False
+            for rid, f in followers.items():
+                for ev in f.poll():
+                    got = True
+                    yield rid, ev
+            if got:
+                last_event = time.monotonic()
+            elif timeout is not None and time.monotonic() - last_event >= timeout:
+                return
+            waker.wait(recheck)
+    finally:
+        waker.close()
+        for f in followers.values():
+            f.close()
