@@ -322,6 +322,15 @@ def parse_filter(text: str) -> Predicate:
     return _Parser(text).parse()
 
 
+def field_getter(text: str) -> Getter:
+    """A getter for one field such as ``params.lr`` or ``metrics.loss.min``."""
+    p = _Parser(text)
+    get = p.field()
+    if not p.at_end():
+        raise p.fail("expected only a field")
+    return get
+
+
 def parse_order(order_by: str | Sequence[str]) -> list[tuple[Getter, bool]]:
     """``"metrics.loss DESC, name"`` (or a list of such) -> [(getter, descending)]."""
     items = [order_by] if isinstance(order_by, str) else list(order_by)

@@ -1,0 +1,209 @@
+"""Export runs to the formats people use, and import from the peers.
+
+CSV and JSON Lines need nothing extra. Parquet goes through pyarrow, MLflow
+through mlflow's own client (any tracking URI it accepts), TensorBoard through
+tensorboardX's writer and TensorBoard's own reader: the peers' libraries are
+optional extras (``pip install "tracklog[interop]"``), imported only here.
+
+Non-finite floats in JSON are the strings "NaN", "Infinity" and "-Infinity".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .fold import RunState
+from .query import Store
+from .run import start_run
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _points(state: RunState) -> Any:
+    for key in state.metrics:
+        h = state.history(key)
+        yield key, h.step.tolist(), h.value.tolist(), h.timestamp.tolist()
+
+
+def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[str]) -> str:
+    """Export runs; returns a one-line description of what was written."""
+    states = [store.run(r) for r in run_ids]
+    if fmt in ("csv", "jsonl", "parquet"):
+        dest = Path(out)
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(dest / "runs.jsonl", "w", encoding="utf-8") as f:
+            for s in states:
+                f.write(json.dumps(_json_safe(s.to_dict()), default=str) + "\n")
+        n = 0
+        if fmt == "csv":
+            with open(dest / "metrics.csv", "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["run_id", "key", "step", "value", "timestamp"])
+                for s in states:
+                    for key, steps, values, times in _points(s):
+                        w.writerows(
+                            (s.id, key, st, repr(v), repr(t))
+                            for st, v, t in zip(steps, values, times, strict=True)
+                        )
+                        n += len(steps)
+        elif fmt == "jsonl":
+            with open(dest / "metrics.jsonl", "w", encoding="utf-8") as f:
+                for s in states:
+                    for key, steps, values, times in _points(s):
+                        for st, v, t in zip(steps, values, times, strict=True):
+                            f.write(
+                                json.dumps(
+                                    _json_safe(
+                                        {"run_id": s.id, "key": key, "step": st, "value": v, "timestamp": t}
+                                    )
+                                )
+                                + "\n"
+                            )
+                        n += len(steps)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            cols: dict[str, list[Any]] = {"run_id": [], "key": [], "step": [], "value": [], "timestamp": []}
+            for s in states:
+                for key, steps, values, times in _points(s):
+                    cols["run_id"] += [s.id] * len(steps)
+                    cols["key"] += [key] * len(steps)
+                    cols["step"] += steps
+                    cols["value"] += values
+                    cols["timestamp"] += times
+                    n += len(steps)
+            pq.write_table(pa.table(cols), dest / "metrics.parquet")
+        return f"wrote {len(states)} runs and {n} points to {dest}"
+    if fmt == "mlflow":
+        return _export_mlflow(states, str(out))
+    if fmt == "tensorboard":
+        return _export_tensorboard(states, Path(out))
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+_MLFLOW_STATUS = {
+    "finished": "FINISHED",
+    "failed": "FAILED",
+    "killed": "KILLED",
+    "crashed": "FAILED",
+    "running": "RUNNING",
+}
+
+
+def _export_mlflow(states: list[RunState], uri: str) -> str:
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    n = 0
+    for s in states:
+        exp_name = s.experiment or "default"
+        exp = client.get_experiment_by_name(exp_name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(exp_name)
+        tags = {str(k): json.dumps(v) if not isinstance(v, str) else v for k, v in s.tags.items()}
+        tags["tracklog.run_id"] = s.id
+        if s.name:
+            tags["mlflow.runName"] = s.name
+        run = client.create_run(
+            exp_id, start_time=int((s.start_time or 0) * 1000), tags=tags, run_name=s.name
+        )
+        rid = run.info.run_id
+        params = [Param(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in s.params.items()]
+        metrics = []
+        for key, steps, values, times in _points(s):
+            metrics += [
+                Metric(key, v, int(t * 1000), st) for st, v, t in zip(steps, values, times, strict=True)
+            ]
+            n += len(steps)
+        for i in range(0, max(len(metrics), 1), 1000):
+            client.log_batch(rid, metrics=metrics[i : i + 1000], params=params if i == 0 else [], tags=[])
+        client.set_terminated(
+            rid,
+            _MLFLOW_STATUS.get(s.status, "FAILED"),
+            end_time=int(s.end_time * 1000) if s.end_time else None,
+        )
+    return f"exported {len(states)} runs and {n} points to MLflow at {uri}"
+
+
+def _export_tensorboard(states: list[RunState], dest: Path) -> str:
+    from tensorboardX import SummaryWriter
+
+    n = 0
+    for s in states:
+        w = SummaryWriter(logdir=str(dest / s.id))
+        for key, steps, values, times in _points(s):
+            for st, v, t in zip(steps, values, times, strict=True):
+                w.add_scalar(key, v, global_step=st, walltime=t)
+            n += len(steps)
+        if s.params:
+            w.add_text("tracklog/params", json.dumps(_json_safe(s.params)))
+        w.close()
+    return f"wrote {len(states)} runs and {n} scalars as TensorBoard event files under {dest}"
+
+
+def import_mlflow(store: Store, uri: str, experiment: str | None = None) -> list[str]:
+    """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    out = []
+    for exp in client.search_experiments():
+        if experiment is not None and exp.name != experiment:
+            continue
+        for mrun in client.search_runs([exp.experiment_id], max_results=50000):
+            info, data = mrun.info, mrun.data
+            with start_run(
+                exp.name,
+                data.tags.get("mlflow.runName") or info.run_name,
+                root=store.root,
+                params=dict(data.params),
+                tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
+                | {"mlflow.run_id": info.run_id},
+                durability="batch",
+            ) as run:
+                for key in data.metrics:
+                    for m in client.get_metric_history(info.run_id, key):
+                        run.log_metric(key, m.value, step=m.step, timestamp=m.timestamp / 1000.0)
+                status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}.get(
+                    info.status, "finished"
+                )
+                run.close(status)  # type: ignore[arg-type]
+            out.append(run.id)
+    return out
+
+
+def import_tensorboard(
+    store: Store, logdir: str | os.PathLike[str], experiment: str = "tensorboard"
+) -> list[str]:
+    """Every scalar of every run directory under ``logdir`` (TensorBoard's own reader)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = Path(logdir)
+    run_dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
+    out = []
+    for d in run_dirs:
+        acc = EventAccumulator(str(d), size_guidance={"scalars": 0})  # 0: keep every point
+        acc.Reload()
+        name = str(d.relative_to(root)) if d != root else d.name
+        with start_run(
+            experiment, name, root=store.root, durability="batch", tags={"tensorboard.logdir": str(d)}
+        ) as run:
+            for tag in acc.Tags().get("scalars", []):
+                for ev in acc.Scalars(tag):
+                    run.log_metric(tag, ev.value, step=ev.step, timestamp=ev.wall_time)
+        out.append(run.id)
+    return out
