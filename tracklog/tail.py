@@ -37,6 +37,7 @@ class _Waker:
         self.event = threading.Event()
         self.observer: Any = None
         self._handler: Any = None
+        self._watched: set[Path] = set()
         if not native:
             return
         try:  # imported lazily: polling users never pay for it
@@ -60,12 +61,20 @@ class _Waker:
             self.observer = None
 
     def add(self, directory: Path) -> None:
-        """Watch one more directory (a no-op when polling)."""
-        if self.observer is not None and directory.is_dir():
+        """Watch one more directory (a no-op when polling, or when already watched)."""
+        if self.observer is not None and directory not in self._watched and directory.is_dir():
             try:
                 self.observer.schedule(self._handler, str(directory), recursive=False)
+                self._watched.add(directory)
             except OSError:
                 pass  # the periodic re-check still covers it
+
+    def add_nearest(self, path: Path) -> None:
+        """Watch the nearest existing ancestor of a path that does not exist yet."""
+        for parent in path.parents:
+            if parent.is_dir():
+                self.add(parent)
+                return
 
     @property
     def native(self) -> bool:
@@ -77,6 +86,7 @@ class _Waker:
 
     def close(self) -> None:
         if self.observer is not None:
+            self.observer.unschedule_all()  # first, so no emitter sees events while stopping
             self.observer.stop()
             self.observer.join(timeout=5)
 
@@ -267,10 +277,13 @@ def _follow(
         return
     try:
         while True:
-            if follower is None and path.is_dir():
-                # A run that appeared while we waited is new: everything in it is new.
-                follower = RunFollower(path, key_set, True)
-                waker.add(path)
+            if follower is None:
+                if path.is_dir():
+                    # A run that appeared while we waited is new: everything in it is new.
+                    follower = RunFollower(path, key_set, True)
+                    waker.add(path)
+                else:
+                    waker.add_nearest(path)  # runs/ or even the root may not exist yet
             if follower is not None:
                 events = follower.poll()
                 yield from events
