@@ -182,19 +182,18 @@ class Run:
             for k, v in zip(keys, metrics.values(), strict=True)
         ]
         t = _now() if timestamp is None else check_timestamp(timestamp)
-        if step is not None:
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(keys[0], step)
-        w = self._writer
-        with w.lock:
+        with self._wlock:
             if step is None:
                 steps = [self._next.get(k, self._default_step) for k in keys]
                 if max(steps) > INT64_MAX:
                     raise ValidationError("log_metrics: next step would exceed int64 range")
+                self._next.update(zip(keys, [s + 1 for s in steps], strict=True))
             else:
                 steps = [step] * len(keys)
-            for k, s in zip(keys, steps, strict=True):
-                self._next[k] = s + 1
-            w.emit_points(keys, steps, values, t)
+                self._next.update(dict.fromkeys(keys, step + 1))
+            self._writer.emit_points(keys, steps, values, t)
 
     # -- params and tags ---------------------------------------------------------------------
 

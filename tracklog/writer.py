@@ -25,6 +25,8 @@ from __future__ import annotations
 import collections
 import errno
 import operator
+from itertools import chain
+import struct
 import os
 import threading
 import time
@@ -219,12 +221,12 @@ class SegmentWriter:
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
+        n = len(keys)
         s0 = steps[0]
-        same = all(s == s0 for s in steps)
-        rec = metrics_record(
-            keys, None, s0 if same else np.array(steps, "<i8").tobytes(), np.array(values, "<f8").tobytes(), t
-        )
-        self._write_frame(fmt.frame(self._packer.pack(rec)), len(keys))
+        # struct, not numpy: for a handful of values numpy's call overhead dominates.
+        steps_col = s0 if steps.count(s0) == n else struct.pack(f"<{n}q", *steps)
+        rec = metrics_record(keys, None, steps_col, struct.pack(f"<{n}d", *values), t)
+        self._write_frame(fmt.frame(self._pack(rec)), n)
 
     def _write_frame(self, data: bytes, n_events: int) -> None:
         if self._backlog or self._failing is not None:
@@ -519,6 +521,14 @@ def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
     if all(type(it[0]) is str for it in run):  # only single points: transpose at C speed
         keys, steps, values, times = zip(*run, strict=True)
         idx = [table.setdefault(k, len(table)) for k in keys]
+    elif all(type(it[0]) is tuple for it in run):  # only log_metrics calls: flatten at C speed
+        per_call: dict[tuple[str, ...], list[int]] = {}
+        for keys_t in set(map(_col[0], run)):
+            per_call[keys_t] = [table.setdefault(k, len(table)) for k in keys_t]
+        idx = list(chain.from_iterable(map(per_call.__getitem__, map(_col[0], run))))
+        steps = list(chain.from_iterable(map(_col[1], run)))
+        values = list(chain.from_iterable(map(_col[2], run)))
+        times = np.repeat(np.array(list(map(_col[3], run))), list(map(len, map(_col[0], run))))
     else:
         idx, steps, values, times = [], [], [], []  # type: ignore[assignment]
         for key, step, value, t in run:
