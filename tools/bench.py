@@ -435,7 +435,7 @@ def main() -> None:
     print(hdr)
     for label, res in results.items():
 
-        def med(w: str) -> str:
+        def med(w: str, res: dict[str, Any] = res) -> str:
             return f"{res[w]['median']:,.0f}" if w in res else res.get(f"{w}_error", "-")[:12]
 
         crash = res.get("crash")
