@@ -20,9 +20,13 @@ from .conftest import PY, python_env
 
 def _mount_tmpfs(path: Path, opts: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True
+    )
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}); the injected-fault tests cover this")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}); the injected-fault tests cover this"
+        )
 
 
 @pytest.fixture
@@ -39,13 +43,14 @@ def test_a_full_disk_holds_events_and_writes_them_when_space_returns(
     monkeypatch.setattr(writer_mod, "RETRY_INTERVAL_S", 0.0)
     filler = tiny_fs / "filler"
     with tracklog.start_run(root=tiny_fs / "store", run_id="full") as run:
-        with open(filler, "wb") as f:  # take the rest of the space
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            except OSError:
-                pass
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # take the rest of the space
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         with pytest.warns(TracklogWarning, match="promise is suspended"):
             for i in range(2000):
                 run.log_metric("a", float(i))
@@ -95,8 +100,12 @@ except tracklog.RunLockedError:
 
 
 def test_two_processes_starting_the_same_run_id_one_wins(root: Path) -> None:
-    procs = [subprocess.Popen([PY, "-c", START_SAME, str(root)], stdout=subprocess.PIPE, text=True, env=python_env())
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", START_SAME, str(root)], stdout=subprocess.PIPE, text=True, env=python_env()
+        )
+        for _ in range(4)
+    ]
     outs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert outs.count("started") == 1 and set(outs) <= {"started", "exists", "locked"}
     events = list(tracklog.read_events(root / "runs" / "same"))

@@ -64,8 +64,8 @@ def work(t):
         ack(t, i)
         i += 1
 threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(n_threads)]
-for th in threads: th.start()
 print("started", flush=True)
+for th in threads: th.start()
 for th in threads: th.join()
 """
 
@@ -91,8 +91,11 @@ def one_round(root: Path, rng: random.Random, durability: str, threads: int) -> 
     run_id = f"r{rng.randrange(10**9)}"
     art = Path(tempfile.mkdtemp(prefix="tl-art-", dir=root))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), run_id, durability, str(threads), str(art)],
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root), run_id, durability, str(threads), str(art)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"started"
     acked: dict[int, int] = {}
@@ -195,8 +198,13 @@ def main() -> None:
         for k, v in out["total"].items():
             print(f"{k:<40} {v}")
     t = out["total"]
-    ok = (t["acked_events_lost (process, machine)"] == 0 and t["holes (batch)"] == 0 and t["corrupt_ranges_found"] == 0
-          and t["status_crashed"] == t["kills"] and t["resumed_finished"] == t["kills"])
+    ok = (
+        t["acked_events_lost (process, machine)"] == 0
+        and t["holes (batch)"] == 0
+        and t["corrupt_ranges_found"] == 0
+        and t["status_crashed"] == t["kills"]
+        and t["resumed_finished"] == t["kills"]
+    )
     sys.exit(0 if ok else 1)
 
 

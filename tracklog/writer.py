@@ -25,14 +25,14 @@ from __future__ import annotations
 import collections
 import errno
 import operator
-from itertools import chain
-import struct
 import os
+import struct
 import threading
 import time
 import warnings
 import zlib
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final, Literal
 

@@ -18,7 +18,9 @@ SEED = int(os.environ.get("TRACKLOG_TORTURE_SEED", "20261126"))
 
 
 def test_sigkill_torture_keeps_every_promise(tmp_path: Path) -> None:
-    out = torture(kills=int(os.environ.get("TRACKLOG_TORTURE_KILLS", "24")), seed=SEED, threads=3, root=tmp_path)
+    out = torture(
+        kills=int(os.environ.get("TRACKLOG_TORTURE_KILLS", "24")), seed=SEED, threads=3, root=tmp_path
+    )
     t = out["total"]
     print(f"torture seed={SEED}: {t}")  # shown on failure, with the seed to replay it
     assert t["events_acked"] > 0

@@ -31,7 +31,9 @@ def _sample() -> bytes:
     return _SAMPLE
 
 
-mutation = st.tuples(st.integers(0, 10_000), st.sampled_from(["flip", "zero", "cut", "insert", "dup"]), st.binary(max_size=16))
+mutation = st.tuples(
+    st.integers(0, 10_000), st.sampled_from(["flip", "zero", "cut", "insert", "dup"]), st.binary(max_size=16)
+)
 
 
 def _mutate(data: bytes, muts: list) -> bytes:
