@@ -124,3 +124,20 @@ def test_fold_is_split_invariant_for_a_simple_log() -> None:
         parts = FoldState().apply(records[:cut]).apply(records[cut:]).run_state(run.path)
         assert parts == whole
         assert parts.history("a").value.tolist() == whole.history("a").value.tolist()
+
+
+def test_run_state_and_history_convert_to_plain_dicts() -> None:
+    import json
+
+    with tracklog.start_run("e", "n", params={"p": [1, 2]}) as run:
+        run.log_metrics({"a": 1.0, "b": 2.0}, step=3)
+    state = tracklog.replay(run.path)
+    d = state.to_dict()
+    json.dumps(d)  # plain data
+    assert d["params"] == {"p": [1, 2]} and d["metrics"]["a"]["last_step"] == 3 and d["status"] == "finished"
+    assert state.history("b").to_dict() == {
+        "key": "b",
+        "step": [3],
+        "value": [2.0],
+        "timestamp": state.history("b").timestamp.tolist(),
+    }

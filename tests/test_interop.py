@@ -114,6 +114,8 @@ def test_parquet_export_and_pandas_histories(run_id: str, tmp_path: Path) -> Non
     df = store.histories([run_id], "val/acc")
     assert list(df.columns) == ["run_id", "step", "value", "timestamp"] and len(df) == 30
     assert store.run(run_id).history("train/loss").to_pandas()["step"].iloc[-1] == 299
+    summary = store.run(run_id).to_pandas()
+    assert summary.set_index("key").loc["val/acc", "count"] == 30 and set(summary["status"]) == {"finished"}
 
 
 def test_cli_export_and_import_round_trip_through_mlflow(run_id: str, root: Path, tmp_path: Path) -> None:

@@ -172,6 +172,14 @@ def torture(kills: int, seed: int, threads: int = 3, root: Path | None = None) -
         "holes (batch)": sum(r["holes"] for r in rounds),
         "corrupt_records_returned": 0,
         "corrupt_ranges_found": sum(r["corrupt"] for r in rounds),
+        **{
+            f"{m}: kills, acked -> recovered": "{}, {} -> {}".format(
+                sum(1 for r in rounds if r["durability"] == m),
+                sum(r["acked"] for r in rounds if r["durability"] == m),
+                sum(r["recovered"] for r in rounds if r["durability"] == m),
+            )
+            for m in modes
+        },
         "status_crashed": sum(r["status_ok"] for r in rounds),
         "resumed_finished": sum(r["resumed_ok"] for r in rounds),
     }

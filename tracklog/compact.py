@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,15 @@ def compact_run(run_path: Path) -> RunCompaction:
     return result
 
 
-def compact(target: str | os.PathLike[str] | None = None, run_id: str | None = None) -> CompactReport:
-    """Compact a store root (every run that changed, then the index) or one run directory."""
+def compact(
+    target: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CompactReport:
+    """Compact a store root (every run that changed, then the index) or one run directory.
+
+    ``progress(done, total)`` is called after each run (the CLI draws a bar with it).
+    """
     t0 = time.perf_counter()
     path = Path(target) if target is not None else resolve_root(None)
     if (path / "writer.lock").exists() or list_segments(path):
@@ -127,9 +135,10 @@ def compact(target: str | os.PathLike[str] | None = None, run_id: str | None = N
             present = set()
         wanted = [run_id] if run_id else sorted(present)
         settled: dict[str, set[str]] = {}
-        for rid in wanted:
-            if rid in entries and rid not in dirty:
-                continue
+        todo = [rid for rid in wanted if not (rid in entries and rid not in dirty)]
+        for done, rid in enumerate(todo, 1):
+            if progress is not None:
+                progress(done, len(todo))
             run_path = runs_dir(root) / rid
             if not run_path.is_dir():
                 continue

@@ -472,6 +472,16 @@ class RunState:
             "dropped": self.dropped,
         }
 
+    def to_pandas(self) -> Any:
+        """One row per metric key (its summary), with the run's id, name and status (needs pandas)."""
+        import pandas as pd
+
+        rows = [
+            {"run_id": self.id, "name": self.name, "status": self.status, "key": k, **m.to_dict()}
+            for k, m in self.metrics.items()
+        ]
+        return pd.DataFrame(rows, columns=["run_id", "name", "status", "key", *MetricSummary().to_dict()])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RunState):
             return NotImplemented

@@ -85,3 +85,33 @@ def test_polling_and_native_tails_agree(root: Path) -> None:
     t1.join(timeout=120)
     t2.join(timeout=120)
     assert native == polled and len(native) > 2000
+
+
+def test_tail_processes_killed_at_random_never_disturb_the_writer(root: Path) -> None:
+    import random
+    import subprocess
+
+    from ..conftest import PY, python_env
+
+    rng = random.Random(11)
+    writer = _spawn(root, "watched", "process", "single")
+    _read_acks(writer, 10)
+    try:
+        for _ in range(5):
+            tail = subprocess.Popen(
+                [PY, "-m", "tracklog", "--root", str(root), "tail", "watched", "--from-start"],
+                stdout=subprocess.PIPE,
+                env=python_env(),
+            )
+            assert tail.stdout is not None
+            for _ in range(rng.randint(1, 200)):
+                tail.stdout.readline()  # the tail is printing: it is in the middle of its work
+            tail.send_signal(signal.SIGKILL)
+            tail.wait()
+            _read_acks(writer, 200)  # the writer goes on
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert all(r.corrupt == [] for r in tracklog.scan(root / "runs" / "watched"))
+    steps = [e.step for e in tracklog.read_events(root / "runs" / "watched") if e.kind == "metric"]
+    assert steps == list(range(len(steps))) and len(steps) >= 1010
