@@ -99,6 +99,7 @@ def one_round(root: Path, rng: random.Random, durability: str, threads: int) -> 
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"started"
     acked: dict[int, int] = {}
+    ack_time: dict[tuple[int, int], float] = {}
     done = threading.Event()
 
     def drain() -> None:
@@ -106,11 +107,13 @@ def one_round(root: Path, rng: random.Random, durability: str, threads: int) -> 
         for line in proc.stdout:
             t, i = map(int, line.split())
             acked[t] = max(acked.get(t, -1), i)
+            ack_time[(t, i)] = time.monotonic()
         done.set()
 
     th = threading.Thread(target=drain, daemon=True)
     th.start()
-    time.sleep(rng.uniform(0.01, 0.4))  # a random instant
+    time.sleep(rng.uniform(0.01, 1.2))  # a random instant (batch mode flushes every 0.5 s)
+    killed_at = time.monotonic()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     th.join()
@@ -125,14 +128,18 @@ def one_round(root: Path, rng: random.Random, durability: str, threads: int) -> 
             got.setdefault(s[0], set()).add(s[1])
     lost_acked = 0
     holes = 0
+    window = 0.0  # batch: how long before the kill the oldest lost acknowledged event was acked
     for t in range(threads):
         seen = got.get(t, set())
         top = acked.get(t, -1)
         want = set(range(top + 1))
         if durability != "batch":
             lost_acked += len(want - seen)
-        elif seen:
-            holes += len(set(range(max(seen) + 1)) - seen)  # batch: a prefix, no holes
+        else:
+            if seen:
+                holes += len(set(range(max(seen) + 1)) - seen)  # batch: a prefix, no holes
+            lost = [killed_at - ack_time[(t, i)] for i in want - seen if (t, i) in ack_time]
+            window = max([window, *lost])
         if seen and max(seen) > top + 1:
             raise AssertionError(f"thread {t}: event {max(seen)} read back but only {top} acknowledged")
     state = tracklog.replay(path)
@@ -149,6 +156,7 @@ def one_round(root: Path, rng: random.Random, durability: str, threads: int) -> 
         "lost_acked": lost_acked,
         "holes": holes,
         "corrupt": corrupt,
+        "batch_loss_window_s": round(window, 3),
         "status_ok": status_ok,
         "resumed_ok": resumed_ok,
     }
@@ -180,6 +188,7 @@ def torture(kills: int, seed: int, threads: int = 3, root: Path | None = None) -
             )
             for m in modes
         },
+        "batch: longest loss window (s; promise 0.5)": max(r["batch_loss_window_s"] for r in rounds),
         "status_crashed": sum(r["status_ok"] for r in rounds),
         "resumed_finished": sum(r["resumed_ok"] for r in rounds),
     }

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import TracklogError
+from .export import json_safe as _json_safe
 from .fold import RunState
 from .query import Store
 from .reader import scan
@@ -70,17 +70,6 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN and inf as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _print_json(obj: Any) -> None:

@@ -22,13 +22,14 @@ from .query import Store
 from .run import start_run
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """NaN and inf as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -46,7 +47,7 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
         dest.mkdir(parents=True, exist_ok=True)
         with open(dest / "runs.jsonl", "w", encoding="utf-8") as f:
             for s in states:
-                f.write(json.dumps(_json_safe(s.to_dict()), default=str) + "\n")
+                f.write(json.dumps(json_safe(s.to_dict()), default=str) + "\n")
         n = 0
         if fmt == "csv":
             with open(dest / "metrics.csv", "w", newline="", encoding="utf-8") as f:
@@ -66,7 +67,7 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                         for st, v, t in zip(steps, values, times, strict=True):
                             f.write(
                                 json.dumps(
-                                    _json_safe(
+                                    json_safe(
                                         {"run_id": s.id, "key": key, "step": st, "value": v, "timestamp": t}
                                     )
                                 )
@@ -150,7 +151,7 @@ def _export_tensorboard(states: list[RunState], dest: Path) -> str:
                 w.add_scalar(key, v, global_step=st, walltime=t)
             n += len(steps)
         if s.params:
-            w.add_text("tracklog/params", json.dumps(_json_safe(s.params)))
+            w.add_text("tracklog/params", json.dumps(json_safe(s.params)))
         w.close()
     return f"wrote {len(states)} runs and {n} scalars as TensorBoard event files under {dest}"
 

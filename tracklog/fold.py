@@ -39,21 +39,11 @@ from .events import (
     TAG,
     Columns,
     decode_columns,
+    same_value,
 )
 
 _EMPTY_I8 = np.zeros(0, dtype=np.int64)
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality with NaN equal to NaN, through lists and dicts."""
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 @dataclass
@@ -71,7 +61,7 @@ class MetricSummary:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MetricSummary):
             return NotImplemented
-        return _same(self.to_dict(), other.to_dict())
+        return same_value(self.to_dict(), other.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -485,6 +475,6 @@ class RunState:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RunState):
             return NotImplemented
-        return _same(self.to_dict(), other.to_dict())
+        return same_value(self.to_dict(), other.to_dict())
 
     __hash__ = None  # type: ignore[assignment]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tracklog
 from tracklog import format as fmt
 from tracklog.errors import TracklogWarning
+from tracklog.events import same_value
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 
@@ -61,16 +62,6 @@ def _expected_and_write(run: tracklog.Run, script: list) -> list[tuple]:
     return want
 
 
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=st.lists(ops, max_size=30), durability=st.sampled_from(["process", "machine", "batch"]))
 def test_any_sequence_of_events_reads_back_equal(tmp_path: Path, script: list, durability: str) -> None:
@@ -82,7 +73,7 @@ def test_any_sequence_of_events_reads_back_equal(tmp_path: Path, script: list, d
         for e in tracklog.read_events(run.path)
         if e.kind in ("metric", "param", "tag")
     ]
-    assert _same(got, want)
+    assert same_value(got, want)
 
 
 def _sample_log(tmp_path: Path) -> tuple[Path, list[int]]:
