@@ -372,7 +372,11 @@ class SegmentWriter:
     # -- background ----------------------------------------------------------------------------
 
     def _background(self) -> None:
-        while not self._wake.wait(self._interval):
+        # Start-to-start scheduling: a slow flush does not push the next one later, so an
+        # event waits at most one interval plus the duration of one flush.
+        next_at = time.monotonic() + self._interval
+        while not self._wake.wait(max(0.0, next_at - time.monotonic())):
+            next_at = max(next_at + self._interval, time.monotonic())
             try:
                 self._tick()
             except Exception as exc:  # never let the thread die or reach the user's job
