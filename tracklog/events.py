@@ -152,17 +152,17 @@ def decode_columns(rec: list[Any], where: str) -> Columns:
         if len(keys) != n:
             raise _bad(where, "metric keys do not match the number of values")
         idx_arr = None
-    elif isinstance(idx, bytes) and len(idx) == 2 * n:
-        idx_arr = np.frombuffer(idx, _U2)
-        if n and int(idx_arr.max()) >= len(keys):
+    elif isinstance(idx, bytes) and n and len(idx) in (n, 2 * n):
+        idx_arr = np.frombuffer(idx, np.uint8 if len(idx) == n else _U2)  # width = len / n
+        if int(idx_arr.max()) >= len(keys):
             raise _bad(where, "metric key index out of range")
     else:
         raise _bad(where, "metric key index column is malformed")
     vals = np.frombuffer(values, _F8)
     if type(steps) is int:
         step_arr = np.full(n, steps, dtype=np.int64)
-    elif isinstance(steps, bytes) and len(steps) == 8 * n:
-        step_arr = np.frombuffer(steps, _I8)
+    elif isinstance(steps, bytes) and n and len(steps) in (n, 2 * n, 4 * n, 8 * n):
+        step_arr = np.frombuffer(steps, f"<i{len(steps) // n}").astype(np.int64, copy=False)
     else:
         raise _bad(where, "metric steps column is malformed")
     if type(times) is float:

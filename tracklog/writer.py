@@ -555,6 +555,16 @@ def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
     return _encode_columns(table, idx, steps, values, times)  # type: ignore[arg-type]
 
 
+def _narrow(steps: np.ndarray) -> np.ndarray:
+    """The steps as the narrowest little-endian signed ints that hold them all."""
+    lo, hi = int(steps.min()), int(steps.max())
+    for dt in ("<i1", "<i2", "<i4"):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return steps.astype(dt)
+    return steps
+
+
 def _encode_columns(
     table: dict[str, int], idx: list[int], steps: list[int], values: list[float], times: list[float]
 ) -> tuple[bytes, int]:
@@ -562,9 +572,12 @@ def _encode_columns(
     step_arr = np.array(steps, dtype="<i8")
     time_arr = np.array(times, dtype="<f8")
     keys_col = list(table)
-    idx_arr = np.array(idx, dtype="<u2")
+    # Columns take the narrowest width that holds them; a reader infers it from len / n.
+    idx_arr = np.array(idx, dtype="<u1" if len(keys_col) <= 256 else "<u2")
     identity = len(keys_col) == n and bool((idx_arr == np.arange(n)).all())
-    steps_col: int | bytes = int(step_arr[0]) if (step_arr == step_arr[0]).all() else step_arr.tobytes()
+    steps_col: int | bytes = (
+        int(step_arr[0]) if (step_arr == step_arr[0]).all() else _narrow(step_arr).tobytes()
+    )
     times_col: float | bytes = float(time_arr[0]) if (time_arr == time_arr[0]).all() else time_arr.tobytes()
     rec = metrics_record(
         keys_col,
