@@ -59,6 +59,11 @@ Status = Literal["finished", "failed", "killed"]
 END_STATUSES = ("finished", "failed", "killed")
 _now = time.time
 _packb = msgpack.packb
+_JUST_FLOAT = frozenset([float])
+
+
+def _types_of(values: list[Any]) -> frozenset[type]:
+    return frozenset(map(type, values))
 
 
 class Run:
@@ -176,11 +181,14 @@ class Run:
             )
         if not metrics:
             return
-        keys = [k if k in self._keys else self._key(k) for k in metrics]
-        values = [
-            v if type(v) is float else to_metric_value(k, v)
-            for k, v in zip(keys, metrics.values(), strict=True)
-        ]
+        keys = list(metrics)
+        if not self._keys.issuperset(keys):  # C-level checks first: the same keys come every step
+            keys = [k if k in self._keys else self._key(k) for k in keys]
+        values = list(metrics.values())
+        if _types_of(values) != _JUST_FLOAT:
+            values = [
+                v if type(v) is float else to_metric_value(k, v) for k, v in zip(keys, values, strict=True)
+            ]
         t = _now() if timestamp is None else check_timestamp(timestamp)
         if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(keys[0], step)
