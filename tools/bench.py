@@ -439,6 +439,7 @@ def main() -> None:
         "ratios_tracklog_over_peer": ratios,
         "skipped": skipped,
         "big_run": big_doc,
+        "fsync_latency_us": fsync_us,
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
     }
     if args.json:
