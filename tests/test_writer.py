@@ -123,8 +123,49 @@ def test_a_failed_fsync_is_not_retried_the_writer_moves_to_a_new_segment(faults:
         run.log_metric("a", 2.0)
     segs = sorted(run.path.glob("seg-*.tlog"))
     assert [s.name for s in segs] == ["seg-000001.tlog", "seg-000002.tlog"]
-    assert tracklog.scan(segs[1])[0].header["after_failure"] == "fsync failed"
-    assert [v for _, _, v in metric_points(run.path)] == [0.0, 1.0, 2.0]
+    header = tracklog.scan(segs[1])[0].header
+    assert header["after_failure"] == "fsync failed" and header["supersedes"][0] == "seg-000001.tlog"
+    assert [v for _, _, v in metric_points(run.path)] == [0.0, 1.0, 2.0]  # each once
+
+
+@pytest.mark.parametrize("durability", ["process", "machine"])
+def test_after_a_failed_fsync_unsynced_records_survive_losing_the_old_tail(
+    faults: Faults, durability: str
+) -> None:
+    with tracklog.start_run(durability=durability, fsync_interval=3600) as run:  # type: ignore[arg-type]
+        run.log_metric("a", 0.0)
+        run.flush()
+        for i in range(1, 6):
+            run.log_metric("a", float(i))
+        faults.fail_syncs = 1
+        with pytest.warns(TracklogWarning, match="written again"):
+            run.flush() if durability == "process" else run.log_metric("a", 6.0)
+        run.log_metric("a", 7.0)
+    want = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] + ([6.0] if durability == "machine" else []) + [7.0]
+    assert [v for _, _, v in metric_points(run.path)] == want
+    store = tracklog.Store()
+    assert store.run(run.id) == tracklog.replay(run.path)
+    # A power cut takes the old segment's unsynced tail: nothing is lost.
+    old = run.path / "seg-000001.tlog"
+    offset = tracklog.scan(run.path / "seg-000002.tlog")[0].header["supersedes"][1]
+    old.write_bytes(old.read_bytes()[:offset])
+    assert [v for _, _, v in metric_points(run.path)] == want
+    assert store.run(run.id) == tracklog.replay(run.path)
+
+
+def test_a_snapshot_past_a_superseded_offset_is_rebuilt(faults: Faults) -> None:
+    from tracklog.compact import compact_run
+
+    with tracklog.start_run(fsync_interval=3600) as run:
+        run.log_metric("a", 0.0)
+        run.flush()
+        run.log_metric("a", 1.0)
+        compact_run(run.path)  # folds point 1 from the old segment (and fsyncs it itself)
+        faults.fail_syncs = 1
+        with pytest.warns(TracklogWarning):
+            run.flush()
+    assert tracklog.Store().run(run.id) == tracklog.replay(run.path)
+    assert tracklog.Store().history(run.id, "a").value.tolist() == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("err", [errno.EIO, errno.EDQUOT, errno.EROFS])

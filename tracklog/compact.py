@@ -21,6 +21,7 @@ from . import index, snapshot
 from .fold import FoldState, RunState
 from .lock import is_locked
 from .paths import list_segments, lock_path, resolve_root, runs_dir
+from .reader import segment_limits
 from .replay import fold_segment
 from .snapshot import SegmentMark, head_fingerprint
 
@@ -67,19 +68,26 @@ def fold_run(run_path: Path, durable: bool = False) -> Folded:
     ``durable`` fsyncs each segment with new bytes (see ``fold_segment``).
     """
     snap = snapshot.load(run_path)
+    segs = list_segments(run_path)
+    limits = segment_limits(segs) if len(segs) > 1 else {}
+    if snap is not None and any(
+        m.end > limits[run_path / name] for name, m in snap.marks.items() if run_path / name in limits
+    ):
+        snap = None  # it folded records a newer segment has since superseded: rebuild
     state = snap.state if snap else FoldState()
     marks = dict(snap.marks) if snap else {}
     before = sum(s.summary.count for s in state.series.values())
     folded = 0
-    for seg in list_segments(run_path):
+    for seg in segs:
         mark = marks.get(seg.name)
         start = mark.end if mark else 0
+        limit = limits.get(seg)
         try:
-            if mark and seg.stat().st_size == mark.end:
+            if mark and min(seg.stat().st_size, limit if limit is not None else 1 << 62) == mark.end:
                 continue  # nothing new: not even an open()
         except OSError:
             continue
-        report = fold_segment(state, seg, start, durable=durable)
+        report = fold_segment(state, seg, start, durable=durable, limit=limit)
         if mark is None:
             crc = head_fingerprint(seg, report.header_size) or 0
             mark = SegmentMark(report.valid_end, report.header_size, crc)

@@ -64,18 +64,48 @@ def open_buffer(path: Path) -> bytes | mmap.mmap:
 FRAME_CHUNK = 65536  # frames handed over at a time: bounds memory on huge segments
 
 
+def segment_limits(segments: list[Path]) -> dict[Path, int]:
+    """Where each segment's log ends because a newer segment supersedes its tail.
+
+    After a failed fsync a writer rewrites the records past its last good fsync into a
+    new segment whose header says ``supersedes: [name, offset]`` (FORMAT.md); the old
+    segment's bytes from ``offset`` on are then not part of the log.
+    """
+    limits: dict[Path, int] = {}
+    for seg in segments:
+        try:
+            with open(seg, "rb") as f:
+                head = f.read(fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES)
+        except OSError:
+            continue
+        end = fmt.frame_at(head, fmt.PREFIX_SIZE, len(head)) if len(head) > fmt.PREFIX_SIZE else -1
+        if end < 0 or head[: len(fmt.MAGIC)] != fmt.MAGIC:
+            continue
+        try:
+            header = fmt.unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
+        except Exception:
+            continue
+        sup = header.get("supersedes") if isinstance(header, dict) else None
+        if isinstance(sup, list) and len(sup) == 2 and isinstance(sup[0], str) and type(sup[1]) is int:
+            old = seg.parent / sup[0]
+            if old != seg and sup[0].startswith("seg-"):
+                limits[old] = min(limits.get(old, sup[1]), sup[1])
+    return limits
+
+
 def frame_chunks(
-    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0
+    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0, limit: int | None = None
 ) -> Iterator[tuple[list[int], list[int]]]:
     """Yield ``(starts, ends)``: payload byte ranges of consecutive good frames, in order.
 
     Fills ``report`` as it goes: header (decoded here), records, valid_end, torn
     tail and corrupt ranges. ``start`` resumes at a record boundary an earlier
-    walk found. Consecutive good frames are checked in a tight loop; the first
-    bad one hands over to ``iter_frames``, which resynchronises.
+    walk found; ``limit`` (see ``segment_limits``) is where the log ends in this
+    file. Consecutive good frames are checked in a tight loop; the first bad one
+    hands over to ``iter_frames``, which resynchronises.
     """
-    size = len(buf)
-    report.size = size
+    report.size = len(buf)
+    size = len(buf) if limit is None else min(len(buf), limit)
     version = fmt.check_prefix(buf, str(path))
     if version is None:
         report.torn_tail = 0 if size else None
@@ -144,11 +174,11 @@ def undecodable(report: SegmentReport, a: int, b: int) -> None:
 
 
 def walk_segment(
-    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0
+    path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0, limit: int | None = None
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(offset, decoded payload)`` for each good record of a segment (see frame_chunks)."""
     unpack = fmt.unpack
-    for starts, ends in frame_chunks(path, buf, report, start):
+    for starts, ends in frame_chunks(path, buf, report, start, limit):
         for a, b in zip(starts, ends, strict=True):
             try:
                 obj = unpack(buf[a:b])
@@ -216,12 +246,14 @@ def iter_records(
     path: str | os.PathLike[str], on_corrupt: OnCorrupt = "warn"
 ) -> Iterator[tuple[SegmentReport, int, Any]]:
     """Yield ``(report, offset, payload)`` for every good record, segments in order."""
-    for seg in segment_paths(path):
+    segs = segment_paths(path)
+    limits = segment_limits(segs) if len(segs) > 1 else {}
+    for seg in segs:
         report = SegmentReport(seg)
         buf = open_buffer(seg)
         seen = 0
         try:
-            for off, obj in walk_segment(seg, buf, report):
+            for off, obj in walk_segment(seg, buf, report, 0, limits.get(seg)):
                 if len(report.corrupt) > seen:
                     seen = _complain(report, seen, on_corrupt)
                 yield report, off, obj

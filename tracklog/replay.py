@@ -22,13 +22,19 @@ from .reader import (
     _complain,
     frame_chunks,
     open_buffer,
+    segment_limits,
     segment_paths,
     undecodable,
 )
 
 
 def fold_segment(
-    state: FoldState, seg: Path, start: int = 0, on_corrupt: OnCorrupt = "warn", durable: bool = False
+    state: FoldState,
+    seg: Path,
+    start: int = 0,
+    on_corrupt: OnCorrupt = "warn",
+    durable: bool = False,
+    limit: int | None = None,
 ) -> SegmentReport:
     """Fold the records of ``seg`` from byte offset ``start`` (a record boundary) into ``state``.
 
@@ -49,7 +55,7 @@ def fold_segment(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        state.apply(_decoded(seg, buf, report, start), str(seg))
+        state.apply(_decoded(seg, buf, report, start, limit), str(seg))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -59,11 +65,11 @@ def fold_segment(
     return report
 
 
-def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int) -> Iterator[Any]:
+def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int | None) -> Iterator[Any]:
     """The segment's records in log order: single points as ``Columns`` blocks decoded
     with array work, everything else through msgpack."""
     unpack = fmt.unpack
-    for starts, ends in frame_chunks(seg, buf, report, start):
+    for starts, ends in frame_chunks(seg, buf, report, start, limit):
         a, b = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
         cols, is_point = decode_points(buf, a, b)
         point_idx = np.flatnonzero(is_point)
@@ -89,7 +95,9 @@ def replay(run_path: str | os.PathLike[str], on_corrupt: OnCorrupt = "warn") -> 
     """
     path = Path(run_path)
     state = FoldState()
-    for seg in segment_paths(path):
-        fold_segment(state, seg, 0, on_corrupt)
+    segs = segment_paths(path)
+    limits = segment_limits(segs) if len(segs) > 1 else {}
+    for seg in segs:
+        fold_segment(state, seg, 0, on_corrupt, limit=limits.get(seg))
     live = path.is_dir() and is_locked(lock_path(path))
     return state.run_state(path if path.is_dir() else path.parent, live)

@@ -14,6 +14,7 @@ import msgpack
 
 from .fold import FoldState
 from .paths import list_segments
+from .reader import segment_limits
 from .replay import fold_segment
 
 
@@ -33,8 +34,10 @@ class PriorState:
 def read_prior_state(run_path: Path, resume_step: int | None) -> PriorState:
     """Fold the run's logs. With ``resume_step`` every key continues from it."""
     state = FoldState()
-    for seg in list_segments(run_path):
-        fold_segment(state, seg)
+    segs = list_segments(run_path)
+    limits = segment_limits(segs)
+    for seg in segs:
+        fold_segment(state, seg, limit=limits.get(seg))
     prior = PriorState.empty(resume_step)
     prior.experiment, prior.name = state.experiment, state.name
     prior.params = {k: msgpack.packb(v) for k, v in state.params.items()}

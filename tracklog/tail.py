@@ -24,6 +24,7 @@ from .errors import CorruptLogError
 from .events import RUN_END, RUN_START, Event, decode_events
 from .lock import is_locked
 from .paths import list_segments, lock_path
+from .reader import segment_limits
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
@@ -99,6 +100,7 @@ class _Cursor:
         self.fd: int | None = None
         self.ino: int | None = None
         self.offset = 0  # where the next unread record starts (0: prefix not read yet)
+        self.limit: int | None = None  # a newer segment supersedes this one from here on
         self.yielded = 0  # records handed out, to skip them if the file must be re-read
 
     def _open(self) -> bool:
@@ -138,7 +140,9 @@ class _Cursor:
         out: list[Any] = []
         want = READ_CHUNK_BYTES
         while True:
-            data = os.pread(self.fd, want, self.offset)
+            if self.limit is not None:
+                want = min(want, max(0, self.limit - self.offset))
+            data = os.pread(self.fd, want, self.offset) if want else b""
             if not data:
                 return out
             start = 0
@@ -196,7 +200,12 @@ class RunFollower:
 
     def poll(self) -> list[Event]:
         events: list[Event] = []
-        for seg in list_segments(self.run_path):
+        segs = list_segments(self.run_path)
+        if len(segs) != len(self.cursors) and len(segs) > 1:
+            for path, limit in segment_limits(segs).items():
+                if path.name in self.cursors:
+                    self.cursors[path.name].limit = limit
+        for seg in segs:
             cur = self.cursors.get(seg.name)
             if cur is None:
                 cur = self.cursors[seg.name] = _Cursor(seg)

@@ -138,7 +138,8 @@ class SegmentWriter:
         path = segment_path(self.run_path, seq)
         header = {**self._header, "seq": seq, **extra}
         data = fmt.encode_segment_start(header) + b"".join(fmt.frame(p) for p in payloads)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # O_RDWR: after a failed fsync the unsynced records are read back to be rewritten.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             self._write_all(fd, data)
             os.fsync(fd)
@@ -150,11 +151,19 @@ class SegmentWriter:
         self.fd, self.path, self.seq = fd, path, seq
         self.end = self.synced_end = len(data)
 
-    def _rotate(self, reason: str) -> bool:
-        """Continue in a fresh segment after an I/O failure; False if that fails too."""
+    def _rotate(self, reason: str, carry: list[bytes] | None = None) -> bool:
+        """Continue in a fresh segment after an I/O failure; False if that fails too.
+
+        ``carry``: payloads written since the last good fsync. They are written again
+        (and fsynced) at the start of the new segment, whose header then says that it
+        supersedes the old segment from ``synced_end`` on, so readers take them once.
+        """
         old = self.fd
+        extra: dict[str, Any] = {"after_failure": reason}
+        if carry is not None:
+            extra["supersedes"] = [self.path.name, self.synced_end]
         try:
-            self._open_segment(self.seq + 1, [], after_failure=reason)
+            self._open_segment(self.seq + 1, carry or [], **extra)
         except OSError:
             return False
         try:
@@ -337,13 +346,25 @@ class SegmentWriter:
         # The kernel may have dropped the dirty pages and will not report it again:
         # trusting a second fsync would be lying. Continue in a new file.
         warnings.warn(
-            f"tracklog: fsync of {self.path} failed ({exc.strerror}); records after offset "
-            f"{self.synced_end} may not survive a power cut. Continuing in a new segment.",
+            f"tracklog: fsync of {self.path} failed ({exc.strerror}); the records written after offset "
+            f"{self.synced_end} are written again, and fsynced, in a new segment.",
             TracklogWarning,
             stacklevel=4,
         )
-        if not self._rotate("fsync failed"):
+        if not self._rotate("fsync failed", self._unsynced_payloads()):
             self._broken = True  # never fsync this file again; the next write retries the move
+
+    def _unsynced_payloads(self) -> list[bytes]:
+        """The records between the last good fsync and the end, read back to be rewritten.
+
+        Read from the page cache, the only copy: pages the kernel dropped come back as
+        whatever is on disk, and their frames then fail their CRC and are not carried.
+        """
+        try:
+            data = os.pread(self.fd, self.end - self.synced_end, self.synced_end)
+        except OSError:
+            return []
+        return [data[a:b] for a, b in (it for it in fmt.iter_frames(data, 0, len(data)) if type(it) is tuple)]
 
     # -- batch mode ----------------------------------------------------------------------------
 
