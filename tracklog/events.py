@@ -8,7 +8,6 @@ artifact, run start or run end, whatever record carried it.
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -87,10 +86,6 @@ def same_value(a: Any, b: Any) -> bool:
 # -- encoding -------------------------------------------------------------------------------
 
 
-def f8_bytes(values: Sequence[float]) -> bytes:
-    return struct.pack(f"<{len(values)}d", *values)
-
-
 def metrics_record(
     keys: Sequence[str], idx: bytes | None, steps: int | bytes, values: bytes, times: float | bytes
 ) -> list[Any]:
@@ -129,9 +124,6 @@ class Columns:
         idx = None if self.idx is None else self.idx[lo:hi]
         keys = self.keys[lo:hi] if self.idx is None else self.keys
         return Columns(keys, idx, self.steps[lo:hi], self.values[lo:hi], self.times[lo:hi])
-
-    def key_of(self, i: int) -> str:
-        return self.keys[i] if self.idx is None else self.keys[int(self.idx[i])]
 
 
 def _bad(where: str, what: str) -> CorruptLogError:

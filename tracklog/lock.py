@@ -107,10 +107,6 @@ class WriterLock:
             except OSError:
                 pass
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
 
 def _after_fork_in_child() -> None:
     for lock in list(_LIVE):
