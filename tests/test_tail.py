@@ -141,3 +141,41 @@ def test_tail_experiment_includes_new_runs() -> None:
     got.extend(it)
     pts = [(rid, e.value) for rid, e in got if e.kind == "metric"]
     assert pts == [("e1", 1.0), ("e2", 2.0)]
+
+
+def test_a_failed_fsync_in_the_writer_never_duplicates_events_on_a_live_tail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from tracklog import writer as writer_mod
+
+    real = writer_mod._fdatasync
+    fail = [0]
+
+    def flaky(fd: int) -> None:
+        if fail[0]:
+            fail[0] -= 1
+            raise OSError(errno.EIO, "injected")
+        real(fd)
+
+    monkeypatch.setattr(writer_mod, "_fdatasync", flaky)
+    run = tracklog.start_run(run_id="dup", fsync_interval=3600)
+    it = tracklog.Store().tail("dup", from_start=True, timeout=30)
+    run.log_metric("a", 0.0)
+    run.flush()
+    for i in range(1, 6):
+        run.log_metric("a", float(i))
+    head = []
+    for ev in it:  # read past the unsynced records from the old segment first
+        head.append(ev)
+        if ev.kind == "metric" and ev.value == 5.0:
+            break
+    fail[0] = 1
+    with pytest.warns(tracklog.TracklogWarning, match="written again"):
+        run.flush()
+    run.log_metric("a", 6.0)
+    run.close()
+    events = head + list(it)
+    assert [e.value for e in events if e.kind == "metric"] == [float(i) for i in range(7)]
+    assert events[-1].kind == "run_end"

@@ -73,24 +73,33 @@ def segment_limits(segments: list[Path]) -> dict[Path, int]:
     """
     limits: dict[Path, int] = {}
     for seg in segments:
-        try:
-            with open(seg, "rb") as f:
-                head = f.read(fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES)
-        except OSError:
-            continue
-        end = fmt.frame_at(head, fmt.PREFIX_SIZE, len(head)) if len(head) > fmt.PREFIX_SIZE else -1
-        if end < 0 or head[: len(fmt.MAGIC)] != fmt.MAGIC:
-            continue
-        try:
-            header = fmt.unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
-        except Exception:
-            continue
-        sup = header.get("supersedes") if isinstance(header, dict) else None
-        if isinstance(sup, list) and len(sup) == 2 and isinstance(sup[0], str) and type(sup[1]) is int:
-            old = seg.parent / sup[0]
-            if old != seg and sup[0].startswith("seg-"):
-                limits[old] = min(limits.get(old, sup[1]), sup[1])
+        sup = superseded_by(seg)
+        if sup is not None:
+            old, offset = sup
+            limits[old] = min(limits.get(old, offset), offset)
     return limits
+
+
+def superseded_by(seg: Path) -> tuple[Path, int] | None:
+    """The (older segment, offset) that ``seg``'s header says it supersedes, if any."""
+    try:
+        with open(seg, "rb") as f:
+            head = f.read(fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES)
+    except OSError:
+        return None
+    end = fmt.frame_at(head, fmt.PREFIX_SIZE, len(head)) if len(head) > fmt.PREFIX_SIZE else -1
+    if end < 0 or head[: len(fmt.MAGIC)] != fmt.MAGIC:
+        return None
+    try:
+        header = fmt.unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
+    except Exception:
+        return None
+    sup = header.get("supersedes") if isinstance(header, dict) else None
+    if isinstance(sup, list) and len(sup) == 2 and isinstance(sup[0], str) and type(sup[1]) is int:
+        old = seg.parent / sup[0]
+        if old != seg and sup[0].startswith("seg-"):
+            return old, sup[1]
+    return None
 
 
 def frame_chunks(

@@ -24,7 +24,7 @@ from .errors import CorruptLogError
 from .events import RUN_END, RUN_START, Event, decode_events
 from .lock import is_locked
 from .paths import list_segments, lock_path
-from .reader import segment_limits
+from .reader import superseded_by
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
@@ -101,6 +101,7 @@ class _Cursor:
         self.ino: int | None = None
         self.offset = 0  # where the next unread record starts (0: prefix not read yet)
         self.limit: int | None = None  # a newer segment supersedes this one from here on
+        self.skip = 0  # leading records already yielded from the segment this one supersedes
         self.yielded = 0  # records handed out, to skip them if the file must be re-read
 
     def _open(self) -> bool:
@@ -161,8 +162,11 @@ class _Cursor:
                         continue  # a frame that verifies but does not decode: skipped
                     if self.offset + a - fmt.FRAME_SIZE == fmt.PREFIX_SIZE and isinstance(obj, dict):
                         continue  # the segment header
-                    out.append(obj)
                     self.yielded += 1
+                    if self.skip:
+                        self.skip -= 1  # a copy of a record yielded from the superseded tail
+                        continue
+                    out.append(obj)
                 elif isinstance(item, fmt.Corrupt):
                     end = item.end  # damaged bytes with good records after them: skip
                 else:
@@ -201,14 +205,11 @@ class RunFollower:
     def poll(self) -> list[Event]:
         events: list[Event] = []
         segs = list_segments(self.run_path)
-        if len(segs) != len(self.cursors) and len(segs) > 1:
-            for path, limit in segment_limits(segs).items():
-                if path.name in self.cursors:
-                    self.cursors[path.name].limit = limit
         for seg in segs:
             cur = self.cursors.get(seg.name)
             if cur is None:
                 cur = self.cursors[seg.name] = _Cursor(seg)
+                self._note_supersede(cur)
             for rec in cur.read():
                 kind = _kind(rec)
                 if kind == RUN_START:
@@ -224,6 +225,21 @@ class RunFollower:
                     if self.keys is None or ev.kind != "metric" or ev.key in self.keys:
                         events.append(ev)
         return events
+
+    def _note_supersede(self, cur: _Cursor) -> None:
+        """A new segment that supersedes an older one's tail (after a failed fsync): cap the
+        old cursor there, and skip the copies of records already yielded from past it."""
+        sup = superseded_by(cur.path)
+        if sup is None:
+            return
+        old_path, offset = sup
+        old = self.cursors.get(old_path.name)
+        if old is None:
+            return
+        if old.offset > offset and old.fd is not None:
+            data = os.pread(old.fd, old.offset - offset, offset)
+            cur.skip = sum(1 for it in fmt.iter_frames(data, 0, len(data)) if type(it) is tuple)
+        old.limit = offset
 
     def live(self) -> bool:
         return is_locked(lock_path(self.run_path))
