@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracklog
-from tracklog import index, snapshot
+from tracklog import index, paths, snapshot
 from tracklog.compact import compact_run
 
 from .helpers import crash
@@ -116,7 +116,7 @@ def test_a_compaction_that_dies_at_any_step_leaves_a_store_equal_to_replay(
         "pwrite": (os, "pwrite"),
         "fsync": (os, "fsync"),
         "replace": (os, "replace"),
-        "fsync_dir": (snapshot, "fsync_dir"),
+        "fsync_dir": (paths, "fsync_dir"),
     }
     mod, name = targets[fail_at]
 

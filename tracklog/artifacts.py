@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError, ValidationError
-from .paths import artifact_path, artifact_tmp_dir, check_artifact_name, fsync_dir
+from .paths import artifact_dir, artifact_path, artifact_tmp_dir, check_artifact_name, fsync_dir, is_regular
 
 _CHUNK = 1 << 20
 
 
 def store_file(root: Path, src: Path) -> dict[str, Any]:
     """Copy ``src`` into the store; return ``{"sha256", "size"}``."""
-    tmp_dir = artifact_tmp_dir(root)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = artifact_tmp_dir(root)  # created; each level a real directory, never a symlink
     tmp = tmp_dir / f"{os.getpid()}-{os.urandom(8).hex()}"
     digest = hashlib.sha256()
     size = 0
@@ -37,11 +36,11 @@ def store_file(root: Path, src: Path) -> dict[str, Any]:
             os.fsync(fout.fileno())
         sha = digest.hexdigest()
         dest = artifact_path(root, sha)
-        if dest.exists() and dest.stat().st_size == size:
+        if is_regular(dest) and os.lstat(dest).st_size == size:
             tmp.unlink()  # already stored, by this run or another
         else:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
+            artifact_dir(root, sha)
+            os.replace(tmp, dest)  # replaces a non-regular entry itself, never a link's target
             fsync_dir(dest.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -51,6 +50,10 @@ def store_file(root: Path, src: Path) -> dict[str, Any]:
 
 def collect(local_path: str | os.PathLike[str], name: str | None) -> Iterator[tuple[str, Path]]:
     """The (artifact name, file) pairs for a file or a directory, names validated."""
+    if not isinstance(local_path, (str, os.PathLike)):
+        raise ValidationError(f"artifact source must be a str or path, got {local_path!r}")
+    if "\0" in str(os.fspath(local_path)):
+        raise ValidationError(f"artifact source {local_path!r} contains a NUL byte")
     src = Path(local_path)
     if not src.exists():
         raise StoreError(f"artifact source {src} does not exist")

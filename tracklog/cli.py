@@ -218,7 +218,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     store = Store(args.root)
     targets = (
-        [store._path(r) for r in args.runs]
+        [store.path_of(r) for r in args.runs]
         if args.runs
         else [store.root / "runs" / i for i in store.run_ids()]
     )

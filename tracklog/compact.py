@@ -3,8 +3,10 @@
 Incremental: a run's compaction reads only the bytes appended since its
 snapshot. Crash-safe: snapshot and index files are replaced atomically and the
 history file is only appended to past the last state's end. Two compactors
-never interleave (a per-run filelock, and one for the index). A compactor only
-reads segments, so a live writer is never blocked or disturbed.
+never interleave (a per-run flock, and one for the index: ``lock.exclusive``).
+A compactor only reads segments, so a live writer is never blocked or disturbed.
+One run that cannot be compacted (a hostile or damaged entry) is reported with
+a warning and left out of the index; the rest of the store goes on.
 """
 
 from __future__ import annotations
@@ -15,17 +17,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from . import index, snapshot
+from .errors import RunNotFoundError, TracklogError
 from .fold import FoldState, RunState
-from .lock import is_locked
-from .paths import list_segments, lock_path, resolve_root, runs_dir
+from .lock import exclusive, is_locked
+from .paths import (
+    check_dir,
+    check_run_id,
+    compact_lock_path,
+    index_lock_path,
+    is_real_dir,
+    list_segments,
+    lock_path,
+    make_index_dir,
+    resolve_root,
+    run_dir,
+    runs_dir,
+    segment_names,
+    warn_once,
+)
 from .reader import segment_limits
 from .replay import fold_segment
 from .snapshot import SegmentMark, head_fingerprint
 
-COMPACT_LOCK_NAME = "compact.lock"
 LOCK_TIMEOUT_S = 60.0
 
 
@@ -44,6 +58,7 @@ class RunCompaction:
 class CompactReport:
     runs: list[RunCompaction] = field(default_factory=list)
     index_entries: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> why it was not compacted
     seconds: float = 0.0
 
     @property
@@ -102,9 +117,17 @@ def current_state(run_path: Path) -> RunState:
 
 
 def compact_run(run_path: Path) -> RunCompaction:
-    """Fold a run's new log bytes into its snapshot (under the run's compaction lock)."""
+    """Fold a run's new log bytes into its snapshot (under the run's compaction lock).
+
+    ``run_path`` must be a real directory (not a symlink): snapshot, history and
+    lock files are written there.
+    """
     result = RunCompaction(run_path.name)
-    with FileLock(str(run_path / COMPACT_LOCK_NAME), timeout=LOCK_TIMEOUT_S):
+    try:
+        check_dir(run_path)
+    except FileNotFoundError:
+        raise RunNotFoundError(f"no run directory at {run_path}") from None
+    with exclusive(compact_lock_path(run_path), LOCK_TIMEOUT_S, "another compaction"):
         f = fold_run(run_path, durable=True)
         result.bytes_folded = f.bytes_folded
         result.points_before = f.points_before
@@ -125,36 +148,40 @@ def compact(
     ``progress(done, total)`` is called after each run (the CLI draws a bar with it).
     """
     t0 = time.perf_counter()
-    path = Path(target) if target is not None else resolve_root(None)
-    if (path / "writer.lock").exists() or list_segments(path):
+    if run_id is not None:
+        run_id = check_run_id(run_id)  # before it is joined to anything
+    path = resolve_root(target)
+    if (path / "writer.lock").exists() or segment_names(path):
         report = CompactReport([compact_run(path)])
         report.seconds = time.perf_counter() - t0
         return report
     root = path
     report = CompactReport()
-    idx_dir = root / "index"
-    idx_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(idx_dir / "index.lock"), timeout=LOCK_TIMEOUT_S):
+    make_index_dir(root)
+    with exclusive(index_lock_path(root), LOCK_TIMEOUT_S, "another compaction of the index"):
         entries = index.load(root)
         dirty = index.dirty_sessions(root)
-        try:
-            present = set(os.listdir(runs_dir(root)))
-        except FileNotFoundError:
-            present = set()
+        present = set(run_names(root))
+        if run_id is not None and run_id not in present:
+            raise RunNotFoundError(f"no run {run_id!r} in {root}")
         wanted = [run_id] if run_id else sorted(present)
         settled: dict[str, set[str]] = {}
         todo = [rid for rid in wanted if not (rid in entries and rid not in dirty)]
         for done, rid in enumerate(todo, 1):
             if progress is not None:
                 progress(done, len(todo))
-            run_path = runs_dir(root) / rid
-            if not run_path.is_dir():
+            run_path = run_dir(root, rid)
+            try:
+                report.runs.append(compact_run(run_path))
+                # Judge liveness before reading state: a session seen in the log whose lock is
+                # free has ended or died and can never write again.
+                live = is_locked(lock_path(run_path))
+                state = current_state(run_path)
+            except TracklogError as exc:
+                warn_once(run_path, f"cannot compact it: {exc}")
+                entries.pop(rid, None)
+                report.failed[rid] = str(exc)
                 continue
-            report.runs.append(compact_run(run_path))
-            # Judge liveness before reading state: a session seen in the log whose lock is
-            # free has ended or died and can never write again.
-            live = is_locked(lock_path(run_path))
-            state = current_state(run_path)
             entries[rid] = entry_of(state)
             if not live:
                 settled[rid] = dirty.get(rid, set()) & {s.session for s in state.sessions}
@@ -167,6 +194,32 @@ def compact(
         report.index_entries = len(entries)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def run_names(root: Path) -> list[str]:
+    """The run ids under ``root/runs``: entries that are valid run ids and real directories.
+
+    Anything else (a stray ``old copy`` directory, a symlink, a file) is skipped with a
+    warning naming it; names starting with '.' are skipped silently (temp files).
+    """
+    try:
+        names = os.listdir(runs_dir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            check_run_id(name)
+        except TracklogError:
+            warn_once(runs_dir(root) / name, "not a run (its name is not a run id)")
+            continue
+        if not is_real_dir(runs_dir(root) / name):
+            warn_once(runs_dir(root) / name, "not a run directory (a symlink or a file)")
+            continue
+        out.append(name)
+    return sorted(out)
 
 
 def entry_of(state: RunState) -> dict:

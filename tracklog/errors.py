@@ -15,6 +15,7 @@ callers may catch either::
     ├── RunLockedError (TimeoutError)         another live writer holds the run
     ├── RunClosedError (RuntimeError)         logging to a closed or forked-away run
     ├── StoreError (OSError)                  the store root cannot be used
+    │   └── UnsafePathError                   a store entry is a symlink, FIFO or foreign name
     └── WriteError (OSError)                  the disk refused a write (strict mode)
 
 Warnings: ``TracklogWarning`` (a ``RuntimeWarning``) for suspended durability
@@ -33,6 +34,7 @@ __all__ = [
     "StoreError",
     "TracklogError",
     "TracklogWarning",
+    "UnsafePathError",
     "UnsupportedFormatError",
     "ValidationError",
     "ValueTypeError",
@@ -82,6 +84,11 @@ class RunClosedError(TracklogError, RuntimeError):
 
 class StoreError(TracklogError, OSError):
     """The store root is unusable: a file, read-only, or permission denied."""
+
+
+class UnsafePathError(StoreError):
+    """A store entry tracklog will not follow or open: a symlink, a FIFO, a directory where a
+    file belongs, or a name read from a file that is not one tracklog writes."""
 
 
 class WriteError(TracklogError, OSError):

@@ -15,7 +15,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from .errors import CorruptLogError
+from .errors import CorruptLogError, ValidationError
+from .paths import check_artifact_name
 
 # Record kind codes. Codes >= 64 are optional: a reader that does not know one skips it.
 RUN_START: Final = 1
@@ -83,6 +84,130 @@ def same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+# -- validation of decoded records -------------------------------------------------------------
+# One set of rules for every reader (scan, read_events, the fold, tail): a record that breaks
+# them is malformed, reported as corrupt by scan and skipped by everyone else (FORMAT.md).
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+END_STATUSES: Final = ("finished", "failed", "killed")
+MAX_VALUE_DEPTH: Final = 40  # deeper than any value a writer accepts (validate.MAX_NESTING)
+_OPT_STR = (str, type(None))
+_HEX = frozenset("0123456789abcdef")
+# run_start fields a reader uses, and the types they may have (absent means None).
+_START_FIELDS: Final = {
+    "run_id": _OPT_STR,
+    "session": (str,),
+    "experiment": _OPT_STR,
+    "name": _OPT_STR,
+    "host": _OPT_STR,
+    "pid": (int, type(None)),
+    "proc_start": (float, int, type(None)),
+    "resume": (bool, type(None)),
+    "resume_step": (int, type(None)),
+}
+
+
+def is_int64(v: Any) -> bool:
+    return type(v) is int and INT64_MIN <= v <= INT64_MAX
+
+
+def is_plain(v: Any, depth: int = 0) -> bool:
+    """A JSON-like value as params and tags hold: nil, bool, int64, float, str, lists, str-keyed maps."""
+    t = type(v)
+    if v is None or t is str or t is float or t is bool:
+        return True
+    if t is int:
+        return INT64_MIN <= v <= INT64_MAX
+    if depth >= MAX_VALUE_DEPTH:
+        return False
+    if t is list:
+        return all(is_plain(x, depth + 1) for x in v)
+    if t is dict:
+        return all(type(k) is str and is_plain(x, depth + 1) for k, x in v.items())
+    return False
+
+
+def is_artifact_info(info: Any) -> bool:
+    """``{"sha256": 64 hex chars, "size": int >= 0}`` (more keys are allowed)."""
+    if type(info) is not dict:
+        return False
+    sha, size = info.get("sha256"), info.get("size")
+    return type(sha) is str and len(sha) == 64 and _HEX.issuperset(sha) and is_int64(size) and size >= 0
+
+
+def is_artifact_name(name: Any) -> bool:
+    try:
+        check_artifact_name(name)
+    except ValidationError:
+        return False
+    return True
+
+
+def is_error_info(err: Any) -> bool:
+    return err is None or (
+        type(err) is dict and type(err.get("type")) is str and type(err.get("message")) is str
+    )
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why a decoded record payload is malformed, or None if it is a valid record (or an
+    optional kind, >= 64, that readers skip)."""
+    if type(rec) is not list or not rec or type(rec[0]) is not int:
+        return "record is not a kind-tagged array"
+    kind = rec[0]
+    if kind == METRIC:
+        if not (
+            len(rec) == 5
+            and type(rec[1]) is str
+            and is_int64(rec[2])
+            and type(rec[3]) is float
+            and type(rec[4]) is float
+        ):
+            return "malformed metric record"
+        return None
+    if kind == METRICS:
+        try:
+            decode_columns(rec, "")
+        except CorruptLogError as exc:
+            return str(exc).lstrip(": ")
+        return None
+    if kind in (PARAM, TAG):
+        if len(rec) != 4 or type(rec[1]) is not str or type(rec[3]) is not float or not is_plain(rec[2]):
+            return "malformed param or tag record"
+        return None
+    if kind == ARTIFACT:
+        if (
+            len(rec) != 4
+            or not is_artifact_name(rec[1])
+            or not is_artifact_info(rec[2])
+            or type(rec[3]) is not float
+        ):
+            return "malformed artifact record"
+        return None
+    if kind in (RUN_START, RUN_END, DROPPED):
+        if len(rec) != 2 or type(rec[1]) is not dict or type(rec[1].get("time")) is not float:
+            return "malformed run record"
+        info = rec[1]
+        if kind == RUN_START:
+            for name, types in _START_FIELDS.items():
+                if type(info.get(name)) not in types:
+                    return f"run_start field {name!r} is malformed"
+            if info.get("resume_step") is not None and not is_int64(info["resume_step"]):
+                return "run_start field 'resume_step' is out of range"
+        elif kind == RUN_END:
+            if info.get("status") not in END_STATUSES or type(info.get("status")) is not str:
+                return "run_end status is malformed"
+            if not is_error_info(info.get("error")) or type(info.get("signal")) not in _OPT_STR:
+                return "run_end error or signal is malformed"
+        elif not is_int64(info.get("count")) or info["count"] < 0:
+            return "dropped count is malformed"
+        return None
+    if kind >= FIRST_OPTIONAL_KIND:
+        return None
+    return f"unknown record kind {kind}"
+
+
 # -- encoding -------------------------------------------------------------------------------
 
 
@@ -135,10 +260,10 @@ def decode_columns(rec: list[Any], where: str) -> Columns:
     if len(rec) != 6:
         raise _bad(where, "metric record has the wrong number of fields")
     _, keys, idx, steps, values, times = rec
-    if not isinstance(values, bytes) or len(values) % 8:
+    if type(values) is not bytes or len(values) % 8:
         raise _bad(where, "metric values column is malformed")
     n = len(values) // 8
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+    if type(keys) is not list or not keys or not all(type(k) is str for k in keys):
         raise _bad(where, "metric keys are malformed")
     if idx is None:
         if len(keys) != n:
@@ -151,7 +276,7 @@ def decode_columns(rec: list[Any], where: str) -> Columns:
     else:
         raise _bad(where, "metric key index column is malformed")
     vals = np.frombuffer(values, _F8)
-    if type(steps) is int:
+    if type(steps) is int and INT64_MIN <= steps <= INT64_MAX:
         step_arr = np.full(n, steps, dtype=np.int64)
     elif isinstance(steps, bytes) and n and len(steps) in (n, 2 * n, 4 * n, 8 * n):
         step_arr = np.frombuffer(steps, f"<i{len(steps) // n}").astype(np.int64, copy=False)
@@ -166,26 +291,14 @@ def decode_columns(rec: list[Any], where: str) -> Columns:
     return Columns(keys, idx_arr, step_arr, vals, time_arr)
 
 
-def _check_single(rec: list[Any], where: str) -> tuple[str, int, float, float]:
-    if (
-        len(rec) != 5
-        or type(rec[1]) is not str
-        or type(rec[2]) is not int
-        or type(rec[3]) is not float
-        or type(rec[4]) is not float
-    ):
-        raise _bad(where, "malformed metric record")
-    return rec[1], rec[2], rec[3], rec[4]
-
-
 def decode_events(rec: Any, where: str) -> Iterator[Event]:
     """Turn one decoded record payload into its events; raise CorruptLogError if malformed."""
-    if not isinstance(rec, list) or not rec or type(rec[0]) is not int:
-        raise _bad(where, "record is not a kind-tagged array")
+    problem = record_problem(rec)
+    if problem is not None:
+        raise _bad(where, problem)
     kind = rec[0]
     if kind == METRIC:
-        key, step, value, t = _check_single(rec, where)
-        yield Event("metric", key, value, step, t)
+        yield Event("metric", rec[1], rec[3], rec[2], rec[4])
     elif kind == METRICS:
         cols = decode_columns(rec, where)
         keys = cols.keys
@@ -195,27 +308,11 @@ def decode_events(rec: Any, where: str) -> Iterator[Event]:
         times = cols.times.tolist()
         for i in range(len(values)):
             yield Event("metric", keys[i] if idx is None else keys[idx[i]], values[i], steps[i], times[i])
-    elif kind in (PARAM, TAG):
-        if len(rec) != 4 or type(rec[1]) is not str or type(rec[3]) is not float:
-            raise _bad(where, "malformed param or tag record")
+    elif kind in (PARAM, TAG, ARTIFACT):
         yield Event(KIND_NAMES[kind], rec[1], rec[2], None, rec[3])
-    elif kind == ARTIFACT:
-        if (
-            len(rec) != 4
-            or type(rec[1]) is not str
-            or not isinstance(rec[2], dict)
-            or type(rec[3]) is not float
-        ):
-            raise _bad(where, "malformed artifact record")
-        yield Event("artifact", rec[1], rec[2], None, rec[3])
     elif kind in (RUN_START, RUN_END, DROPPED):
-        if len(rec) != 2 or not isinstance(rec[1], dict) or type(rec[1].get("time")) is not float:
-            raise _bad(where, "malformed run record")
         yield Event(KIND_NAMES[kind], None, rec[1], None, rec[1]["time"])
-    elif kind >= FIRST_OPTIONAL_KIND:
-        return  # optional kinds from a newer minor version: safe to skip by definition
-    else:
-        raise _bad(where, f"unknown record kind {kind}")
+    # kinds >= 64 are optional (a newer minor version): skipped by definition
 
 
 # -- bulk decoding of single-point records ------------------------------------------------------

@@ -31,6 +31,8 @@ from .errors import CorruptLogError
 from .events import (
     ARTIFACT,
     DROPPED,
+    INT64_MAX,
+    INT64_MIN,
     METRIC,
     METRICS,
     PARAM,
@@ -39,9 +41,17 @@ from .events import (
     TAG,
     Columns,
     decode_columns,
+    is_artifact_info,
+    is_artifact_name,
+    is_error_info,
+    is_int64,
+    is_plain,
+    record_problem,
     same_value,
 )
 
+_JUST_INT = {int}
+_JUST_FLOAT = {float}
 _EMPTY_I8 = np.zeros(0, dtype=np.int64)
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
 
@@ -75,8 +85,12 @@ class MetricSummary:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MetricSummary:
-        return cls(**d)
+    def from_dict(cls, d: Any) -> MetricSummary:
+        """Rebuild from ``to_dict`` data read from a cache file; ValueError if it does not validate."""
+        _check_fields(d, _SUMMARY_TYPES, "metric summary")
+        if d["count"] < 0:
+            raise ValueError("metric summary count is negative")
+        return cls(**{k: float(v) if k in ("last", "min", "max") else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,83 @@ class SessionInfo:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, d: Any) -> SessionInfo:
+        """Rebuild from ``to_dict`` data read from a cache file; ValueError if it does not validate."""
+        _check_fields(d, _SESSION_TYPES, "session")
+        if d.get("status") is not None and d["status"] not in RUN_STATUSES:
+            raise ValueError(f"session status {d['status']!r} is unknown")
+        if not is_error_info(d.get("error")):
+            raise ValueError("session error is malformed")
+        if d.get("resume_step") is not None and not is_int64(d["resume_step"]):
+            raise ValueError("session resume_step is out of range")
+        out = cls(**d)
+        if out.proc_start is not None:
+            out.proc_start = float(out.proc_start)
+        return out
+
+
+RUN_STATUSES = ("running", "finished", "failed", "killed", "crashed")
+_NONE = type(None)
+_F = (float, _NONE)
+_I = (int, _NONE)
+_S = (str, _NONE)
+_SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
+    "count": (int,),
+    "first_step": _I,
+    "last_step": _I,
+    "last": (float, int),
+    "min": (float, int),
+    "max": (float, int),
+    "last_time": _F,
+}
+_SESSION_TYPES: dict[str, tuple[type, ...]] = {
+    "session": (str,),
+    "host": _S,
+    "pid": _I,
+    "proc_start": (float, int, _NONE),
+    "start_time": _F,
+    "end_time": _F,
+    "status": _S,
+    "error": (dict, _NONE),
+    "signal": _S,
+    "resume": (bool,),
+    "resume_step": _I,
+    "superseded": (int,),
+}
+
+
+def _check_fields(d: Any, types: dict[str, tuple[type, ...]], what: str, optional: bool = True) -> None:
+    """``d`` is a dict whose keys are among ``types`` and whose values have those exact types.
+
+    Cache files (snapshot, index) go through this before anything is built from them.
+    """
+    if type(d) is not dict:
+        raise ValueError(f"{what} is not a map")
+    extra = set(d) - set(types)
+    if extra:
+        raise ValueError(f"{what} has unknown fields {sorted(map(str, extra))[:3]}")
+    for name, allowed in types.items():
+        if name not in d:
+            if optional and _NONE in allowed:
+                continue
+            raise ValueError(f"{what} lacks {name!r}")
+        if type(d[name]) not in allowed:
+            raise ValueError(f"{what} field {name!r} has type {type(d[name]).__name__}")
+
+
+def check_plain_map(d: Any, what: str) -> dict[str, Any]:
+    """A str-keyed map of JSON-like values (params, tags), else ValueError."""
+    if type(d) is not dict or not all(type(k) is str for k in d) or not is_plain(d):
+        raise ValueError(f"{what} is malformed")
+    return d
+
+
+def check_artifacts(d: Any) -> dict[str, dict[str, Any]]:
+    if type(d) is not dict or not all(is_artifact_name(k) and is_artifact_info(v) for k, v in d.items()):
+        raise ValueError("artifacts are malformed")
+    return d
+
 
 @dataclass
 class FoldState:
@@ -207,18 +298,19 @@ class FoldState:
                     self.malformed += 1
                 continue
             kind = rec[0]
-            if kind == 5 and len(rec) == 5:  # METRIC: [5, key, step, value, time]
-                c = code_of(rec[1])
+            if kind == 5 and len(rec) == 5 and type(kind) is int:  # METRIC: [5, key, step, value, time]
+                key = rec[1]
+                if type(key) is not str:  # checked first: an unhashable key must not reach the dict
+                    self.malformed += 1
+                    continue
+                c = code_of(key)
                 if c is None:
-                    if type(rec[1]) is not str:
-                        self.malformed += 1
-                        continue
-                    c = batch._code(rec[1])
+                    c = batch._code(key)
                 add_code(c)
                 add_step(rec[2])
                 add_value(rec[3])
                 add_time(rec[4])
-            elif kind == METRIC:
+            elif type(kind) is not int or kind == METRIC:
                 self.malformed += 1
             elif kind == METRICS:
                 try:
@@ -232,49 +324,46 @@ class FoldState:
         batch.flush_into(self)
         return self
 
-    def _apply_other(self, kind: Any, rec: list[Any]) -> None:
-        if kind in (PARAM, TAG, ARTIFACT):
-            if len(rec) != 4 or type(rec[1]) is not str:
-                self.malformed += 1
-            elif kind == PARAM:
-                self.params.setdefault(rec[1], rec[2])  # a param never changes; the first stands
-            elif kind == TAG:
-                self.tags[rec[1]] = rec[2]
-            elif isinstance(rec[2], dict):
-                self.artifacts[rec[1]] = rec[2]
+    def _apply_other(self, kind: int, rec: list[Any]) -> None:
+        # The same rules as scan and read_events (events.record_problem): what they call
+        # malformed is counted here and changes nothing.
+        if record_problem(rec) is not None:
+            self.malformed += 1
             return
-        if len(rec) != 2 or not isinstance(rec[1], dict):
-            if kind in (RUN_START, RUN_END, DROPPED):
-                self.malformed += 1
-            return  # optional kinds from newer writers
-        info = rec[1]
-        if kind == RUN_START:
-            self._start_session(info)
+        if kind == PARAM:
+            self.params.setdefault(rec[1], rec[2])  # a param never changes; the first stands
+        elif kind == TAG:
+            self.tags[rec[1]] = rec[2]
+        elif kind == ARTIFACT:
+            self.artifacts[rec[1]] = rec[2]
+        elif kind == RUN_START:
+            self._start_session(rec[1])
         elif kind == RUN_END and self.sessions:
-            cur = self.sessions[-1]
-            cur.status = info.get("status") if isinstance(info.get("status"), str) else "failed"
-            cur.end_time = info.get("time")
+            info, cur = rec[1], self.sessions[-1]
+            cur.status = info["status"]
+            cur.end_time = info["time"]
             cur.error = info.get("error")
             cur.signal = info.get("signal")
-        elif kind == DROPPED and type(info.get("count")) is int:
-            self.dropped += info["count"]
+        elif kind == DROPPED:
+            self.dropped += rec[1]["count"]
+        # kinds >= 64: optional, from a newer minor version
 
     def _start_session(self, info: dict[str, Any]) -> None:
         if self.run_id is None:
             self.run_id = info.get("run_id")
-        if self.experiment is None and isinstance(info.get("experiment"), str):
+        if self.experiment is None and info.get("experiment") is not None:
             self.experiment = info["experiment"]
-        if isinstance(info.get("name"), str):
+        if info.get("name") is not None:
             self.name = info["name"]
-        rs = info.get("resume_step")
+        ps = info.get("proc_start")
         sess = SessionInfo(
-            session=str(info.get("session")),
+            session=info["session"],
             host=info.get("host"),
             pid=info.get("pid"),
-            proc_start=info.get("proc_start"),
-            start_time=info.get("time"),
+            proc_start=float(ps) if ps is not None else None,
+            start_time=info["time"],
             resume=bool(info.get("resume")),
-            resume_step=rs if type(rs) is int else None,
+            resume_step=info.get("resume_step"),
         )
         if self.sessions and sess.resume_step is not None:
             for series in self.series.values():
@@ -318,6 +407,23 @@ class FoldState:
         )
 
 
+_RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "experiment": _S,
+    "name": _S,
+    "status": (str,),
+    "start_time": _F,
+    "end_time": _F,
+    "error": (dict, _NONE),
+    "params": (dict,),
+    "tags": (dict,),
+    "artifacts": (dict,),
+    "sessions": (list,),
+    "metrics": (dict,),
+    "dropped": (int,),
+}
+
+
 class _PointBatch:
     """Points gathered between session boundaries, folded into series in one go."""
 
@@ -348,11 +454,23 @@ class _PointBatch:
         if not self.p_code:
             return
         codes = np.array(self.p_code, dtype=np.int64)
-        steps, values, times = (np.array(c) for c in (self.p_step, self.p_value, self.p_time))
-        if steps.dtype.kind != "i" or values.dtype.kind != "f" or times.dtype.kind != "f":
+        # Exact types, as events.record_problem demands (a bool is not a step, an int is not a
+        # value); set(map(type, ...)) runs at C speed.
+        well_typed = (
+            set(map(type, self.p_step)) == _JUST_INT
+            and set(map(type, self.p_value)) == _JUST_FLOAT
+            and set(map(type, self.p_time)) == _JUST_FLOAT
+        )
+        try:
+            if not well_typed:
+                raise OverflowError
+            steps = np.array(self.p_step, dtype=np.int64)  # OverflowError beyond int64
+            values = np.array(self.p_value, dtype=np.float64)
+            times = np.array(self.p_time, dtype=np.float64)
+        except OverflowError:
             # Some record holds a value of the wrong type: keep only the well-typed points.
             ok = [
-                type(s) is int and type(v) is float and type(t) is float
+                type(s) is int and INT64_MIN <= s <= INT64_MAX and type(v) is float and type(t) is float
                 for s, v, t in zip(self.p_step, self.p_value, self.p_time, strict=True)
             ]
             self.malformed += len(ok) - sum(ok)
@@ -461,6 +579,42 @@ class RunState:
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "dropped": self.dropped,
         }
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Path | None = None, loader: Any = None) -> RunState:
+        """Rebuild from ``to_dict`` data (a store index entry); ValueError if it does not validate.
+
+        ``loader`` folds the run on the first ``history`` call (an entry holds no points).
+        """
+        _check_fields(d, _RUN_TYPES, "index entry", optional=False)
+        if d["status"] not in RUN_STATUSES or not is_error_info(d["error"]):
+            raise ValueError("index entry status or error is malformed")
+        if type(d["sessions"]) is not list or type(d["metrics"]) is not dict:
+            raise ValueError("index entry sessions or metrics are malformed")
+        if d["dropped"] < 0:
+            raise ValueError("index entry dropped count is negative")
+        metrics = {}
+        for k, m in d["metrics"].items():
+            if type(k) is not str:
+                raise ValueError("index entry metric key is not a str")
+            metrics[k] = MetricSummary.from_dict(m)
+        return cls(
+            id=d["id"],
+            path=path,
+            experiment=d["experiment"],
+            name=d["name"],
+            status=d["status"],
+            start_time=d["start_time"],
+            end_time=d["end_time"],
+            error=d["error"],
+            params=check_plain_map(d["params"], "params"),
+            tags=check_plain_map(d["tags"], "tags"),
+            artifacts=check_artifacts(d["artifacts"]),
+            sessions=[SessionInfo.from_dict(x) for x in d["sessions"]],
+            metrics=metrics,
+            dropped=d["dropped"],
+            _loader=loader,
+        )
 
     def to_pandas(self) -> Any:
         """One row per metric key (its summary), with the run's id, name and status (needs pandas)."""

@@ -12,62 +12,80 @@ folded from its snapshot and logs. The index is a cache: deleting it loses nothi
 from __future__ import annotations
 
 import os
-import struct
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Final
 
 from . import format as fmt
-from .paths import dirty_dir, dirty_marker, index_dir
-from .snapshot import replace_file
+from .errors import TracklogError
+from .fold import RunState
+from .paths import (
+    check_run_id,
+    check_session,
+    dirty_dir,
+    dirty_marker,
+    index_path,
+    make_index_dir,
+    open_file,
+    read_file,
+    replace_file,
+)
 
-INDEX_NAME: Final = "runs.tli"
 INDEX_MAGIC: Final = b"\x89TLINDX\n"
 INDEX_VERSION: Final = 1
-_PREFIX = struct.Struct("<8sHH")
 
 
 def load(root: Path) -> dict[str, dict[str, Any]]:
-    """run id -> indexed RunState data; empty when missing, corrupt or from another version."""
+    """run id -> indexed RunState data; empty when missing, corrupt or from another version.
+
+    Entries are returned as stored; ``entry_state`` validates one before use.
+    """
     try:
-        with open(index_dir(root) / INDEX_NAME, "rb") as f:
-            data = f.read()
-        magic, version, _ = _PREFIX.unpack_from(data, 0)
-        if magic != INDEX_MAGIC or version != INDEX_VERSION:
-            return {}
-        if fmt.frame_at(data, _PREFIX.size, len(data)) != len(data):
-            return {}
-        doc = fmt.unpack(data[_PREFIX.size + fmt.FRAME_SIZE :])
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError, struct.error):
+        doc = fmt.decode_doc(read_file(index_path(root)), INDEX_MAGIC, INDEX_VERSION)
+    except OSError:
         return {}
+    if type(doc) is not dict:
+        return {}
+    return {k: v for k, v in doc.items() if type(k) is str}
+
+
+def entry_state(run_id: str, entry: Any, path: Path, loader: Any) -> RunState | None:
+    """The RunState an index entry describes, or None if the entry does not validate
+    (the index is a cache: such a run is folded from its logs instead)."""
+    try:
+        state = RunState.from_dict(entry, path, loader)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return state if state.id == run_id else None
 
 
 def write(root: Path, entries: dict[str, dict[str, Any]]) -> None:
-    index_dir(root).mkdir(parents=True, exist_ok=True)
-    blob = _PREFIX.pack(INDEX_MAGIC, INDEX_VERSION, 0) + fmt.frame(fmt.pack(entries))
-    replace_file(index_dir(root) / INDEX_NAME, blob)
+    make_index_dir(root)
+    replace_file(index_path(root), fmt.encode_doc(INDEX_MAGIC, INDEX_VERSION, entries))
 
 
 def mark_dirty(root: Path, run_id: str, session: str) -> Path:
     """Announce a writer session (called before it takes the run's lock)."""
     marker = dirty_marker(root, run_id, session)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    make_index_dir(root, dirty=True)
+    os.close(open_file(marker, os.O_WRONLY | os.O_CREAT))
     return marker
 
 
 def dirty_sessions(root: Path) -> dict[str, set[str]]:
-    """run id -> sessions not yet folded into the index."""
+    """run id -> sessions not yet folded into the index (names that are not markers are ignored)."""
     out: dict[str, set[str]] = defaultdict(set)
     try:
         names = os.listdir(dirty_dir(root))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     for name in names:
         run_id, sep, session = name.partition("~")
-        if sep:
-            out[run_id].add(session)
+        try:
+            if sep:
+                out[check_run_id(run_id)].add(check_session(session))
+        except TracklogError:
+            continue
     return dict(out)
 
 

@@ -13,6 +13,11 @@ microseconds, which matters when listing thousands of runs.
 On NFS, flock is not reliable across clients: a reader on another host may see
 a live run as crashed (or the reverse). The holder's identity is written into
 the lock file so the state can be explained.
+
+The same lock, with a wait, serialises compactions of a run and rebuilds of the
+store index (``exclusive``): one mechanism for every lock tracklog takes. Lock
+files are opened with ``paths.open_file``: a symlink or FIFO in their place is
+refused with an UnsafePathError, never followed or truncated.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import os
 import socket
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import RunLockedError, StoreError
+from .errors import RunLockedError, StoreError, UnsafePathError
+from .paths import open_file, read_file
 
 ACQUIRE_TIMEOUT_S: Final = 1.0
 _POLL_S: Final = 0.01
@@ -55,8 +63,9 @@ def _proc_start(pid: int) -> float | None:
 class WriterLock:
     """An exclusive flock held by one writer session; dropped by forked children."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, holder: str = "a live writer") -> None:
         self.path = path
+        self.holder = holder  # who holds it, for the RunLockedError message
         self._fd: int | None = None
 
     def acquire(self, info: dict[str, Any], timeout: float = ACQUIRE_TIMEOUT_S) -> None:
@@ -65,7 +74,9 @@ class WriterLock:
         Retries briefly: a reader's probe may hold a shared lock for microseconds.
         """
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
+        except UnsafePathError:
+            raise
         except OSError as exc:
             raise StoreError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
         deadline = time.monotonic() + timeout
@@ -81,14 +92,21 @@ class WriterLock:
                     os.close(fd)
                     holder = read_holder(self.path) or {}
                     raise RunLockedError(
-                        f"run at {self.path.parent} is being written by a live writer "
+                        f"{self.path} is held by {self.holder} "
                         f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')}); "
-                        "stop it before resuming, or start a new run"
+                        + (
+                            "stop it before resuming, or start a new run"
+                            if self.holder == "a live writer"
+                            else f"waited {timeout:g} s; try again when it is done"
+                        )
                     ) from None
                 time.sleep(_POLL_S)
         data = json.dumps(info).encode()[:_MAX_INFO_BYTES]
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError:
+            pass  # the identity is only an explanation; the flock is what counts
         self._fd = fd
         _LIVE.add(self)
 
@@ -117,18 +135,34 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def is_locked(path: Path) -> bool:
-    """True while a live writer holds the lock at ``path`` (a non-blocking probe)."""
+@contextmanager
+def exclusive(path: Path, timeout: float, holder: str) -> Iterator[None]:
+    """Hold the flock at ``path`` for the block, waiting up to ``timeout`` s (RunLockedError after)."""
+    lock = WriterLock(path, holder)
+    lock.acquire(process_identity(), timeout=timeout)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        yield
+    finally:
+        lock.release()
+
+
+def is_locked(path: Path) -> bool:
+    """True while a live writer holds the lock at ``path`` (a non-blocking probe).
+
+    A symlink, FIFO or anything but a regular file there is never a live writer's lock.
+    """
+    try:
+        fd = open_file(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, UnsafePathError):
         return False
+    except OSError as exc:
+        raise StoreError(f"cannot probe lock file {path}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return True
-        raise
+        raise StoreError(f"cannot probe lock file {path}: {exc.strerror}") from exc
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
@@ -139,9 +173,7 @@ def is_locked(path: Path) -> bool:
 def read_holder(path: Path) -> dict[str, Any] | None:
     """The identity the last holder wrote into the lock file, if readable."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_INFO_BYTES)
-        info = json.loads(data)
+        info = json.loads(read_file(path, _MAX_INFO_BYTES))
         return info if isinstance(info, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None

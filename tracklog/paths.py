@@ -2,42 +2,82 @@
 
     <root>/runs/<run_id>/seg-000001.tlog    one segment per writer session
     <root>/runs/<run_id>/writer.lock         held by the live writer
+    <root>/runs/<run_id>/compact.lock        held by a compactor of the run
+    <root>/runs/<run_id>/snapshot.tls        folded state (a cache)
+    <root>/runs/<run_id>/history-000001.bin  its metric arrays (a cache)
     <root>/artifacts/sha256/<ab>/<hex>       content-addressed, shared by all runs
     <root>/artifacts/tmp/                    partial copies, renamed into place
     <root>/index/runs.tli                    the store index (a cache, rebuilt by compaction)
+    <root>/index/index.lock                  held while the index is rebuilt
     <root>/index/dirty/<run_id>~<session>    a writer session the index has not folded yet
 
 Run ids and artifact names are validated here before they reach the
 filesystem; metric, param and tag keys never become file names at all.
+
+A store may be shared or copied from elsewhere, so its contents are not
+trusted (FORMAT.md, "Hostile stores"): every name that comes from a caller or
+from a file is checked against the pattern of the names tracklog writes before
+it is joined (``check_run_id``, ``check_segment_name``, ...); every file inside
+a store is opened with ``open_file`` (no symlink is followed, only regular
+files are opened, a FIFO cannot block) and every directory tracklog creates or
+writes into is checked to be a real directory with ``make_dirs`` or
+``check_dir``. The root itself is the user's choice and may be a symlink.
+The threat is hostile *contents*; a local attacker racing tracklog between a
+check and an open is out of scope (that would need ``openat2(RESOLVE_BENEATH)``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import time
+import warnings
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from .errors import StoreError, ValidationError
+from .errors import StoreError, TracklogWarning, UnsafePathError, ValidationError
 
 ENV_ROOT: Final = "TRACKLOG_DIR"
 DEFAULT_ROOT: Final = "tlruns"
 RUNS_DIR: Final = "runs"
 SEGMENT_SUFFIX: Final = ".tlog"
 LOCK_NAME: Final = "writer.lock"
+COMPACT_LOCK_NAME: Final = "compact.lock"
+SNAPSHOT_NAME: Final = "snapshot.tls"
+INDEX_DIR: Final = "index"
+DIRTY_DIR: Final = "dirty"
+INDEX_NAME: Final = "runs.tli"
+INDEX_LOCK_NAME: Final = "index.lock"
 MAX_ARTIFACT_NAME_CHARS: Final = 1024
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SEGMENT = re.compile(r"seg-(\d{6,})\.tlog")
+_SEGMENT = re.compile(r"seg-(\d{6,18})\.tlog")
+HISTORY_PATTERN = re.compile(r"history-(\d{6,18})\.bin")
+_SESSION = re.compile(r"[0-9a-f]{1,64}")
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> Path:
-    """``root``, else ``$TRACKLOG_DIR``, else ``./tlruns``, made absolute."""
+    """``root``, else ``$TRACKLOG_DIR``, else ``./tlruns``, made absolute.
+
+    An empty root is refused rather than taken as the current directory.
+    """
     if root is None:
         root = os.environ.get(ENV_ROOT) or DEFAULT_ROOT
-    return Path(root).expanduser().absolute()
+    if not isinstance(root, (str, os.PathLike)):
+        raise ValidationError(f"store root must be a str or path, got {type(root).__name__}: {root!r}")
+    text = os.fspath(root)
+    if not isinstance(text, str):
+        raise ValidationError(f"store root must be a str path, got {text!r}")
+    if not text:
+        raise ValidationError("store root must not be empty (pass '.' for the current directory)")
+    if "\0" in text:
+        raise ValidationError(f"store root {text!r} contains a NUL byte")
+    return Path(text).expanduser().absolute()
 
 
 def new_run_id() -> str:
@@ -81,6 +121,28 @@ def check_artifact_name(name: object) -> str:
     return name
 
 
+def check_segment_name(name: object) -> str:
+    """Return ``name`` if it is a segment file name tracklog writes (``seg-000001.tlog``)."""
+    if not isinstance(name, str) or not _SEGMENT.fullmatch(name):
+        raise UnsafePathError(f"{name!r} is not a segment file name")
+    return name
+
+
+def check_history_name(name: object) -> str:
+    """Return ``name`` if it is a snapshot history file name (``history-000001.bin``)."""
+    if not isinstance(name, str) or not HISTORY_PATTERN.fullmatch(name):
+        raise UnsafePathError(f"{name!r} is not a history file name")
+    return name
+
+
+def history_path(run_path: Path, gen: int) -> Path:
+    return run_path / f"history-{gen:06d}.bin"
+
+
+def history_gen(name: str) -> int:
+    return int(HISTORY_PATTERN.fullmatch(check_history_name(name)).group(1))  # type: ignore[union-attr]
+
+
 def runs_dir(root: Path) -> Path:
     return root / RUNS_DIR
 
@@ -103,27 +165,155 @@ def segment_seq(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def list_segments(run_path: Path) -> list[Path]:
-    """The run's segment files in write order."""
+def segment_names(run_path: Path) -> list[tuple[int, str]]:
+    """(seq, name) of every entry named like a segment, whatever its type, in order."""
     try:
         names = os.listdir(run_path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    found = [(segment_seq(Path(n)), n) for n in names]
-    return [run_path / n for seq, n in sorted((s, n) for s, n in found if s is not None)]
+    found = ((_SEGMENT.fullmatch(n), n) for n in names)
+    return sorted((int(m.group(1)), n) for m, n in found if m)
+
+
+def list_segments(run_path: Path) -> list[Path]:
+    """The run's segment files in write order; entries that are not regular files are skipped
+    with a warning (a symlink or FIFO named like a segment is never opened)."""
+    out = []
+    for _, name in segment_names(run_path):
+        path = run_path / name
+        if is_regular(path, warn=True):
+            out.append(path)
+    return out
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_once(path: Path, why: str) -> None:
+    """One TracklogWarning per (path, reason) per process: listings repeat, warnings should not."""
+    if (str(path), why) in _WARNED:
+        return
+    if len(_WARNED) < 10_000:
+        _WARNED.add((str(path), why))
+    warnings.warn(f"tracklog: skipped {path}: {why}", TracklogWarning, stacklevel=3)
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (tracklog does not follow links inside a store)"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory, not a regular file"
+    return "not a regular file"
+
+
+def is_regular(path: Path, warn: bool = False) -> bool:
+    """True if ``path`` is a regular file (not through a symlink); warn once if it is something else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    if warn:
+        warn_once(path, _kind_of(mode))
+    return False
+
+
+def is_real_dir(path: Path) -> bool:
+    """True if ``path`` is a directory and not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_dir(path: Path) -> Path:
+    """Return ``path`` if it is a real directory; UnsafePathError if it is a symlink or a file.
+
+    A missing directory raises FileNotFoundError (the caller decides what that means).
+    """
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISDIR(mode):
+        raise UnsafePathError(f"{path} is {_kind_of(mode)}; refusing to use it as a store directory")
+    return path
+
+
+def make_dirs(root: Path, *parts: str) -> Path:
+    """Create ``root/part/...`` one level at a time, each level a real directory (no symlinks)."""
+    cur = root
+    for part in parts:
+        cur = cur / part
+        try:
+            os.mkdir(cur, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create directory {cur}: {exc.strerror or exc}") from exc
+        check_dir(cur)
+    return cur
+
+
+def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` for files inside a store: never follows a symlink, opens only regular files.
+
+    ``O_NONBLOCK`` at open means a FIFO cannot block the call; it is cleared again
+    for the regular file that is returned. Raises UnsafePathError naming the path
+    for a symlink, FIFO, device or directory; other OSErrors pass through.
+    """
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
+            try:
+                what = _kind_of(os.lstat(path).st_mode)
+            except OSError:
+                what = "not a regular file"
+            raise UnsafePathError(f"{path} is {what}; refusing to open it") from None
+        raise
+    try:
+        st_mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(st_mode):
+            raise UnsafePathError(f"{path} is {_kind_of(st_mode)}; refusing to open it")
+        if _NONBLOCK and not flags & _NONBLOCK:
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file inside a store (at most ``limit``), opened with ``open_file``."""
+    fd = open_file(path, os.O_RDONLY)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read() if limit is None else f.read(limit)
+    finally:
+        os.close(fd)
 
 
 def index_dir(root: Path) -> Path:
-    return root / "index"
+    return root / INDEX_DIR
 
 
 def dirty_dir(root: Path) -> Path:
-    return root / "index" / "dirty"
+    return root / INDEX_DIR / DIRTY_DIR
+
+
+def check_session(session: object) -> str:
+    """Return ``session`` if it is a writer session id (lowercase hex, as the writer makes them)."""
+    if not isinstance(session, str) or not _SESSION.fullmatch(session):
+        raise ValidationError(f"session id {session!r} is invalid")
+    return session
 
 
 def dirty_marker(root: Path, run_id: str, session: str) -> Path:
     # '~' cannot occur in a run id, so the name splits back unambiguously.
-    return dirty_dir(root) / f"{check_run_id(run_id)}~{session}"
+    return dirty_dir(root) / f"{check_run_id(run_id)}~{check_session(session)}"
 
 
 def artifact_path(root: Path, sha256: str) -> Path:
@@ -133,20 +323,74 @@ def artifact_path(root: Path, sha256: str) -> Path:
 
 
 def artifact_tmp_dir(root: Path) -> Path:
-    return root / "artifacts" / "tmp"
+    """``artifacts/tmp``, created, each level a real directory."""
+    return make_dirs(root, "artifacts", "tmp")
+
+
+def artifact_dir(root: Path, sha256: str) -> Path:
+    """The directory of a blob, created, each level a real directory."""
+    return make_dirs(root, "artifacts", "sha256", artifact_path(root, sha256).parent.name)
+
+
+def snapshot_path(run_path: Path) -> Path:
+    return run_path / SNAPSHOT_NAME
+
+
+def compact_lock_path(run_path: Path) -> Path:
+    return run_path / COMPACT_LOCK_NAME
+
+
+def index_path(root: Path) -> Path:
+    return root / INDEX_DIR / INDEX_NAME
+
+
+def index_lock_path(root: Path) -> Path:
+    return root / INDEX_DIR / INDEX_LOCK_NAME
+
+
+def make_index_dir(root: Path, dirty: bool = False) -> Path:
+    """``index`` (or ``index/dirty``), created, each level a real directory."""
+    return make_dirs(root, INDEX_DIR, DIRTY_DIR) if dirty else make_dirs(root, INDEX_DIR)
 
 
 def ensure_root(root: Path) -> Path:
-    """Create the store root (and parents), or raise a clear StoreError."""
+    """Create the store root (and parents) and its ``runs`` directory, or raise a clear StoreError."""
     if root.exists() and not root.is_dir():
         raise StoreError(f"store root {root} exists and is not a directory")
     try:
-        (root / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create store root {root}: {exc.strerror or exc}") from exc
+    make_dirs(root, RUNS_DIR)
     if not os.access(root / RUNS_DIR, os.W_OK | os.X_OK):
         raise StoreError(f"store root {root} is not writable")
     return root
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temp, fsync, rename, fsync dir).
+
+    The temp file is created exclusively (no symlink can be followed into); the
+    rename replaces whatever entry ``path`` was, a symlink included, never its target.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from . import index
-from .compact import CompactReport, compact, current_state
-from .errors import RunNotFoundError, ValidationError
+from .compact import CompactReport, compact, current_state, run_names
+from .errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
 from .events import Event
-from .fold import MetricHistory, MetricSummary, RunState, SessionInfo
-from .paths import check_run_id, resolve_root, run_dir, runs_dir
+from .fold import MetricHistory, RunState
+from .paths import check_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
 from .reader import read_events
 from .tail import follow as follow_run
 from .tail import follow_experiment
@@ -35,14 +35,19 @@ class Store:
         return f"<tracklog.Store at {self.root}>"
 
     def run_ids(self) -> list[str]:
-        """Every run id in the store, oldest first (generated ids sort by creation time)."""
-        try:
-            return sorted(n for n in os.listdir(runs_dir(self.root)) if not n.startswith("."))
-        except FileNotFoundError:
-            return []
+        """Every run id in the store, oldest first (generated ids sort by creation time).
+
+        Entries of ``runs/`` that are not runs (a name that is not a run id, a symlink, a
+        file) are skipped with a TracklogWarning naming them.
+        """
+        return run_names(self.root)
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique id prefix, or a unique run name."""
+        if not isinstance(ref, str):
+            raise ValidationError(f"a run is named by an id, id prefix or name (a str), got {ref!r}")
+        if not ref:
+            raise ValidationError("an empty run reference matches every run; give an id, prefix or name")
         ids = self.run_ids()
         if ref in ids:
             return ref
@@ -58,21 +63,28 @@ class Store:
             raise RunNotFoundError(f"no run {ref!r} in {self.root}")
         raise RunNotFoundError(f"run id prefix {ref!r} is ambiguous: {', '.join(matches[:5])}")
 
-    def _path(self, run_id: str) -> Path:
+    def path_of(self, run_id: str) -> Path:
+        """The directory of a run (id, unique id prefix or unique name); it must be a real
+        directory, not a symlink (UnsafePathError otherwise)."""
         try:
             path = run_dir(self.root, run_id)
         except ValidationError:
             path = None
-        if path is None or not path.is_dir():
-            return run_dir(self.root, self.resolve(run_id))
-        return path
+        if path is None or not is_real_dir(path):
+            path = run_dir(self.root, self.resolve(run_id))
+        try:
+            return check_dir(path)
+        except FileNotFoundError:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.root}") from None
 
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
-        return current_state(self._path(run_id))
+        return current_state(self.path_of(run_id))
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
+        if not isinstance(key, str):
+            raise ValueTypeError(f"metric key must be a str, got {type(key).__name__}: {key!r}")
         return self.run(run_id).history(key)
 
     def runs(
@@ -85,25 +97,29 @@ class Store:
         """Runs matching the filters, newest first unless ``order_by`` says otherwise."""
         pred = parse_filter(where) if where is not None else None
         order = parse_order(order_by) if order_by is not None else None
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
+        if limit is not None and (type(limit) is not int or limit < 0):
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
+        if experiment is not None and not isinstance(experiment, str):
+            raise ValidationError(f"experiment must be a str, got {experiment!r}")
         entries = index.load(self.root)
         dirty = index.dirty_sessions(self.root)
         out = []
         for rid in reversed(self.run_ids()):
+            path = run_dir(self.root, rid)
             entry = entries.get(rid)
+            state = None
             # "running" entries are re-read anyway: cheap insurance against lost markers.
             if entry is not None and rid not in dirty and entry.get("status") != "running":
-                if experiment is not None and entry.get("experiment") != experiment:
-                    continue
-                state = _from_entry(entry, run_dir(self.root, rid))
-            else:
+                state = index.entry_state(rid, entry, path, _loader(path))
+            if state is None:
                 try:
-                    state = current_state(run_dir(self.root, check_run_id(rid)))
-                except (ValidationError, OSError):
+                    state = current_state(path)
+                except (TracklogError, OSError) as exc:
+                    # One unreadable run must not hide the others: name it and go on.
+                    warn_once(path, f"unreadable run: {exc}")
                     continue
-                if experiment is not None and state.experiment != experiment:
-                    continue
+            if experiment is not None and state.experiment != experiment:
+                continue
             if pred is None or pred(state):
                 out.append(state)
         if order:
@@ -135,7 +151,7 @@ class Store:
         that does not exist yet is waited for.
         """
         try:
-            path = self._path(run_id)
+            path = self.path_of(run_id)
         except RunNotFoundError:
             if not follow:
                 raise
@@ -155,10 +171,18 @@ class Store:
         """Yield ``(run_id, event)`` for every run of the experiment, new runs included."""
 
         def experiment_of(rid: str) -> str | None:
-            for ev in read_events(run_dir(self.root, rid), on_corrupt="ignore"):
-                if ev.kind == "run_start":
-                    return ev.value.get("experiment")
-                break
+            try:
+                path = run_dir(self.root, check_run_id(rid))
+                if not is_real_dir(path):
+                    return ""  # never an experiment's run
+                for ev in read_events(path, on_corrupt="ignore"):
+                    if ev.kind == "run_start":
+                        return ev.value.get("experiment")
+                    break
+            except ValidationError:
+                return ""
+            except (TracklogError, OSError):
+                pass  # unreadable for now: look again next time
             return None
 
         return follow_experiment(
@@ -188,22 +212,6 @@ class Store:
         )
 
 
-def _from_entry(entry: dict[str, Any], path: Path) -> RunState:
-    state = RunState(
-        id=entry["id"],
-        path=path,
-        experiment=entry["experiment"],
-        name=entry["name"],
-        status=entry["status"],
-        start_time=entry["start_time"],
-        end_time=entry["end_time"],
-        error=entry["error"],
-        params=entry["params"],
-        tags=entry["tags"],
-        artifacts=entry["artifacts"],
-        sessions=[SessionInfo(**s) for s in entry["sessions"]],
-        metrics={k: MetricSummary.from_dict(m) for k, m in entry["metrics"].items()},
-        dropped=entry.get("dropped", 0),
-        _loader=lambda: current_state(path),
-    )
-    return state
+def _loader(path: Path) -> Any:
+    """Folds the run on first use: an index entry has summaries but no points."""
+    return lambda: current_state(path)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import format as fmt
-from .errors import CorruptLogError, RunNotFoundError, TracklogWarning
+from .errors import CorruptLogError, RunNotFoundError, TracklogError, TracklogWarning, UnsupportedFormatError
 from .events import Event, decode_events
-from .paths import list_segments
+from .paths import check_segment_name, list_segments, open_file
 
 OnCorrupt = Literal["warn", "raise", "ignore"]
 
@@ -53,12 +53,19 @@ class SegmentReport:
 
 
 def open_buffer(path: Path) -> bytes | mmap.mmap:
-    """The file's current bytes: read for small files, memory-mapped for large ones."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < (1 << 20):
+    """The file's current bytes: read for small files, memory-mapped for large ones.
+
+    Opened with ``paths.open_file``: a symlink or FIFO raises UnsafePathError.
+    """
+    fd = open_file(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size >= (1 << 20):
+            return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(size)
-        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
 
 
 FRAME_CHUNK = 65536  # frames handed over at a time: bounds memory on huge segments
@@ -83,8 +90,11 @@ def segment_limits(segments: list[Path]) -> dict[Path, int]:
 def superseded_by(seg: Path) -> tuple[Path, int] | None:
     """The (older segment, offset) that ``seg``'s header says it supersedes, if any."""
     try:
-        with open(seg, "rb") as f:
-            head = f.read(fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES)
+        fd = open_file(seg, os.O_RDONLY)
+        try:
+            head = os.pread(fd, fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES, 0)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     end = fmt.frame_at(head, fmt.PREFIX_SIZE, len(head)) if len(head) > fmt.PREFIX_SIZE else -1
@@ -95,9 +105,12 @@ def superseded_by(seg: Path) -> tuple[Path, int] | None:
     except Exception:
         return None
     sup = header.get("supersedes") if isinstance(header, dict) else None
-    if isinstance(sup, list) and len(sup) == 2 and isinstance(sup[0], str) and type(sup[1]) is int:
-        old = seg.parent / sup[0]
-        if old != seg and sup[0].startswith("seg-"):
+    if isinstance(sup, list) and len(sup) == 2 and type(sup[1]) is int and sup[1] >= 0:
+        try:
+            old = seg.parent / check_segment_name(sup[0])  # a name read from a file: validated
+        except TracklogError:
+            return None
+        if old != seg:
             return old, sup[1]
     return None
 
@@ -115,12 +128,24 @@ def frame_chunks(
     """
     report.size = len(buf)
     size = len(buf) if limit is None else min(len(buf), limit)
-    version = fmt.check_prefix(buf, str(path))
+    pos = max(start, fmt.PREFIX_SIZE)
+    try:
+        version = fmt.check_prefix(buf, str(path))
+    except UnsupportedFormatError:
+        raise
+    except CorruptLogError:
+        # A damaged prefix (a flipped bit in the magic) with valid frames after it: report
+        # it as corrupt and salvage the records, as for damage anywhere else. A file with no
+        # valid frame at all is not a segment (FORMAT.md, recovery rule 1).
+        nxt = fmt.resync(buf, pos, size)
+        if nxt < 0:
+            raise
+        _add_corrupt(report, 0, nxt)
+        version, pos = (fmt.FORMAT_MAJOR, 0), nxt
     if version is None:
         report.torn_tail = 0 if size else None
         return
     report.version = version
-    pos = max(start, fmt.PREFIX_SIZE)
     report.valid_end = max(report.valid_end, pos)
     head, c32, seed, lcrc_of = fmt.FRAME.unpack_from, fmt.crc32, fmt.CRC_SEED, fmt.LCRC.get
     fs, cap, header_at = fmt.FRAME_SIZE, fmt.MAX_PAYLOAD_BYTES, fmt.PREFIX_SIZE
@@ -211,11 +236,14 @@ def _add_corrupt(report: SegmentReport, start: int, end: int) -> None:
 
 def segment_paths(path: str | os.PathLike[str]) -> list[Path]:
     """A segment file as itself, or a run directory's segments in order."""
-    p = Path(path)
-    if p.is_dir():
-        return list_segments(p)
-    if p.is_file():
-        return [p]
+    try:
+        p = Path(path)
+        if p.is_dir():
+            return list_segments(p)
+        if p.is_file():
+            return [p]
+    except (TypeError, ValueError) as exc:  # not a path, or one with a NUL byte
+        raise RunNotFoundError(f"not a run directory or segment file: {path!r} ({exc})") from None
     raise RunNotFoundError(f"no run directory or segment file at {p}")
 
 

@@ -15,7 +15,7 @@ from . import format as fmt
 from .events import decode_points
 from .fold import FoldState, RunState
 from .lock import is_locked
-from .paths import lock_path
+from .paths import lock_path, open_file
 from .reader import (
     OnCorrupt,
     SegmentReport,
@@ -45,7 +45,7 @@ def fold_segment(
     report = SegmentReport(seg)
     buf = open_buffer(seg)
     if durable:
-        fd = os.open(seg, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_file(seg, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

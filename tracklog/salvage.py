@@ -11,8 +11,8 @@ import mmap
 from pathlib import Path
 
 from . import format as fmt
+from .paths import list_segments, replace_file
 from .reader import SegmentReport, frame_chunks, open_buffer
-from .snapshot import replace_file
 
 
 def salvage(run_paths: list[Path], out: Path) -> int:
@@ -21,7 +21,7 @@ def salvage(run_paths: list[Path], out: Path) -> int:
     for run_path in run_paths:
         dest = out / "runs" / run_path.name
         dest.mkdir(parents=True, exist_ok=True)
-        for seg in sorted(run_path.glob("seg-*.tlog")):
+        for seg in list_segments(run_path):
             report = SegmentReport(seg)
             buf = open_buffer(seg)
             frames = []

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -27,13 +26,30 @@ from typing import Any, Final
 import numpy as np
 
 from . import format as fmt
-from .fold import FoldState, MetricSummary, Series, SessionInfo
-from .paths import fsync_dir
+from .events import is_int64
+from .fold import (
+    FoldState,
+    MetricSummary,
+    Series,
+    SessionInfo,
+    check_artifacts,
+    check_plain_map,
+)
+from .paths import (
+    HISTORY_PATTERN,
+    SNAPSHOT_NAME,  # noqa: F401  (re-exported: the snapshot file name)
+    check_history_name,
+    check_segment_name,
+    history_gen,
+    history_path,
+    open_file,
+    read_file,
+    replace_file,
+    snapshot_path,
+)
 
-SNAPSHOT_NAME: Final = "snapshot.tls"
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"
 SNAP_VERSION: Final = 1
-_PREFIX = struct.Struct("<8sHH")
 POINT_BYTES: Final = 24  # int64 step + float64 value + float64 timestamp
 MAX_CHUNKS_PER_KEY: Final = 16  # more and the compactor rewrites the key as one chunk
 
@@ -62,8 +78,7 @@ class Snapshot:
 
 def head_fingerprint(seg: Path, head_size: int) -> int | None:
     try:
-        with open(seg, "rb") as f:
-            data = f.read(head_size)
+        data = read_file(seg, head_size)
     except OSError:
         return None
     return fmt.crc(data) if len(data) == head_size else None
@@ -85,59 +100,88 @@ def _encode_state(state: FoldState) -> dict[str, Any]:
 
 
 def load(run_path: Path) -> Snapshot | None:
-    """The run's snapshot, or None when there is none or it cannot be trusted."""
+    """The run's snapshot, or None when there is none or it cannot be trusted.
+
+    Every field is validated before use (a snapshot may come from a hostile or
+    damaged store): names must be the segment and history names tracklog
+    writes, numbers must be in range, chunks must lie inside the history file.
+    """
     try:
-        with open(run_path / SNAPSHOT_NAME, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    try:
-        magic, version, _ = _PREFIX.unpack_from(data, 0)
-        if magic != SNAP_MAGIC or version != SNAP_VERSION:
+        doc = fmt.decode_doc(read_file(snapshot_path(run_path)), SNAP_MAGIC, SNAP_VERSION)
+        if doc is None:
             return None
-        end = fmt.frame_at(data, _PREFIX.size, len(data))
-        if end != len(data):
-            return None
-        doc = fmt.unpack(data[_PREFIX.size + fmt.FRAME_SIZE :])
         return _build(run_path, doc)
-    except (ValueError, KeyError, TypeError, struct.error, OSError):
+    except (OSError, ValueError, TypeError, KeyError, OverflowError, RecursionError):
         return None  # a snapshot is a cache: anything odd means "rebuild"
 
 
-def _build(run_path: Path, doc: dict[str, Any]) -> Snapshot | None:
-    marks = {name: SegmentMark(*m) for name, m in doc["segments"].items()}
+def _uint(v: Any, what: str) -> int:
+    if not is_int64(v) or v < 0:
+        raise ValueError(f"snapshot {what} is malformed")
+    return v
+
+
+def _build(run_path: Path, doc: Any) -> Snapshot | None:
+    if type(doc) is not dict or type(doc.get("segments")) is not dict or type(doc.get("series")) is not dict:
+        raise ValueError("snapshot document is malformed")
+    marks = {}
+    for name, m in doc["segments"].items():
+        check_segment_name(name)  # an UnsafePathError is an OSError: caught in load
+        if type(m) is not list or len(m) != 3:
+            raise ValueError("snapshot segment mark is malformed")
+        marks[name] = SegmentMark(*(_uint(x, "segment mark") for x in m))
     for name, m in marks.items():
         seg = run_path / name
-        try:
-            if seg.stat().st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
-                return None
-        except OSError:
+        if os.lstat(seg).st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
             return None
-    f = doc["fold"]
+    f = doc.get("fold")
+    if type(f) is not dict or set(f) != _FOLD_FIELDS:
+        raise ValueError("snapshot fold state is malformed")
+    for name in ("run_id", "experiment", "name"):
+        if type(f[name]) not in (str, type(None)):
+            raise ValueError(f"snapshot {name} is malformed")
+    if type(f["sessions"]) is not list or type(f["seen"]) is not list:
+        raise ValueError("snapshot sessions are malformed")
+    if not all(type(k) is str for k in f["seen"]):
+        raise ValueError("snapshot seen keys are malformed")
     state = FoldState(
         run_id=f["run_id"],
         experiment=f["experiment"],
         name=f["name"],
-        params=f["params"],
-        tags=f["tags"],
-        artifacts=f["artifacts"],
-        sessions=[SessionInfo(**s) for s in f["sessions"]],
-        dropped=f["dropped"],
+        params=check_plain_map(f["params"], "snapshot params"),
+        tags=check_plain_map(f["tags"], "snapshot tags"),
+        artifacts=check_artifacts(f["artifacts"]),
+        sessions=[SessionInfo.from_dict(x) for x in f["sessions"]],
+        dropped=_uint(f["dropped"], "dropped count"),
         seen=set(f["seen"]),
-        malformed=f["malformed"],
+        malformed=_uint(f["malformed"], "malformed count"),
     )
-    hist_name, hist_end = doc["hist"], doc["hist_end"]
+    hist_name = doc.get("hist")
+    if hist_name is not None:
+        check_history_name(hist_name)
+    hist_end = _uint(doc.get("hist_end"), "history end")
     snap = Snapshot(state, marks, hist_name, hist_end)
     buf: Any = b""
     if hist_name and hist_end:
-        with open(run_path / hist_name, "rb") as hf:
-            if os.fstat(hf.fileno()).st_size < hist_end:
+        fd = open_file(run_path / hist_name, os.O_RDONLY)
+        try:
+            if os.fstat(fd).st_size < hist_end:
                 return None
-            buf = mmap.mmap(hf.fileno(), hist_end, access=mmap.ACCESS_READ)
+            buf = mmap.mmap(fd, hist_end, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)  # the mapping keeps the file
     for key, entry in doc["series"].items():
+        if type(key) is not str or type(entry) is not dict or type(entry.get("chunks")) is not list:
+            raise ValueError("snapshot series is malformed")
         series = Series()
-        series.summary = MetricSummary.from_dict(entry["summary"])
-        extents = [(int(o), int(n)) for o, n in entry["chunks"]]
+        series.summary = MetricSummary.from_dict(entry.get("summary"))
+        extents = []
+        for ext in entry["chunks"]:
+            if type(ext) is not list or len(ext) != 2:
+                raise ValueError("snapshot chunk is malformed")
+            extents.append((_uint(ext[0], "chunk offset"), _uint(ext[1], "chunk length")))
+        if sum(n for _, n in extents) != series.summary.count:
+            raise ValueError("snapshot chunks do not add up to the key's count")
         for off, n in extents:
             if off + n * POINT_BYTES > hist_end:
                 return None
@@ -152,6 +196,22 @@ def _build(run_path: Path, doc: dict[str, Any]) -> Snapshot | None:
         snap.extents[key] = extents
         snap.loaded[key] = list(series.chunks)
     return snap
+
+
+_FOLD_FIELDS: Final = frozenset(
+    (
+        "run_id",
+        "experiment",
+        "name",
+        "params",
+        "tags",
+        "artifacts",
+        "sessions",
+        "dropped",
+        "seen",
+        "malformed",
+    )
+)
 
 
 def write(
@@ -172,11 +232,11 @@ def write(
     hist_end = previous.hist_end if previous else 0
     new_gen = hist_name is None or hist_end > 2 * live_bytes + (1 << 20)
     if new_gen:
-        gen = 1 + (int(hist_name.split("-")[1].split(".")[0]) if hist_name else 0)
-        hist_name, hist_end = f"history-{gen:06d}.bin", 0
+        gen = 1 + (history_gen(hist_name) if hist_name else 0)
+        hist_name, hist_end = history_path(run_path, gen).name, 0
     extents: dict[str, list[tuple[int, int]]] = {}
-    hist_path = run_path / hist_name
-    fd = os.open(hist_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # Never through a symlink: a crafted store must not make compaction truncate a file elsewhere.
+    fd = open_file(run_path / check_history_name(hist_name), os.O_RDWR | os.O_CREAT)
     try:
         os.ftruncate(fd, hist_end)  # drop what a dead compaction appended past the state
         pos = hist_end
@@ -222,31 +282,10 @@ def write(
             for k, s in state.series.items()
         },
     }
-    blob = _PREFIX.pack(SNAP_MAGIC, SNAP_VERSION, 0) + fmt.frame(fmt.pack(doc))
-    replace_file(run_path / SNAPSHOT_NAME, blob)
+    replace_file(snapshot_path(run_path), fmt.encode_doc(SNAP_MAGIC, SNAP_VERSION, doc))
     if new_gen:
-        for old in run_path.glob("history-*.bin"):
-            if old.name != hist_name:
-                old.unlink(missing_ok=True)  # readers that mapped it keep their mapping
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (temp, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        for old in os.listdir(run_path):
+            if HISTORY_PATTERN.fullmatch(old) and old != hist_name:
+                # unlink removes the entry (a symlink itself, never its target); readers
+                # that mapped the old file keep their mapping.
+                (run_path / old).unlink(missing_ok=True)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import format as fmt
-from .errors import CorruptLogError
-from .events import RUN_END, RUN_START, Event, decode_events
+from .errors import CorruptLogError, UnsafePathError, UnsupportedFormatError
+from .events import RUN_END, RUN_START, Event, decode_events, record_problem
 from .lock import is_locked
-from .paths import list_segments, lock_path
+from .paths import list_segments, lock_path, open_file
 from .reader import superseded_by
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
@@ -106,9 +106,9 @@ class _Cursor:
 
     def _open(self) -> bool:
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
+            self.fd = open_file(self.path, os.O_RDONLY)
+        except (FileNotFoundError, UnsafePathError):
+            return False  # list_segments warns about entries that are not regular files
         self.ino = os.fstat(self.fd).st_ino
         return True
 
@@ -123,7 +123,7 @@ class _Cursor:
             return []
         assert self.fd is not None
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)
         except FileNotFoundError:
             return []
         if st.st_ino != self.ino or st.st_size < self.offset:
@@ -148,8 +148,13 @@ class _Cursor:
                 return out
             start = 0
             if self.offset == 0:
-                if len(data) < fmt.PREFIX_SIZE or fmt.check_prefix(data, str(self.path)) is None:
-                    return out  # the writer is still creating the file
+                try:
+                    if len(data) < fmt.PREFIX_SIZE or fmt.check_prefix(data, str(self.path)) is None:
+                        return out  # the writer is still creating the file
+                except UnsupportedFormatError:
+                    return out  # a newer major version: nothing this tail can read
+                except CorruptLogError:
+                    pass  # a damaged prefix: the frame walk below resynchronises past it
                 start = fmt.PREFIX_SIZE
             end, incomplete = start, False
             for item in fmt.iter_frames(data, start, len(data)):
@@ -198,7 +203,8 @@ class RunFollower:
             cur = self.cursors[seg.name] = _Cursor(seg)
             last = None
             for rec in cur.read():
-                last = rec
+                if record_problem(rec) is None:
+                    last = rec
             if last is not None:
                 self.ended = _kind(last) == RUN_END
 
@@ -211,16 +217,16 @@ class RunFollower:
                 cur = self.cursors[seg.name] = _Cursor(seg)
                 self._note_supersede(cur)
             for rec in cur.read():
+                try:
+                    decoded = list(decode_events(rec, f"{seg} record"))
+                except CorruptLogError:
+                    continue  # malformed: skipped, as every reader skips it
                 kind = _kind(rec)
                 if kind == RUN_START:
                     self.ended = False
                     self.crash_reported = False
                 elif kind == RUN_END:
                     self.ended = True
-                try:
-                    decoded = list(decode_events(rec, f"{seg} record"))
-                except CorruptLogError:
-                    continue
                 for ev in decoded:
                     if self.keys is None or ev.kind != "metric" or ev.key in self.keys:
                         events.append(ev)
