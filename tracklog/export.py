@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ValidationError
 from .fold import RunState
 from .query import Store
 from .run import start_run
@@ -31,6 +32,20 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell that a spreadsheet will not run as a formula (OWASP, "CSV Injection").
+
+    A cell that starts with ``= + - @``, a tab or a carriage return gets a leading
+    ``'``, which spreadsheets show as text and do not evaluate. Only text columns
+    (keys) go through this: numbers stay numbers, and ``runs.jsonl`` keeps every
+    key exactly as logged.
+    """
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _points(state: RunState) -> Any:
@@ -55,8 +70,9 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                 w.writerow(["run_id", "key", "step", "value", "timestamp"])
                 for s in states:
                     for key, steps, values, times in _points(s):
+                        cell = csv_text(key)
                         w.writerows(
-                            (s.id, key, st, repr(v), repr(t))
+                            (s.id, cell, st, repr(v), repr(t))
                             for st, v, t in zip(steps, values, times, strict=True)
                         )
                         n += len(steps)
@@ -93,7 +109,7 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
         return _export_mlflow(states, str(out))
     if fmt == "tensorboard":
         return _export_tensorboard(states, Path(out))
-    raise ValueError(f"unknown export format {fmt!r}")
+    raise ValidationError(f"unknown export format {fmt!r}")
 
 
 _MLFLOW_STATUS = {

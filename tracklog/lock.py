@@ -83,7 +83,19 @@ class WriterLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if _still_linked(fd, self.path):
+                    break
+                # The holder removed the file (a failed start_run cleaning up the run it
+                # created): this lock guards nothing. Open the path afresh.
+                os.close(fd)
+                try:
+                    fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
+                except FileNotFoundError:
+                    raise StoreError(
+                        f"{self.path.parent} was removed while waiting for its lock "
+                        "(a racing start failed and cleaned up); start again"
+                    ) from None
+                continue
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     os.close(fd)
@@ -133,6 +145,15 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_ino, st.st_dev) == (own.st_ino, own.st_dev)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ exception, SIGTERM and interpreter exit each write a run_end event (see
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -29,11 +28,15 @@ from .errors import (
     RunExistsError,
     RunNotFoundError,
     StoreError,
+    TracklogError,
     ValidationError,
 )
 from .events import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
+from .format import MAX_PAYLOAD_BYTES
 from .lock import WriterLock, process_identity
 from .paths import (
+    LOCK_NAME,
+    check_dir,
     check_run_id,
     ensure_root,
     list_segments,
@@ -41,7 +44,7 @@ from .paths import (
     new_run_id,
     resolve_root,
     run_dir,
-    segment_seq,
+    segment_names,
 )
 from .resume import PriorState, read_prior_state
 from .validate import (
@@ -147,7 +150,11 @@ class Run:
         """Log one point. ``step=None`` takes the key's next step (last + 1, from 0)."""
         if self._closed:
             self._refuse()
-        if key not in self._keys:
+        try:
+            known = key in self._keys
+        except TypeError:  # an unhashable key: check_key names it
+            known = False
+        if not known:
             key = self._key(key)
         if type(value) is not float:
             value = to_metric_value(key, value)
@@ -183,7 +190,7 @@ class Run:
             return
         keys = list(metrics)
         if not self._keys.issuperset(keys):  # C-level checks first: the same keys come every step
-            keys = [k if k in self._keys else self._key(k) for k in keys]
+            keys = [self._key(k) for k in keys]
         values = list(metrics.values())
         if _types_of(values) != _JUST_FLOAT:
             values = [
@@ -192,16 +199,18 @@ class Run:
         t = _now() if timestamp is None else check_timestamp(timestamp)
         if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(keys[0], step)
+        if len(keys) > _LARGE_CALL:
+            check_record_size(keys)  # refused here, in the caller's thread, or written whole
         with self._wlock:
             if step is None:
                 steps = [self._next.get(k, self._default_step) for k in keys]
                 if max(steps) > INT64_MAX:
                     raise ValidationError("log_metrics: next step would exceed int64 range")
+                self._writer.emit_points(keys, steps, values, t)
                 self._next.update(zip(keys, [s + 1 for s in steps], strict=True))
             else:
-                steps = [step] * len(keys)
+                self._writer.emit_points(keys, [step] * len(keys), values, t)
                 self._next.update(dict.fromkeys(keys, step + 1))
-            self._writer.emit_points(keys, steps, values, t)
 
     # -- params and tags ---------------------------------------------------------------------
 
@@ -229,9 +238,7 @@ class Run:
         """Set several tags."""
         if self._closed:
             self._refuse()
-        checked = [
-            (k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())
-        ]
+        checked = _checked_tags(tags)
         t = _now()
         w = self._writer
         with w.lock:
@@ -349,42 +356,47 @@ def start_run(
     for what, value in (("fsync_interval", fsync_interval), ("flush_interval", flush_interval)):
         if not isinstance(value, (int, float)) or not 0 < value <= 3600:
             raise ValidationError(f"{what} must be a number of seconds in (0, 3600], got {value!r}")
-    start_params = _checked_params(params or {})
-    start_tags = [(check_key(k, "tag key"), v) for k, v in (tags or {}).items()]
-    start_tags = [(k, to_json_like(k, v, "tag")) for k, v in start_tags]
+    start_params = _checked_params(params if params is not None else {})
+    start_tags = _checked_tags(tags if tags is not None else {}, "tags")
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
     root_path = ensure_root(resolve_root(root))
     path = run_dir(root_path, run_id)
 
     created = False
-    if not path.exists():
-        if resume is True:
+    if resume is True:
+        if not os.path.lexists(path):
             raise RunNotFoundError(
                 f"cannot resume run {run_id}: it does not exist under {root_path} "
                 "(pass resume='allow' to create it when missing)"
             )
+    else:
         try:
-            path.mkdir()
+            os.mkdir(path, 0o755)
+            created = True
         except FileExistsError:
-            raise RunExistsError(f"run {run_id} already exists under {root_path}") from None
+            if not resume:
+                raise RunExistsError(
+                    f"run {run_id} already exists under {root_path}; pass resume=True to continue it"
+                ) from None
         except OSError as exc:
             raise StoreError(f"cannot create run directory {path}: {exc.strerror}") from exc
-        created = True
-    elif not resume:
-        raise RunExistsError(
-            f"run {run_id} already exists under {root_path}; pass resume=True to continue it"
-        )
+    check_dir(path)  # never write into a run directory that is a symlink to elsewhere
 
     ident = process_identity()
     session = os.urandom(8).hex()
     lock = WriterLock(lock_path(path))
     marker: Path | None = None
+    locked = False
     try:
         # Announce the session to the store index before anything can be written.
         marker = index.mark_dirty(root_path, run_id, session)
         lock.acquire({**ident, "session": session, "time": _now()})
+        locked = True
         try:
-            prior = read_prior_state(path, resume_step) if not created else PriorState.empty(resume_step)
+            # Read the prior state whenever segments exist, even in a directory this call
+            # created: a racing resume="allow" may have written a session into it meanwhile.
+            existing = segment_names(path)
+            prior = read_prior_state(path, resume_step) if existing else PriorState.empty(resume_step)
             if prior.experiment is not None:
                 if experiment != "default" and experiment != prior.experiment:
                     raise ValidationError(
@@ -394,7 +406,8 @@ def start_run(
             name = name if name is not None else prior.name
             new_params = _new_params(prior.params, start_params)
             segs = list_segments(path)
-            seq = 1 + max((segment_seq(p) or 0 for p in segs), default=0)
+            # Past every name that looks like a segment, whatever it is: never collide with one.
+            seq = 1 + max((n for n, _ in existing), default=0)
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
             start = {
@@ -420,19 +433,67 @@ def start_run(
                 fsync_interval=fsync_interval,
                 flush_interval=flush_interval,
             )
-        except BaseException:
-            lock.release()
-            raise
+        except OSError as exc:
+            if isinstance(exc, TracklogError):
+                raise
+            raise StoreError(f"cannot start a segment in {path}: {exc.strerror or exc}") from exc
     except BaseException:
+        # Remove only what this call made and still owns: its marker, and the run directory
+        # if it created it and holds its lock with no segment in it. A racing start_run
+        # (resume="allow") may own that directory by now: then it is left alone.
         if marker is not None:
             marker.unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(path, ignore_errors=True)
+        if created and locked and not segment_names(path):
+            _remove_own_dir(path)
+        lock.release()
         raise
     prior.params.update((k, packed) for k, _, packed in new_params)
     run = Run(root_path, run_id, path, writer, lock, experiment, name, prior, strict)
     lifecycle.register(run)
     return run
+
+
+_LARGE_CALL = 4096  # log_metrics calls with more keys have their record size checked up front
+
+
+def check_record_size(keys: list[str]) -> None:
+    """Refuse a log_metrics call whose one record would exceed the frame limit.
+
+    An upper bound on the columnar record: each key's UTF-8 bytes plus a 5-byte str
+    header, 24 bytes of step, value and time per point, and 64 bytes of record overhead.
+    """
+    n = len(keys)
+    bound = sum(map(len, keys)) * 4 + 5 * n + 24 * n + 64
+    if bound > MAX_PAYLOAD_BYTES:
+        exact = sum(len(k.encode()) for k in keys) + 5 * n + 24 * n + 64
+        if exact > MAX_PAYLOAD_BYTES:
+            raise ValidationError(
+                f"log_metrics of {n} keys makes a record of up to {exact} bytes, over the "
+                f"{MAX_PAYLOAD_BYTES}-byte limit of one record; split the call"
+            )
+
+
+def _remove_own_dir(path: Path) -> None:
+    """Remove a run directory this call created and whose lock it holds.
+
+    The lock file goes first: a racing start_run waiting on it notices that its
+    lock file was unlinked (WriterLock.acquire) instead of writing into a removed
+    directory. rmdir then fails, harmlessly, if anything else is in the directory.
+    """
+    try:
+        os.unlink(path / LOCK_NAME)
+    except OSError:
+        pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple[str, Any]]:
+    if not isinstance(tags, Mapping):
+        raise ValidationError(f"{what} takes a mapping of key to value, got {type(tags).__name__}")
+    return [(k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())]
 
 
 def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:

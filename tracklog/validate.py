@@ -58,6 +58,11 @@ def to_metric_value(key: str, value: object) -> float:
         ) from None
     except OverflowError:
         raise ValidationError(f"metric {key!r}: value {value!r} is out of float64 range") from None
+    except Exception as exc:  # a framework tensor's __float__ may raise anything (wrong device, ...)
+        raise ValueTypeError(
+            f"metric {key!r}: converting the {type(value).__name__} value to float failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def check_step(key: str, step: object) -> int:
@@ -67,7 +72,7 @@ def check_step(key: str, step: object) -> int:
             raise ValueTypeError(f"metric {key!r}: step must be an int, got bool")
         try:
             step = operator.index(step)  # numpy integers and friends
-        except TypeError:
+        except Exception:
             raise ValueTypeError(
                 f"metric {key!r}: step must be an int, got {type(step).__name__} {step!r}"
             ) from None
@@ -82,7 +87,7 @@ def check_timestamp(timestamp: object, what: str = "timestamp") -> float:
         raise ValueTypeError(f"{what} must be float seconds since the epoch, got {timestamp!r}")
     try:
         t = float(timestamp)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except Exception:
         raise ValueTypeError(f"{what} must be float seconds since the epoch, got {timestamp!r}") from None
     if not math.isfinite(t):
         raise ValidationError(f"{what} must be finite, got {t}")
@@ -96,7 +101,12 @@ def to_json_like(key: str, value: object, what: str = "param") -> Any:
     str-keyed dicts pass as they are; tuples become lists; Path becomes str; Enum
     becomes its value; numpy scalars and small arrays become Python values.
     """
-    return _convert(key, value, what, 0)
+    try:
+        return _convert(key, value, what, 0)
+    except (ValidationError, ValueTypeError):
+        raise
+    except Exception as exc:  # a user object whose items() or item() raises
+        raise ValueTypeError(f"{what} {key!r}: cannot convert the value ({type(exc).__name__}: {exc})") from exc
 
 
 def _convert(key: str, value: object, what: str, depth: int) -> Any:

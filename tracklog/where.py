@@ -30,6 +30,7 @@ AGGREGATES = ("min", "max", "count", "last", "first_step", "last_step")
 _KEY_STOP = set(" \t\r\n=!<>(),'\"`.")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)", re.IGNORECASE)
 
+MAX_DEPTH = 64  # nested NOTs and parentheses; deeper filters are refused, not a RecursionError
 Predicate = Callable[[Any], bool]
 Getter = Callable[[Any], Any]
 
@@ -58,6 +59,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     # -- lexing helpers ------------------------------------------------------------------------
 
@@ -132,15 +134,25 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
 
     def not_expr(self) -> Predicate:
+        start = self.pos
         if self.word("NOT"):
-            inner = self.not_expr()
+            inner = self.nested(start, self.not_expr)
             return lambda r: not inner(r)
         if self.char("("):
-            inner = self.or_expr()
+            inner = self.nested(start, self.or_expr)
             if not self.char(")"):
                 raise self.fail("expected ')'")
             return inner
         return self.comparison()
+
+    def nested(self, start: int, parse: Callable[[], Predicate]) -> Predicate:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"NOT and parentheses nest deeper than {MAX_DEPTH} levels", start)
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     def field(self) -> Getter:
         self.ws()
@@ -324,6 +336,8 @@ def parse_filter(text: str) -> Predicate:
 
 def field_getter(text: str) -> Getter:
     """A getter for one field such as ``params.lr`` or ``metrics.loss.min``."""
+    if not isinstance(text, str):
+        raise FilterError(f"a field is a str, got {type(text).__name__}")
     p = _Parser(text)
     get = p.field()
     if not p.at_end():
@@ -333,7 +347,12 @@ def field_getter(text: str) -> Getter:
 
 def parse_order(order_by: str | Sequence[str]) -> list[tuple[Getter, bool]]:
     """``"metrics.loss DESC, name"`` (or a list of such) -> [(getter, descending)]."""
-    items = [order_by] if isinstance(order_by, str) else list(order_by)
+    if isinstance(order_by, str):
+        items = [order_by]
+    elif isinstance(order_by, Sequence) and all(isinstance(x, str) for x in order_by):
+        items = list(order_by)
+    else:
+        raise FilterError(f"order_by is a str or a list of str, got {order_by!r}")
     out = []
     for item in items:
         for part in _split_top(item):

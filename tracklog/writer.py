@@ -381,7 +381,13 @@ class SegmentWriter:
         return items, only_points
 
     def _write_items(self, taken: tuple[list[Pending], bool]) -> None:
-        for data, n in encode_pending(*taken):
+        try:
+            frames = encode_pending(*taken)
+        except Exception:
+            # Accepted events are never dropped for an encoding bug: encode them one by one,
+            # and count (in a "dropped" record) only an item that still cannot be encoded.
+            frames = self._encode_each(taken[0])
+        for data, n in frames:
             if self._backlog or self._failing is not None:
                 self._hold(data, n)
                 continue
@@ -389,6 +395,24 @@ class SegmentWriter:
                 self._append(data)
             except OSError as exc:
                 self._on_write_error(exc, data, n)
+
+    def _encode_each(self, items: list[Pending]) -> list[tuple[bytes, int]]:
+        out: list[tuple[bytes, int]] = []
+        lost = 0
+        for it in items:
+            try:
+                out += encode_pending([it])
+            except Exception as exc:
+                n = len(it[0]) if type(it) is tuple and type(it[0]) is tuple else 1
+                lost += n
+                warnings.warn(
+                    f"tracklog: {n} events for {self.path} could not be encoded ({exc!r}); "
+                    "they are counted in a 'dropped' record",
+                    TracklogWarning,
+                    stacklevel=2,
+                )
+        self._dropped += lost
+        return out
 
     # -- background ----------------------------------------------------------------------------
 
@@ -527,6 +551,7 @@ def encode_pending(items: list[Pending], only_points: bool = False) -> list[tupl
 
 
 _col = [operator.itemgetter(i) for i in range(4)]
+MAX_KEYS_PER_RECORD: Final = 65535  # key indices are at most uint16 (FORMAT.md)
 
 
 def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes, int]:
@@ -534,14 +559,33 @@ def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes
     table: dict[str, int] = {}
     keys = list(map(_col[0], points))
     idx = [table.setdefault(k, len(table)) for k in keys]
-    if len(table) > 65535:
+    if len(table) > MAX_KEYS_PER_RECORD:
         return _columnar(points)  # type: ignore[arg-type]
-    return _encode_columns(
-        table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
-    )
+    try:
+        return _encode_columns(
+            table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
+        )
+    except ValidationError:
+        return _columnar(points)  # type: ignore[arg-type]  # too large for one record: split
 
 
 def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
+    """One columnar record for ``run``, or several framed records when one would not fit
+    (more than 65,535 distinct keys, or over the frame size limit): split in halves, never
+    inside one log_metrics call (a call alone always fits: ``Run.log_metrics`` checks)."""
+    if len(run) > 1:
+        try:
+            return _columnar_one(run)
+        except ValidationError:
+            pass
+        half = len(run) // 2
+        a, na = _columnar(run[:half])
+        b, nb = _columnar(run[half:])
+        return a + b, na + nb
+    return _columnar_one(run)
+
+
+def _columnar_one(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
     table: dict[str, int] = {}
     if all(type(it[0]) is str for it in run):  # only single points: transpose at C speed
         keys, steps, values, times = zip(*run, strict=True)
@@ -567,12 +611,6 @@ def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
                 steps.append(step)  # type: ignore[attr-defined]
                 values.append(value)  # type: ignore[attr-defined]
                 times.append(t)  # type: ignore[attr-defined]
-    if len(table) > 65535:
-        # uint16 key indices: split the run in halves (rare: >65k distinct keys in one flush)
-        half = len(run) // 2
-        a, na = _columnar(run[:half])
-        b, nb = _columnar(run[half:])
-        return a + b, na + nb
     return _encode_columns(table, idx, steps, values, times)  # type: ignore[arg-type]
 
 
@@ -594,8 +632,13 @@ def _encode_columns(
     time_arr = np.array(times, dtype="<f8")
     keys_col = list(table)
     # Columns take the narrowest width that holds them; a reader infers it from len / n.
-    idx_arr = np.array(idx, dtype="<u1" if len(keys_col) <= 256 else "<u2")
-    identity = len(keys_col) == n and bool((idx_arr == np.arange(n)).all())
+    # An identity mapping (point i has key i: one log_metrics call) stores no index at all,
+    # so a single call may have more keys than a uint16 index could address.
+    idx_all = np.array(idx, dtype=np.int64)
+    identity = len(keys_col) == n and bool((idx_all == np.arange(n)).all())
+    if not identity and len(keys_col) > MAX_KEYS_PER_RECORD:
+        raise ValidationError(f"{len(keys_col)} distinct keys do not fit one record's uint16 index")
+    idx_arr = idx_all.astype("<u1" if len(keys_col) <= 256 else "<u2")
     steps_col: int | bytes = (
         int(step_arr[0]) if (step_arr == step_arr[0]).all() else _narrow(step_arr).tobytes()
     )
