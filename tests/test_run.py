@@ -294,3 +294,112 @@ def test_forked_child_cannot_log_into_the_parents_run() -> None:
         run.log_metric("a", 2.0)  # the parent is unaffected
     assert child_code == b"\x00"
     assert metric_points(run.path) == [("a", 0, 2.0)]
+
+
+def test_a_racing_resume_allow_never_removes_the_winners_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A creates the directory; B (resume='allow') finds it and takes the lock first; A's
+    failed start must not remove the directory B is writing into."""
+    from tracklog.lock import WriterLock
+
+    real = WriterLock.acquire
+    winner: list[tracklog.Run] = []
+    started = []
+
+    def acquire(self: WriterLock, info: dict, timeout: float = 1.0) -> None:  # type: ignore[type-arg]
+        if not started:
+            started.append(True)
+            winner.append(tracklog.start_run(run_id="race", resume="allow"))  # B, inside A's start
+        real(self, info, timeout=0.05)
+
+    monkeypatch.setattr(WriterLock, "acquire", acquire)
+    with pytest.raises(RunLockedError):
+        tracklog.start_run(run_id="race", resume="allow")  # A
+    monkeypatch.undo()
+    (b,) = winner
+    b.log_metric("x", 1.0)
+    b.close()
+    state = tracklog.Store(b.root).run("race")
+    assert state.status == "finished" and state.metrics["x"].count == 1
+
+
+def test_a_failed_start_of_a_new_run_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
+    from tracklog import writer
+
+    def boom(*a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.SegmentWriter, "_open_segment", boom)
+    with pytest.raises(StoreError, match="No space left"):
+        tracklog.start_run(run_id="gone")
+    assert not (root / "runs" / "gone").exists()
+    assert not list((root / "index" / "dirty").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda r: r.log_metric(["a"], 1.0), "key must be a str"),
+        (lambda r: r.log_metric({"a": 1}, 1.0), "key must be a str"),
+        (lambda r: r.log_metrics({1: 1.0}), "key must be a str"),
+        (lambda r: r.set_tags(None), "mapping"),
+        (lambda r: r.set_tags(["a", 1]), "mapping"),
+        (lambda r: r.log_params(None), "mapping"),
+        (lambda r: r.log_artifact(None), "artifact source"),
+        (lambda r: r.log_artifact(5), "artifact source"),
+        (lambda r: r.log_artifact("a\0b"), "NUL"),
+    ],
+)
+def test_bad_arguments_raise_typed_errors_and_log_nothing(call: object, match: str) -> None:
+    with tracklog.start_run() as run, pytest.raises(tracklog.TracklogError, match=match):
+        call(run)  # type: ignore[operator]
+    assert [e.kind for e in events_of(run.path)] == ["run_start", "run_end"]
+
+
+class _WrongDevice:
+    def __float__(self) -> float:
+        raise RuntimeError("tensor is on cuda:0; call .cpu() first")
+
+
+def test_a_value_whose_float_conversion_raises_anything_is_a_typed_error() -> None:
+    with tracklog.start_run() as run:
+        with pytest.raises(tracklog.ValueTypeError, match="cuda:0"):
+            run.log_metric("loss", _WrongDevice())
+        with pytest.raises(tracklog.ValueTypeError, match="cuda:0"):
+            run.log_metrics({"loss": _WrongDevice()})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"tags": ["a"]}, ValidationError),
+        ({"tags": 5}, ValidationError),
+        ({"params": ["a"]}, ValidationError),
+        ({"root": ""}, ValidationError),
+        ({"root": "a\0b"}, ValidationError),
+        ({"root": 5}, ValidationError),
+    ],
+)
+def test_bad_start_run_arguments_are_refused_before_anything_is_created(
+    kwargs: dict,
+    exc: type,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(exc):
+        tracklog.start_run(**kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keys_are_not_unicode_normalised_two_spellings_are_two_keys() -> None:
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    with tracklog.start_run() as run:
+        run.log_metric(composed, 1.0)
+        run.log_metric(decomposed, 2.0)
+        run.log_params({composed: 1, decomposed: 2})
+    state = tracklog.replay(run.path)
+    assert sorted(state.metrics) == sorted([composed, decomposed])
+    assert state.history(decomposed).value.tolist() == [2.0]
+    assert state.params == {composed: 1, decomposed: 2}

@@ -127,3 +127,33 @@ def test_parse_order_rejects_junk() -> None:
     with pytest.raises(FilterError, match="ASC, DESC"):
         parse_order("metrics.loss upward")
     assert sort_runs([], parse_order("name")) == []
+
+
+@pytest.mark.parametrize("text", ["(" * 10_000, "not " * 5_000 + "status = 'x'", "NOT (" * 100 + "id = 'a'"])
+def test_deeply_nested_filters_are_refused_with_a_position_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(FilterError, match=r"nest deeper than \d+ levels"):
+        parse_filter(text)
+
+
+def test_filters_nested_to_the_limit_still_work(store: tracklog.Store) -> None:
+    from tracklog.where import MAX_DEPTH
+
+    text = "NOT " * (MAX_DEPTH - 1) + "(name = 'a')"
+    assert len(store.runs(where=text)) in (1, len(store.runs()) - 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc"),
+    [
+        ({"order_by": 5}, FilterError),
+        ({"order_by": ["name", 5]}, FilterError),
+        ({"limit": True}, tracklog.ValidationError),
+        ({"limit": -1}, tracklog.ValidationError),
+        ({"limit": 1.5}, tracklog.ValidationError),
+        ({"where": 5}, FilterError),
+        ({"experiment": 5}, tracklog.ValidationError),
+    ],
+)
+def test_bad_runs_arguments_are_typed_errors(store: tracklog.Store, kwargs: dict, exc: type) -> None:  # type: ignore[type-arg]
+    with pytest.raises(exc):
+        store.runs(**kwargs)

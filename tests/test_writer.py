@@ -198,3 +198,81 @@ def test_encode_pending_never_splits_one_log_metrics_call(monkeypatch: pytest.Mo
     call = (("a", "b", "c"), [1, 1, 1], [1.0, 2.0, 3.0], 5.0)
     frames = writer_mod.encode_pending([call, call, ("z", 0, 0.0, 1.0), call])
     assert [n for _, n in frames] == [6, 4]
+
+
+@pytest.mark.parametrize("durability", ["batch", "process", "machine"])
+def test_one_log_metrics_call_of_more_than_65535_keys_is_written_whole(durability: str) -> None:
+    keys = [f"k{i}" for i in range(70_000)]
+    with tracklog.start_run(durability=durability) as run:  # type: ignore[arg-type]
+        run.log_metric("before", 1.0)
+        run.log_metrics(dict.fromkeys(keys, 2.0), step=3)
+        run.log_metric("after", 1.0)
+    state = tracklog.replay(run.path)
+    assert state.status == "finished"
+    assert len(state.metrics) == 70_002 and state.metrics["k69999"].last_step == 3
+    assert tracklog.scan(run.path)[0].ok
+
+
+def test_a_batch_flush_of_more_than_65535_distinct_keys_splits_between_calls() -> None:
+    with tracklog.start_run(durability="batch", flush_interval=3600) as run:
+        for i in range(70_000):
+            run.log_metric(f"k{i}", float(i))
+        run.log_metrics({"x": 1.0, "y": 2.0})
+    assert len(tracklog.replay(run.path).metrics) == 70_002
+
+
+def test_a_log_metrics_call_too_large_for_one_record_is_refused_at_the_call() -> None:
+    with tracklog.start_run(durability="batch") as run:
+        run.log_metric("before", 1.0)
+        with pytest.raises(tracklog.ValidationError, match="split the call"):
+            run.log_metrics({f"{i:0>240}": 1.0 for i in range(80_000)})
+        run.log_metric("before", 2.0)
+    h = tracklog.replay(run.path).history("before")
+    assert h.step.tolist() == [0, 1]  # the refused call took no step
+
+
+def test_an_encoding_failure_in_a_batch_flush_loses_no_accepted_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = writer_mod.encode_pending
+    calls = []
+
+    def flaky(items: list, only_points: bool = False) -> list:  # type: ignore[type-arg]
+        calls.append(len(items))
+        if len(items) > 1:
+            raise ValueError("injected encoder bug")
+        return real(items, only_points)
+
+    monkeypatch.setattr(writer_mod, "encode_pending", flaky)
+    with tracklog.start_run(durability="batch", flush_interval=3600) as run:
+        for i in range(100):
+            run.log_metric("a", float(i))
+        run.log_metrics({"x": 1.0, "y": 2.0})
+        run.set_tag("t", 1)
+    state = tracklog.replay(run.path)
+    assert state.status == "finished" and state.dropped == 0
+    assert state.metrics["a"].count == 100 and state.tags == {"t": 1} and state.metrics["y"].count == 1
+    assert max(calls) > 1  # the batch path was really taken first
+
+
+def test_an_event_that_cannot_be_encoded_at_all_is_counted_not_silently_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = writer_mod.encode_pending
+
+    def refuses_b(items: list, only_points: bool = False) -> list:  # type: ignore[type-arg]
+        if any(type(it) is tuple and it[0] == "b" for it in items):
+            raise ValueError("injected: b cannot be encoded")
+        return real(items, only_points)
+
+    monkeypatch.setattr(writer_mod, "encode_pending", refuses_b)
+    with (
+        pytest.warns(TracklogWarning, match="could not be encoded"),
+        tracklog.start_run(durability="batch", flush_interval=3600) as run,
+    ):
+        run.log_metric("a", 1.0)
+        run.log_metric("b", 1.0)
+        run.log_metric("a", 2.0)
+    state = tracklog.replay(run.path)
+    assert state.metrics["a"].count == 2 and "b" not in state.metrics
+    assert state.dropped == 1 and state.status == "finished"

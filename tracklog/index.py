@@ -83,9 +83,11 @@ def dirty_sessions(root: Path) -> dict[str, set[str]]:
         run_id, sep, session = name.partition("~")
         try:
             if sep:
-                out[check_run_id(run_id)].add(check_session(session))
+                rid, sess = check_run_id(run_id), check_session(session)
         except TracklogError:
             continue
+        if sep:
+            out[rid].add(sess)
     return dict(out)
 
 

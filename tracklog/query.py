@@ -109,7 +109,7 @@ class Store:
             entry = entries.get(rid)
             state = None
             # "running" entries are re-read anyway: cheap insurance against lost markers.
-            if entry is not None and rid not in dirty and entry.get("status") != "running":
+            if type(entry) is dict and rid not in dirty and entry.get("status") != "running":
                 state = index.entry_state(rid, entry, path, _loader(path))
             if state is None:
                 try:

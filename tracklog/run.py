@@ -262,6 +262,8 @@ class Run:
         for art_name, src in pairs:
             try:
                 info = artifacts.store_file(self.root, src)
+            except TracklogError:
+                raise
             except OSError as exc:
                 raise StoreError(f"cannot store artifact {art_name!r} from {src}: {exc}") from exc
             with self._writer.lock:
@@ -493,7 +495,9 @@ def _remove_own_dir(path: Path) -> None:
 def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple[str, Any]]:
     if not isinstance(tags, Mapping):
         raise ValidationError(f"{what} takes a mapping of key to value, got {type(tags).__name__}")
-    return [(k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())]
+    return [
+        (k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())
+    ]
 
 
 def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:

@@ -106,7 +106,9 @@ def to_json_like(key: str, value: object, what: str = "param") -> Any:
     except (ValidationError, ValueTypeError):
         raise
     except Exception as exc:  # a user object whose items() or item() raises
-        raise ValueTypeError(f"{what} {key!r}: cannot convert the value ({type(exc).__name__}: {exc})") from exc
+        raise ValueTypeError(
+            f"{what} {key!r}: cannot convert the value ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _convert(key: str, value: object, what: str, depth: int) -> Any:

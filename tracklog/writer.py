@@ -411,7 +411,9 @@ class SegmentWriter:
                     TracklogWarning,
                     stacklevel=2,
                 )
-        self._dropped += lost
+        if lost:  # written in log order, where the lost events were
+            rec = [DROPPED, {"count": lost, "time": time.time()}]
+            out.append((fmt.frame(msgpack.packb(rec, use_bin_type=True)), 0))
         return out
 
     # -- background ----------------------------------------------------------------------------

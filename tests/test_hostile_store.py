@@ -1,0 +1,394 @@
+"""A hostile store: crafted names in every file tracklog reads, symlinks, FIFOs, stray entries.
+
+Each case builds a store an attacker (or an unlucky rsync) could leave, then runs everything
+tracklog does to a store (list, read, tail, verify, compact, resume, the CLI) and asserts that
+no byte outside the store changes, that the run's own directory gains no file named by the
+attacker, that no call hangs, and that every failure is a ``TracklogError``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracklog
+from tracklog import format as fmt
+from tracklog import index, snapshot
+from tracklog.cli import main as cli
+from tracklog.errors import TracklogError, UnsafePathError, ValidationError
+
+pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
+
+CALL_TIMEOUT_S = 20
+
+
+@contextmanager
+def no_hang(what: str) -> Iterator[None]:
+    """Fail (instead of hanging the suite) if the block blocks for CALL_TIMEOUT_S."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise AssertionError(f"{what} hung for {CALL_TIMEOUT_S} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(CALL_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def fingerprint(top: Path, skip: Path) -> dict[str, Any]:
+    """Every entry under ``top`` except ``skip``: its type and bytes (or link target)."""
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        d = Path(dirpath)
+        if d == skip or skip in d.parents:
+            dirnames[:] = []
+            continue
+        for name in dirnames + filenames:
+            p = d / name
+            if p == skip:
+                continue
+            st = os.lstat(p)
+            if os.path.islink(p):
+                out[str(p)] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[str(p)] = ("file", p.read_bytes(), st.st_mtime_ns)
+            elif p.is_dir():
+                out[str(p)] = ("dir",)
+            else:
+                out[str(p)] = ("other", st.st_mode)
+    return out
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    """A store with one finished, compacted run, and precious files outside it."""
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "victim.txt").write_bytes(b"precious\n" * 8000)  # larger than any history file here
+    (outside / "dir" / "inner.txt").write_bytes(b"also precious\n")
+    root = tmp_path / "store"
+    with tracklog.start_run("exp", "base", root=root, run_id="r1", params={"lr": 0.1}) as run:
+        for i in range(20):
+            run.log_metric("loss", 1.0 / (i + 1))
+    tracklog.compact(root)
+    return {"tmp": tmp_path, "outside": outside, "root": root, "run": root / "runs" / "r1"}
+
+
+def exercise(root: Path, run_id: str = "r1") -> list[str]:
+    """Everything tracklog does to a store; returns the names of the calls that raised.
+
+    Every call must return or raise a TracklogError, within CALL_TIMEOUT_S.
+    """
+    raised = []
+
+    def attempt(name: str, fn: Callable[[], Any]) -> None:
+        with no_hang(name):
+            try:
+                fn()
+            except TracklogError:
+                raised.append(name)
+
+    store = tracklog.Store(root)
+    attempt("runs", store.runs)
+    attempt("run", lambda: store.run(run_id))
+    attempt("history", lambda: store.history(run_id, "loss"))
+    attempt("replay", lambda: tracklog.replay(root / "runs" / run_id))
+    attempt("scan", lambda: tracklog.scan(root / "runs" / run_id))
+    attempt("read_events", lambda: list(tracklog.read_events(root / "runs" / run_id)))
+    attempt("tail", lambda: list(store.tail(run_id, follow=False, from_start=True)))
+    attempt("compact_run", lambda: tracklog.compact(root / "runs" / run_id))
+    attempt("compact", lambda: tracklog.compact(root))
+
+    def resume() -> None:
+        with tracklog.start_run(root=root, run_id=run_id, resume=True) as run:
+            run.log_metric("loss", 0.01)
+
+    attempt("resume", resume)
+    attempt("compact_again", lambda: tracklog.compact(root))
+    attempt("runs_again", store.runs)
+    for argv in (["runs"], ["show", run_id], ["verify"], ["compact"]):
+        with no_hang(f"tracklog {' '.join(argv)}"):
+            assert cli([*argv, "--root", str(root)]) in (0, 1, 2)
+    return raised
+
+
+def assert_untouched(world: dict[str, Path], before: dict[str, Any]) -> None:
+    after = fingerprint(world["tmp"], world["root"])
+    assert after == before, "a file outside the store changed"
+
+
+def rewrite_doc(path: Path, magic: bytes, version: int, change: Callable[[Any], None]) -> None:
+    """Edit a cache file's document and write it back with valid framing."""
+    doc = fmt.decode_doc(path.read_bytes(), magic, version)
+    change(doc)
+    path.write_bytes(fmt.encode_doc(magic, version, doc))
+
+
+TRAVERSALS = [
+    "../../../outside/victim.txt",
+    "../../x",
+    "/tmp/../{outside}/victim.txt",
+    "history-000001.bin/../../../../outside/victim.txt",
+    "seg-000001.tlog\0",
+    "",
+    7,
+]
+
+
+@pytest.mark.parametrize("bad", TRAVERSALS)
+def test_a_crafted_history_name_in_a_snapshot_never_opens_a_file_outside_the_run(
+    world: dict[str, Path], bad: Any
+) -> None:
+    bad = bad.format(outside=world["outside"]) if isinstance(bad, str) else bad
+    snap = world["run"] / snapshot.SNAPSHOT_NAME
+    rewrite_doc(snap, snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, lambda d: d.__setitem__("hist", bad))
+    before = fingerprint(world["tmp"], world["root"])
+    want = tracklog.replay(world["run"])
+    assert snapshot.load(world["run"]) is None  # refused, so folded afresh
+    assert tracklog.Store(world["root"]).run("r1") == want
+    exercise(world["root"])
+    assert_untouched(world, before)
+    assert not (world["root"] / "x").exists()
+
+
+# Map keys in a cache file are str (the reader's strict_map_key refuses others).
+@pytest.mark.parametrize("bad", [b for b in TRAVERSALS if isinstance(b, str)])
+def test_a_crafted_segment_name_in_a_snapshot_is_never_opened(world: dict[str, Path], bad: str) -> None:
+    bad = bad.format(outside=world["outside"])
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["segments"][bad] = doc["segments"].pop("seg-000001.tlog")
+
+    snap = world["run"] / snapshot.SNAPSHOT_NAME
+    rewrite_doc(snap, snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, change)
+    before = fingerprint(world["tmp"], world["root"])
+    assert snapshot.load(world["run"]) is None
+    assert tracklog.Store(world["root"]).history("r1", "loss").step.tolist() == list(range(20))
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_a_crafted_supersedes_name_in_a_segment_header_is_ignored(world: dict[str, Path]) -> None:
+    # A second segment whose header claims to supersede a file outside the run from offset 0.
+    header = {"run_id": "r1", "session": "ab", "seq": 2, "supersedes": ["../../../outside/victim.txt", 0]}
+    start = [1, {"run_id": "r1", "session": "ab", "time": 1.0, "experiment": "exp"}]
+    data = fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start))
+    (world["run"] / "seg-000002.tlog").write_bytes(data)
+    before = fingerprint(world["tmp"], world["root"])
+    assert tracklog.replay(world["run"]).history("loss").step.tolist() == list(range(20))
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_a_symlinked_writer_lock_is_never_truncated_on_resume(world: dict[str, Path]) -> None:
+    lock = world["run"] / "writer.lock"
+    lock.unlink()
+    lock.symlink_to(world["outside"] / "victim.txt")
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        tracklog.start_run(root=world["root"], run_id="r1", resume=True)
+    assert "resume" in exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_a_symlinked_history_file_is_never_truncated_by_compaction(world: dict[str, Path]) -> None:
+    hist = world["run"] / "history-000001.bin"
+    hist.unlink()
+    hist.symlink_to(world["outside"] / "victim.txt")
+    with tracklog.start_run(root=world["root"], run_id="r1", resume=True) as run:
+        run.log_metric("loss", 0.5)
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.raises(UnsafePathError):
+        tracklog.compact(world["run"])
+    exercise(world["root"])
+    assert_untouched(world, before)
+    # The rest of the run is still readable, from its logs.
+    assert tracklog.Store(world["root"]).history("r1", "loss").step.tolist() == [*range(20), 20, 21]
+
+
+def test_a_run_directory_that_is_a_symlink_gets_nothing_written_into_it(world: dict[str, Path]) -> None:
+    elsewhere = world["outside"] / "dir" / "r2"
+    with tracklog.start_run(root=world["tmp"] / "other", run_id="r2") as run:
+        run.log_metric("loss", 1.0)
+    os.rename(run.path, elsewhere)
+    (world["root"] / "runs" / "r2").symlink_to(elsewhere, target_is_directory=True)
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.warns(tracklog.TracklogWarning, match="symlink"):
+        ids = tracklog.Store(world["root"]).run_ids()
+    assert ids == ["r1"]
+    with pytest.raises(UnsafePathError):
+        tracklog.start_run(root=world["root"], run_id="r2", resume=True)
+    with pytest.raises(UnsafePathError):
+        tracklog.compact(world["root"] / "runs" / "r2")
+    raised = exercise(world["root"], "r2")
+    assert {"run", "resume", "compact_run"} <= set(raised)
+    assert_untouched(world, before)
+
+
+def test_a_fifo_named_like_a_segment_never_blocks_a_reader(world: dict[str, Path]) -> None:
+    os.mkfifo(world["run"] / "seg-000002.tlog")
+    os.mkfifo(world["run"] / "snapshot.tls.fifo")
+    before = fingerprint(world["tmp"], world["root"])
+    with no_hang("Store.runs"):
+        assert [r.id for r in tracklog.Store(world["root"]).runs()] == ["r1"]
+    with no_hang("Store.run"), pytest.warns(tracklog.TracklogWarning, match="FIFO"):
+        assert tracklog.Store(world["root"]).run("r1").metrics["loss"].count == 20
+    exercise(world["root"])
+    assert_untouched(world, before)
+    # A resume never reuses the FIFO's sequence number.
+    assert (world["run"] / "seg-000003.tlog").is_file()
+
+
+def test_a_fifo_as_the_snapshot_index_or_lock_never_blocks(world: dict[str, Path]) -> None:
+    for p in (
+        world["run"] / "snapshot.tls",
+        world["root"] / "index" / "runs.tli",
+        world["run"] / "writer.lock",
+    ):
+        p.unlink()
+        os.mkfifo(p)
+    before = fingerprint(world["tmp"], world["root"])
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+@pytest.mark.parametrize("name", ["compact.lock", "index"])
+def test_a_symlinked_compaction_lock_or_index_dir_is_a_typed_error(world: dict[str, Path], name: str) -> None:
+    target = world["run"] / name if name == "compact.lock" else world["root"] / name
+    if target.is_dir():
+        for p in target.rglob("*"):
+            if p.is_file():
+                p.unlink()
+        for p in sorted(target.rglob("*"), reverse=True):
+            p.rmdir()
+        target.rmdir()
+    else:
+        target.unlink()
+    target.symlink_to(world["outside"] / ("victim.txt" if name == "compact.lock" else "dir"))
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.raises(UnsafePathError):
+        tracklog.compact(world["run"] if name == "compact.lock" else world["root"])
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+@pytest.mark.parametrize("link", ["artifacts/sha256", "artifacts/tmp", "index/dirty", "runs"])
+def test_a_symlinked_store_directory_is_never_written_through(tmp_path: Path, link: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "store"
+    (root / "runs").mkdir(parents=True)
+    p = root / link
+    if p.exists():
+        p.rmdir()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.symlink_to(outside, target_is_directory=True)
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"weights")
+    with pytest.raises(UnsafePathError), tracklog.start_run(root=root) as run:
+        run.log_artifact(src)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/abs", "a/b", "", "..", "x\0y"])
+def test_compact_validates_the_run_id_before_joining_it(world: dict[str, Path], bad: str) -> None:
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.raises(ValidationError):
+        tracklog.compact(world["root"], run_id=bad)
+    assert_untouched(world, before)
+    assert not (world["root"] / "x").exists()
+
+
+def test_compact_of_a_missing_run_id_is_run_not_found(world: dict[str, Path]) -> None:
+    with pytest.raises(tracklog.RunNotFoundError):
+        tracklog.compact(world["root"], run_id="nope")
+    assert not (world["root"] / "runs" / "nope").exists()
+
+
+def test_a_symlinked_segment_is_skipped_not_read(world: dict[str, Path]) -> None:
+    with tracklog.start_run(root=world["tmp"] / "other", run_id="o") as run:
+        run.log_metric("secret", 42.0)
+    (world["run"] / "seg-000002.tlog").symlink_to(run.path / "seg-000001.tlog")
+    with pytest.warns(tracklog.TracklogWarning, match="symbolic link"):
+        events = list(tracklog.read_events(world["run"]))
+    assert all(e.key != "secret" for e in events)
+    assert "secret" not in tracklog.Store(world["root"]).run("r1").metrics
+
+
+def test_stray_entries_in_runs_are_skipped_with_a_warning_and_the_rest_listed(world: dict[str, Path]) -> None:
+    shutil_copy(world["run"], world["root"] / "runs" / "old copy")
+    (world["root"] / "runs" / "notes.txt").write_text("hi")
+    with pytest.warns(tracklog.TracklogWarning, match="old copy"):
+        tracklog.compact(world["root"])
+    assert [r.id for r in tracklog.Store(world["root"]).runs()] == ["r1"]
+    # Even an index that (from an older version) holds the stray entry is harmless.
+    path = world["root"] / "index" / "runs.tli"
+    rewrite_doc(path, index.INDEX_MAGIC, index.INDEX_VERSION, lambda d: d.__setitem__("old copy", d["r1"]))
+    assert [r.id for r in tracklog.Store(world["root"]).runs()] == ["r1"]
+    assert cli(["runs", "--root", str(world["root"])]) == 0
+
+
+def shutil_copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    shutil.copytree(src, dst)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.__setitem__("r1", []),
+        lambda d: d["r1"].__setitem__("status", 5),
+        lambda d: d["r1"].__setitem__("start_time", "yesterday"),
+        lambda d: d["r1"].pop("sessions"),
+        lambda d: d["r1"]["sessions"].append({"bogus": 1}),
+        lambda d: d["r1"]["metrics"].__setitem__("loss", {"count": "many"}),
+        lambda d: d["r1"].__setitem__("id", "r2"),
+        lambda d: d["r1"].__setitem__("params", {"lr": b"\x00"}),
+        lambda d: d["r1"]["artifacts"].__setitem__("../../x", {"sha256": "0" * 64, "size": 1}),
+        lambda d: d.__setitem__("../../../outside/victim.txt", d["r1"]),
+    ],
+)
+def test_an_index_entry_that_does_not_validate_is_ignored_and_the_run_folded(
+    world: dict[str, Path], change: Callable[[Any], None]
+) -> None:
+    want = tracklog.replay(world["run"])
+    path = world["root"] / "index" / "runs.tli"
+    rewrite_doc(path, index.INDEX_MAGIC, index.INDEX_VERSION, change)
+    before = fingerprint(world["tmp"], world["root"])
+    store = tracklog.Store(world["root"])
+    assert store.runs() == [want]
+    assert store.runs(order_by="start_time", where="status = 'finished'") == [want]
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_hostile_dirty_marker_names_are_ignored(world: dict[str, Path]) -> None:
+    dirty = world["root"] / "index" / "dirty"
+    dirty.mkdir(parents=True, exist_ok=True)
+    for name in ("..~..", "r1~..", "r1~", "~abc", "r1~ZZ", "x y~ab"):
+        (dirty / name).write_text("")
+    before = fingerprint(world["tmp"], world["root"])
+    assert index.dirty_sessions(world["root"]) == {}
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_a_session_id_with_a_path_in_it_never_reaches_the_dirty_marker_path(world: dict[str, Path]) -> None:
+    header = {"run_id": "r1", "session": "../../../outside/victim.txt", "seq": 2}
+    start = [1, {**header, "time": 2.0, "experiment": "exp"}]
+    (world["run"] / "seg-000002.tlog").write_bytes(
+        fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start))
+    )
+    before = fingerprint(world["tmp"], world["root"])
+    exercise(world["root"])
+    assert_untouched(world, before)
