@@ -134,6 +134,8 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
         seg = run_path / name
         if os.lstat(seg).st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
             return None
+    if not marks and doc["series"]:
+        raise ValueError("snapshot holds points but claims no folded segment")
     f = doc.get("fold")
     if type(f) is not dict or set(f) != _FOLD_FIELDS:
         raise ValueError("snapshot fold state is malformed")
