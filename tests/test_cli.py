@@ -167,3 +167,20 @@ def test_demo_runs_and_says_how_to_look(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "status     finished" in out.stdout and "tracklog" in out.stdout and "show" in out.stdout
     assert tracklog.Store(tmp_path / "d").runs()[0].metrics["train/loss"].count == 50
+
+
+def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store: Path) -> None:
+    (store / "runs" / "02beta" / "seg-000002.tlog").write_text("not a segment at all\n")
+    (store / "runs" / "old copy").mkdir()
+    runs = tl("runs", root=store)
+    assert runs.returncode == 0, runs.stderr
+    assert "alpha" in runs.stdout and "gamma" in runs.stdout and "beta" not in runs.stdout
+    assert "02beta: unreadable run" in runs.stderr and "old copy: not a run" in runs.stderr
+    assert "Traceback" not in runs.stderr and "TracklogWarning" not in runs.stderr
+    verify = tl("verify", root=store)
+    assert verify.returncode == 1
+    assert "02beta: UNREADABLE" in verify.stdout and "01alpha/seg-000001.tlog" in verify.stdout
+    compact = tl("compact", root=store)
+    assert compact.returncode == 0, compact.stderr
+    assert "1 runs could not be compacted" in compact.stdout
+    assert (store / "runs" / "01alpha" / "snapshot.tls").exists()

@@ -12,11 +12,12 @@ import argparse
 import datetime as dt
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import TracklogError
+from .errors import TracklogError, TracklogWarning
 from .export import json_safe as _json_safe
 from .fold import RunState
 from .query import Store
@@ -225,7 +226,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     problems = 0
     out = []
     for run_path in targets:
-        for rep in scan(run_path):
+        try:
+            reports = scan(run_path)
+        except TracklogError as exc:  # one unreadable run: report it, check the rest
+            problems += 1
+            out.append({"run": run_path.name, "segment": None, "error": str(exc)})
+            if not args.json:
+                print(f"{run_path}: UNREADABLE: {_one_line(exc)}")
+            continue
+        for rep in reports:
             entry = {
                 "run": run_path.name,
                 "segment": str(rep.path),
@@ -263,9 +272,10 @@ def cmd_compact(args: argparse.Namespace) -> int:
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
     from .compact import compact, compact_run
 
+    failed: dict[str, str] = {}
     if ids is None:
         report = compact(store.root)
-        runs, seconds = report.runs, report.seconds
+        runs, seconds, failed = report.runs, report.seconds, report.failed
     else:
         runs, seconds = [], 0.0
         show = sys.stderr.isatty() and len(ids) > 1
@@ -281,11 +291,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
         compact(store.root)  # refresh the index too
     folded = sum(r.bytes_folded for r in runs)
     if args.json:
-        _print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded})
+        _print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded, "failed": failed})
     else:
         print(
             f"compacted {len(runs)} runs, folded {folded} new bytes"
             + (f" in {seconds:.2f} s" if seconds else "")
+            + (f"; {len(failed)} runs could not be compacted (named above)" if failed else "")
         )
     return EXIT_OK
 
@@ -464,9 +475,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """TracklogWarnings as one line on stderr (they already say ``tracklog: ...``)."""
+    text = str(message)
+    if issubclass(category, TracklogWarning):
+        print(f"{text if text.startswith('tracklog:') else 'tracklog: ' + text}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = getattr(args, "root", None)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except (TracklogError, CliError) as exc:
