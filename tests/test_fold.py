@@ -141,3 +141,48 @@ def test_run_state_and_history_convert_to_plain_dicts() -> None:
         "value": [2.0],
         "timestamp": state.history("b").timestamp.tolist(),
     }
+
+
+MALFORMED = [
+    [5, ["loss"], 1, 1.0, 1.0],  # an unhashable key
+    [5, {"k": 1}, 1, 1.0, 1.0],
+    [5, "loss", 2**64 - 1, 1.0, 1.0],  # a step past int64
+    [5, "loss", True, 1.0, 1.0],  # a bool is not a step
+    [5, "loss", 1, 1, 1.0],  # an int is not a value
+    [6, ["loss"], None, 2**64 - 1, b"\0" * 8, 1.0],  # a columnar step past int64
+    [3, "p", b"bin", 1.0],  # a param value that is not JSON-like
+    [7, "../../x", {"sha256": "0" * 64, "size": 1}, 1.0],  # an artifact name that escapes
+    [7, "a", {"sha256": "zz", "size": 1}, 1.0],
+    [2, {"status": "exploded", "time": 1.0}],
+    [1, {"session": ["x"], "time": 1.0}],
+    [1.0, {"session": "ab", "time": 1.0}],  # a float kind
+    [8, {"count": -5, "time": 1.0}],
+    [9, "x"],  # an unknown kind below 64
+]
+
+
+@pytest.mark.parametrize("rec", MALFORMED, ids=[repr(r)[:40] for r in MALFORMED])
+def test_a_crc_valid_record_with_malformed_contents_is_corrupt_for_scan_and_skipped_by_readers(
+    rec: list,  # type: ignore[type-arg]
+) -> None:
+    from tracklog import format as fmt
+
+    with tracklog.start_run(run_id="m") as run:
+        run.log_metric("loss", 0.5, step=0)
+    seg = run.path / "seg-000001.tlog"
+    data = seg.read_bytes()
+    end = tracklog.scan(seg)[0].valid_end
+    # The malformed record goes before the run's last record, so it is not a torn tail.
+    frames = list(fmt.iter_frames(data, fmt.PREFIX_SIZE, len(data)))
+    last_start = frames[-1][0] - fmt.FRAME_SIZE  # type: ignore[index]
+    bad = fmt.frame(fmt.pack(rec))
+    seg.write_bytes(data[:last_start] + bad + data[last_start:end])
+    (report,) = tracklog.scan(seg)
+    assert report.corrupt == [(last_start, last_start + len(bad))]
+    state = tracklog.replay(run.path)
+    assert state.status == "finished" and state.history("loss").step.tolist() == [0]
+    assert state.params == {} and state.artifacts == {} and state.dropped == 0
+    assert tracklog.Store().runs() == [state]
+    assert tracklog.Store().run("m") == state
+    events = list(tracklog.read_events(run.path, on_corrupt="ignore"))
+    assert [e.kind for e in events] == ["run_start", "metric", "run_end"]

@@ -392,3 +392,18 @@ def test_a_session_id_with_a_path_in_it_never_reaches_the_dirty_marker_path(worl
     before = fingerprint(world["tmp"], world["root"])
     exercise(world["root"])
     assert_untouched(world, before)
+
+
+def test_a_run_id_claimed_by_the_log_never_replaces_the_directory_name(world: dict[str, Path]) -> None:
+    header = {"run_id": "../../../outside/x", "session": "ab", "seq": 2}
+    start = [1, {**header, "time": 2.0, "experiment": "exp"}]
+    seg = world["run"] / "seg-000001.tlog"
+    seg.unlink()
+    seg.write_bytes(fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start)))
+    (world["run"] / snapshot.SNAPSHOT_NAME).unlink()
+    before = fingerprint(world["tmp"], world["root"])
+    assert tracklog.Store(world["root"]).run("r1").id == "r1"
+    assert tracklog.replay(world["run"]).id == "r1"
+    assert [r.id for r in tracklog.Store(world["root"]).runs()] == ["r1"]
+    exercise(world["root"])
+    assert_untouched(world, before)

@@ -387,7 +387,9 @@ class FoldState:
             if s.status is None:
                 s.status = "crashed"
         return RunState(
-            id=self.run_id or (path.name if path else ""),
+            # The directory names the run: an id read from the log is only a hint (a copied or
+            # hostile log may claim another, or one that is not a safe path component).
+            id=path.name if path is not None else (self.run_id or ""),
             path=path,
             experiment=self.experiment,
             name=self.name,
