@@ -224,7 +224,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else [store.root / "runs" / i for i in store.run_ids()]
     )
     problems = 0
-    out = []
+    out: list[dict[str, Any]] = []
     for run_path in targets:
         try:
             reports = scan(run_path)
@@ -235,7 +235,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 print(f"{run_path}: UNREADABLE: {_one_line(exc)}")
             continue
         for rep in reports:
-            entry = {
+            entry: dict[str, Any] = {
                 "run": run_path.name,
                 "segment": str(rep.path),
                 "records": rep.records,

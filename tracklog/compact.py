@@ -11,12 +11,16 @@ a warning and left out of the index; the rest of the store goes on.
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from . import format as fmt
 from . import index, snapshot
 from .errors import RunNotFoundError, TracklogError
 from .fold import FoldState, RunState
@@ -30,10 +34,12 @@ from .paths import (
     list_segments,
     lock_path,
     make_index_dir,
+    open_file,
     resolve_root,
     run_dir,
     runs_dir,
     segment_names,
+    segment_seq,
     warn_once,
 )
 from .reader import segment_limits
@@ -75,22 +81,28 @@ class Folded:
     snap: snapshot.Snapshot | None
     bytes_folded: int
     points_before: int
+    tails: dict[str, int | None] = field(default_factory=dict)  # see RunCache
 
 
-def fold_run(run_path: Path, durable: bool = False) -> Folded:
+def fold_run(run_path: Path, durable: bool = False, base: Folded | None = None) -> Folded:
     """Snapshot plus the records after it: the run's current FoldState (nothing written).
 
+    ``base`` is an earlier result for the same run (an in-memory snapshot, see
+    ``RunCache``): the fold continues from it, consuming ``base``, when every segment
+    it folded is still there, unchanged up to its mark; otherwise the snapshot is used.
     ``durable`` fsyncs each segment with new bytes (see ``fold_segment``).
     """
-    snap = snapshot.load(run_path)
     segs = list_segments(run_path)
     limits = segment_limits(segs) if len(segs) > 1 else {}
-    if snap is not None and any(
-        m.end > limits[run_path / name] for name, m in snap.marks.items() if run_path / name in limits
-    ):
-        snap = None  # it folded records a newer segment has since superseded: rebuild
-    state = snap.state if snap else FoldState()
-    marks = dict(snap.marks) if snap else {}
+    snap: snapshot.Snapshot | None = None
+    if base is not None and _still_valid(run_path, segs, base.marks, limits) and _tails_match(run_path, base):
+        state, marks, snap = base.state, dict(base.marks), base.snap
+    else:
+        snap = snapshot.load(run_path)
+        if snap is not None and not _still_valid(run_path, segs, snap.marks, limits, checked=True):
+            snap = None  # it folded records a newer segment has since superseded: rebuild
+        state = snap.state if snap else FoldState()
+        marks = dict(snap.marks) if snap else {}
     before = sum(s.summary.count for s in state.series.values())
     folded = 0
     for seg in segs:
@@ -111,9 +123,92 @@ def fold_run(run_path: Path, durable: bool = False) -> Folded:
     return Folded(state, marks, snap, folded, before)
 
 
-def current_state(run_path: Path) -> RunState:
-    """The run as of now: snapshot plus a fold of whatever the logs hold beyond it."""
-    return fold_run(run_path).state.run_state(run_path, is_locked(lock_path(run_path)))
+def _still_valid(
+    run_path: Path,
+    segs: list[Path],
+    marks: dict[str, SegmentMark],
+    limits: dict[Path, int],
+    checked: bool = False,
+) -> bool:
+    """True if every segment a fold consumed up to its mark still holds those bytes.
+
+    Not when a newer segment supersedes bytes before a mark (after a failed fsync), and,
+    unless ``checked`` (snapshot.load checked it already), not when a segment shrank or its
+    head changed (the file was replaced).
+    """
+    top = max((segment_seq(run_path / n) or 0 for n in marks), default=0)
+    for seg in segs:
+        if seg.name not in marks and (segment_seq(seg) or 0) < top:
+            return False  # a segment appeared before ones already folded: log order changed
+    for name, m in marks.items():
+        seg = run_path / name
+        if m.end > limits.get(seg, m.end):
+            return False
+        if not checked:
+            try:
+                if os.lstat(seg).st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+TAIL_BYTES = 64
+
+
+def _tail_crc(seg: Path, end: int) -> int | None:
+    """CRC of the bytes just before ``end``: whether the bytes a fold consumed are still there."""
+    try:
+        fd = open_file(seg, os.O_RDONLY)
+        try:
+            data = os.pread(fd, min(end, TAIL_BYTES), max(0, end - TAIL_BYTES))
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return fmt.crc(data)
+
+
+def _tails_match(run_path: Path, base: Folded) -> bool:
+    # A segment cut and regrown past a mark (a copy rewritten in place, a power cut while
+    # this process lives on) keeps its size and head but not the bytes before the mark.
+    return all(_tail_crc(run_path / name, base.marks[name].end) == crc for name, crc in base.tails.items())
+
+
+def current_state(run_path: Path, cache: RunCache | None = None) -> RunState:
+    """The run as of now: snapshot (or ``cache``'s last fold) plus a fold of what the logs
+    hold beyond it.
+
+    Liveness is probed before the logs are read: a writer that ends in between has then
+    written its run_end before the fold reads, so a finished run is never shown crashed.
+    """
+    live = is_locked(lock_path(run_path))
+    if cache is None:
+        return fold_run(run_path).state.run_state(run_path, live)
+    return cache.fold(run_path).state.run_state(run_path, live, detach=True)
+
+
+class RunCache:
+    """The last folds of recently read runs, in memory: a later query continues from one
+    (an in-memory snapshot), so reading every key of a run folds its log once, not once
+    per key, and a live run is folded only by what it appended since. Thread-safe;
+    holds at most ``size`` runs."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._folds: collections.OrderedDict[Path, Folded] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def fold(self, run_path: Path) -> Folded:
+        with self._lock:
+            # Taken out first: a fold that fails halfway leaves no half-advanced state behind.
+            base = self._folds.pop(run_path, None)
+            f = fold_run(run_path, base=base)
+            f.tails = {name: _tail_crc(run_path / name, m.end) for name, m in f.marks.items()}
+            self._folds[run_path] = f
+            while len(self._folds) > self.size:
+                self._folds.popitem(last=False)
+            return f
 
 
 def compact_run(run_path: Path) -> RunCompaction:
@@ -122,6 +217,10 @@ def compact_run(run_path: Path) -> RunCompaction:
     ``run_path`` must be a real directory (not a symlink): snapshot, history and
     lock files are written there.
     """
+    return _compact_run(run_path)[0]
+
+
+def _compact_run(run_path: Path) -> tuple[RunCompaction, Folded]:
     result = RunCompaction(run_path.name)
     try:
         check_dir(run_path)
@@ -135,7 +234,7 @@ def compact_run(run_path: Path) -> RunCompaction:
         if f.snap is None or f.bytes_folded or f.marks != f.snap.marks:
             snapshot.write(run_path, f.state, f.marks, f.snap)
             result.wrote_snapshot = True
-    return result
+    return result, f
 
 
 def compact(
@@ -172,11 +271,13 @@ def compact(
                 progress(done, len(todo))
             run_path = run_dir(root, rid)
             try:
-                report.runs.append(compact_run(run_path))
+                done_run, folded = _compact_run(run_path)
+                report.runs.append(done_run)
                 # Judge liveness before reading state: a session seen in the log whose lock is
-                # free has ended or died and can never write again.
+                # free has ended or died and can never write again. The state continues the
+                # compaction's fold: only bytes appended since are read (the run is folded once).
                 live = is_locked(lock_path(run_path))
-                state = current_state(run_path)
+                state = fold_run(run_path, base=folded).state.run_state(run_path, live)
             except TracklogError as exc:
                 warn_once(run_path, f"cannot compact it: {exc}")
                 entries.pop(rid, None)
@@ -222,7 +323,7 @@ def run_names(root: Path) -> list[str]:
     return sorted(out)
 
 
-def entry_of(state: RunState) -> dict:
+def entry_of(state: RunState) -> dict[str, Any]:
     d = state.to_dict()
     d.pop("path", None)
     return d

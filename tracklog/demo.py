@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .run import Run, start_run
+from .writer import Durability
 
 
 def _data(rng: np.random.Generator, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +37,7 @@ def train(
     lr: float = 0.5,
     batch_size: int = 64,
     seed: int = 0,
-    durability: str = "process",
+    durability: Durability = "process",
 ) -> Run:
     """Train and log one run; returns the closed Run."""
     rng = np.random.default_rng(seed)
@@ -61,7 +62,7 @@ def train(
         params=params,
         tags={"purpose": "tracklog demo"},
         durability=durability,
-    ) as run:  # type: ignore[arg-type]
+    ) as run:
         for step in range(steps):
             idx = rng.integers(0, len(x_tr), size=batch_size)
             xb, yb = x_tr[idx], y_tr[idx]

@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import numpy as np
 
@@ -108,7 +108,7 @@ _START_FIELDS: Final = {
 }
 
 
-def is_int64(v: Any) -> bool:
+def is_int64(v: Any) -> TypeGuard[int]:
     return type(v) is int and INT64_MIN <= v <= INT64_MAX
 
 
@@ -118,7 +118,7 @@ def is_plain(v: Any, depth: int = 0) -> bool:
     if v is None or t is str or t is float or t is bool:
         return True
     if t is int:
-        return INT64_MIN <= v <= INT64_MAX
+        return bool(INT64_MIN <= v <= INT64_MAX)
     if depth >= MAX_VALUE_DEPTH:
         return False
     if t is list:

@@ -90,7 +90,15 @@ class MetricSummary:
         _check_fields(d, _SUMMARY_TYPES, "metric summary")
         if d["count"] < 0:
             raise ValueError("metric summary count is negative")
-        return cls(**{k: float(v) if k in ("last", "min", "max") else v for k, v in d.items()})
+        return cls(
+            count=d["count"],
+            first_step=d.get("first_step"),
+            last_step=d.get("last_step"),
+            last=float(d["last"]),
+            min=float(d["min"]),
+            max=float(d["max"]),
+            last_time=d.get("last_time"),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,13 @@ class Series:
         s.last_time = float(times[-1])
         s.min = float(np.fmin(s.min, np.fmin.reduce(values)))  # fmin skips NaN
         s.max = float(np.fmax(s.max, np.fmax.reduce(values)))
+
+    def copy(self) -> Series:
+        """A Series that later appends to this one do not change (the arrays are shared)."""
+        out = Series()
+        out.chunks = list(self.chunks)
+        out.summary = MetricSummary(**self.summary.to_dict())
+        return out
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All points, consolidated into one chunk (cached for the next call)."""
@@ -373,8 +388,12 @@ class FoldState:
 
     # -- the answer ------------------------------------------------------------------------------
 
-    def run_state(self, path: Path | None = None, live: bool = False) -> RunState:
-        """The RunState; ``live`` says whether a writer holds the run's lock right now."""
+    def run_state(self, path: Path | None = None, live: bool = False, detach: bool = False) -> RunState:
+        """The RunState; ``live`` says whether a writer holds the run's lock right now.
+
+        ``detach`` copies the series, for a state that will go on folding (``RunCache``):
+        the answer must not change under its holder.
+        """
         last = self.sessions[-1] if self.sessions else None
         if last is not None and last.status is not None:
             status = last.status
@@ -405,7 +424,7 @@ class FoldState:
                 k: MetricSummary(**s.summary.to_dict()) for k, s in self.series.items() if s.summary.count
             },
             dropped=self.dropped,
-            _series=self.series,
+            _series={k: s.copy() for k, s in self.series.items()} if detach else self.series,
         )
 
 

@@ -13,6 +13,7 @@ a bad frame with none after it is the *torn tail* a crash leaves.
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import numpy as np
 
 from .errors import CorruptLogError, UnsupportedFormatError, ValidationError
 
+Buffer = bytes | bytearray | memoryview | mmap.mmap  # what the scanning functions read from
 MAGIC: Final = b"\x89TRKLOG\n"  # high bit catches 7-bit channels, \n catches newline mangling
 FORMAT_MAJOR: Final = 1
 FORMAT_MINOR: Final = 0
@@ -41,7 +43,7 @@ LEN_HEAD: dict[int, bytes] = {}
 LCRC: dict[int, int] = {}  # payload length -> its length CRC (lengths repeat: a cache)
 
 
-def crc(data: bytes | memoryview) -> int:
+def crc(data: Buffer) -> int:
     """CRC-32 of ``data``, seeded with tracklog's constant."""
     return _crc32(data, CRC_SEED)
 
@@ -83,13 +85,14 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not part of the tracklog format")
 
 
-def unpack(payload: bytes | memoryview) -> Any:
+def unpack(payload: Buffer) -> Any:
     """Decode one payload. Containers are bounded by the payload's own length."""
     return msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_reject_ext, use_list=True)
 
 
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
 
 
 # -- segment prefix and header ---------------------------------------------------------------
@@ -103,7 +106,7 @@ def encode_segment_start(header: dict[str, Any]) -> bytes:
     return PREFIX.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR) + frame(payload)
 
 
-def check_prefix(buf: bytes | memoryview, path: str) -> tuple[int, int] | None:
+def check_prefix(buf: Buffer, path: str) -> tuple[int, int] | None:
     """Check the 12-byte prefix of a segment held in ``buf``; return (major, minor).
 
     A prefix cut short or zero-filled (the writer died while creating the
@@ -176,7 +179,7 @@ class Torn(NamedTuple):
     offset: int
 
 
-def frame_at(buf: bytes | memoryview, pos: int, end: int) -> int:
+def frame_at(buf: Buffer, pos: int, end: int) -> int:
     """Return the end offset of a valid frame at ``pos``, or -1 if there is none.
 
     Reads at most a header and a bounded payload: a corrupt length fails its own
@@ -187,7 +190,7 @@ def frame_at(buf: bytes | memoryview, pos: int, end: int) -> int:
     n, lcrc, pcrc = FRAME.unpack_from(buf, pos)
     if n == 0 or n > MAX_PAYLOAD_BYTES or _crc32(_u32.pack(n), CRC_SEED) != lcrc:
         return -1
-    stop = pos + FRAME_SIZE + n
+    stop: int = pos + FRAME_SIZE + n
     if stop > end or _crc32(buf[pos + FRAME_SIZE : stop], CRC_SEED) != pcrc:
         return -1
     return stop
@@ -196,7 +199,7 @@ def frame_at(buf: bytes | memoryview, pos: int, end: int) -> int:
 _RESYNC_CHUNK = 1 << 20
 
 
-def resync(buf: bytes | memoryview, start: int, end: int) -> int:
+def resync(buf: Buffer, start: int, end: int) -> int:
     """Offset of the first valid frame at or after ``start``, or -1.
 
     Candidates are found with array work (a plausible length whose frame fits),
@@ -220,7 +223,7 @@ def resync(buf: bytes | memoryview, start: int, end: int) -> int:
     return -1
 
 
-def iter_frames(buf: bytes | memoryview, pos: int, end: int) -> Iterator[tuple[int, int] | Corrupt | Torn]:
+def iter_frames(buf: Buffer, pos: int, end: int) -> Iterator[tuple[int, int] | Corrupt | Torn]:
     """Walk frames in ``buf[pos:end]``.
 
     Yields ``(payload_start, payload_end)`` for each valid record, a ``Corrupt``

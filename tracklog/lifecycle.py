@@ -23,7 +23,7 @@ import sys
 import threading
 import weakref
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .run import Run
@@ -44,7 +44,7 @@ def forget(run: Run) -> None:
     _live.discard(run)
 
 
-def status_for(exc: BaseException | None) -> tuple[str, str | None]:
+def status_for(exc: BaseException | None) -> tuple[Literal["finished", "failed", "killed"], str | None]:
     """The end status and signal name for a run ended by ``exc`` (None: a clean exit)."""
     if exc is None:
         return "finished", None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import index
-from .compact import CompactReport, compact, current_state, run_names
+from .compact import CompactReport, RunCache, compact, current_state, run_names
 from .errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
 from .events import Event
 from .fold import MetricHistory, RunState
@@ -30,6 +30,7 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = resolve_root(root)
+        self._cache = RunCache()
 
     def __repr__(self) -> str:
         return f"<tracklog.Store at {self.root}>"
@@ -79,7 +80,7 @@ class Store:
 
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
-        return current_state(self.path_of(run_id))
+        return current_state(self.path_of(run_id), self._cache)
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
@@ -110,10 +111,10 @@ class Store:
             state = None
             # "running" entries are re-read anyway: cheap insurance against lost markers.
             if type(entry) is dict and rid not in dirty and entry.get("status") != "running":
-                state = index.entry_state(rid, entry, path, _loader(path))
+                state = index.entry_state(rid, entry, path, _loader(path, self._cache))
             if state is None:
                 try:
-                    state = current_state(path)
+                    state = current_state(path, self._cache)
                 except (TracklogError, OSError) as exc:
                     # One unreadable run must not hide the others: name it and go on.
                     warn_once(path, f"unreadable run: {exc}")
@@ -177,7 +178,8 @@ class Store:
                     return ""  # never an experiment's run
                 for ev in read_events(path, on_corrupt="ignore"):
                     if ev.kind == "run_start":
-                        return ev.value.get("experiment")
+                        exp = ev.value.get("experiment")
+                        return exp if isinstance(exp, str) else None
                     break
             except ValidationError:
                 return ""
@@ -212,6 +214,6 @@ class Store:
         )
 
 
-def _loader(path: Path) -> Any:
+def _loader(path: Path, cache: RunCache) -> Any:
     """Folds the run on first use: an index entry has summaries but no points."""
-    return lambda: current_state(path)
+    return lambda: current_state(path, cache)

@@ -172,17 +172,17 @@ def frame_chunks(
             starts, ends = [], []
     report.valid_end = max(report.valid_end, pos)
     for item in fmt.iter_frames(buf, pos, size) if pos < size else ():
-        if type(item) is tuple:
+        if isinstance(item, fmt.Corrupt):
+            _add_corrupt(report, item.start, item.end)
+        elif isinstance(item, fmt.Torn):
+            report.torn_tail = item.offset
+        else:
             a, b = item
             report.valid_end = b
             if a - fs == header_at and _read_header(report, buf, a, b):
                 continue
             starts.append(a)
             ends.append(b)
-        elif isinstance(item, fmt.Corrupt):
-            _add_corrupt(report, item.start, item.end)
-        else:
-            report.torn_tail = item.offset
     if starts:
         report.records += len(starts)
         yield starts, ends

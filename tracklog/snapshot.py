@@ -118,7 +118,7 @@ def load(run_path: Path) -> Snapshot | None:
 def _uint(v: Any, what: str) -> int:
     if not is_int64(v) or v < 0:
         raise ValueError(f"snapshot {what} is malformed")
-    return v
+    return int(v)
 
 
 def _build(run_path: Path, doc: Any) -> Snapshot | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,7 +48,7 @@ class _Waker:
             return
         wake = self.event.set
 
-        class Handler(FileSystemEventHandler):  # type: ignore[misc]
+        class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
                 wake()
 
@@ -158,7 +158,7 @@ class _Cursor:
                 start = fmt.PREFIX_SIZE
             end, incomplete = start, False
             for item in fmt.iter_frames(data, start, len(data)):
-                if type(item) is tuple:
+                if not isinstance(item, (fmt.Corrupt, fmt.Torn)):
                     a, b = item
                     end = b
                     try:
@@ -260,13 +260,14 @@ def _kind(rec: Any) -> Any:
 
 
 def _crashed() -> Event:
-    value = {"status": "crashed", "time": time.time(), "error": None, "signal": None, "synthesized": True}
-    return Event("run_end", None, value, None, value["time"])
+    now = time.time()
+    value = {"status": "crashed", "time": now, "error": None, "signal": None, "synthesized": True}
+    return Event("run_end", None, value, None, now)
 
 
 def follow(
     run_path: str | os.PathLike[str],
-    keys: list[str] | set[str] | None = None,
+    keys: Iterable[str] | None = None,
     follow: bool = True,
     from_start: bool = False,
     timeout: float | None = None,
@@ -355,7 +356,7 @@ def follow_experiment(
     store_runs_dir: Path,
     experiment_of: Any,
     experiment: str,
-    keys: list[str] | set[str] | None = None,
+    keys: Iterable[str] | None = None,
     from_start: bool = False,
     timeout: float | None = None,
     poll: bool = False,

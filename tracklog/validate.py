@@ -71,14 +71,14 @@ def check_step(key: str, step: object) -> int:
         if isinstance(step, bool):
             raise ValueTypeError(f"metric {key!r}: step must be an int, got bool")
         try:
-            step = operator.index(step)  # numpy integers and friends
+            step = operator.index(step)  # type: ignore[arg-type]  # numpy integers and friends
         except Exception:
             raise ValueTypeError(
                 f"metric {key!r}: step must be an int, got {type(step).__name__} {step!r}"
             ) from None
-    if not INT64_MIN <= step <= INT64_MAX:  # type: ignore[operator]
+    if not INT64_MIN <= step <= INT64_MAX:
         raise ValidationError(f"metric {key!r}: step {step} is outside int64 range")
-    return step  # type: ignore[return-value]
+    return step
 
 
 def check_timestamp(timestamp: object, what: str = "timestamp") -> float:

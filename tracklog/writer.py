@@ -364,7 +364,8 @@ class SegmentWriter:
             data = os.pread(self.fd, self.end - self.synced_end, self.synced_end)
         except OSError:
             return []
-        return [data[a:b] for a, b in (it for it in fmt.iter_frames(data, 0, len(data)) if type(it) is tuple)]
+        frames = fmt.iter_frames(data, 0, len(data))
+        return [data[it[0] : it[1]] for it in frames if not isinstance(it, (fmt.Corrupt, fmt.Torn))]
 
     # -- batch mode ----------------------------------------------------------------------------
 
@@ -562,13 +563,13 @@ def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes
     keys = list(map(_col[0], points))
     idx = [table.setdefault(k, len(table)) for k in keys]
     if len(table) > MAX_KEYS_PER_RECORD:
-        return _columnar(points)  # type: ignore[arg-type]
+        return _columnar(points)
     try:
         return _encode_columns(
             table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
         )
     except ValidationError:
-        return _columnar(points)  # type: ignore[arg-type]  # too large for one record: split
+        return _columnar(points)  # too large for one record: split
 
 
 def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
@@ -589,6 +590,11 @@ def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
 
 def _columnar_one(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
     table: dict[str, int] = {}
+    keys: Any
+    idx: Any
+    steps: Any
+    values: Any
+    times: Any
     if all(type(it[0]) is str for it in run):  # only single points: transpose at C speed
         keys, steps, values, times = zip(*run, strict=True)
         idx = [table.setdefault(k, len(table)) for k in keys]
@@ -601,19 +607,19 @@ def _columnar_one(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
         values = list(chain.from_iterable(map(_col[2], run)))
         times = np.repeat(np.array(list(map(_col[3], run))), list(map(len, map(_col[0], run))))
     else:
-        idx, steps, values, times = [], [], [], []  # type: ignore[assignment]
+        idx, steps, values, times = [], [], [], []
         for key, step, value, t in run:
             if type(key) is tuple:  # one log_metrics call
                 idx.extend(table.setdefault(k, len(table)) for k in key)
-                steps.extend(step)  # type: ignore[attr-defined]
-                values.extend(value)  # type: ignore[attr-defined]
-                times.extend([t] * len(key))  # type: ignore[attr-defined]
+                steps.extend(step)
+                values.extend(value)
+                times.extend([t] * len(key))
             else:
                 idx.append(table.setdefault(key, len(table)))
-                steps.append(step)  # type: ignore[attr-defined]
-                values.append(value)  # type: ignore[attr-defined]
-                times.append(t)  # type: ignore[attr-defined]
-    return _encode_columns(table, idx, steps, values, times)  # type: ignore[arg-type]
+                steps.append(step)
+                values.append(value)
+                times.append(t)
+    return _encode_columns(table, idx, steps, values, times)
 
 
 def _narrow(steps: np.ndarray) -> np.ndarray:
