@@ -32,6 +32,7 @@ def test_exported_members_are_exactly_these() -> None:
             "StoreError",
             "TracklogError",
             "TracklogWarning",
+            "UnsafePathError",
             "UnsupportedFormatError",
             "ValidationError",
             "ValueTypeError",

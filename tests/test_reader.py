@@ -145,3 +145,30 @@ def test_a_run_directory_reads_all_segments_in_order() -> None:
     assert [r.path.name for r in reports] == ["seg-000001.tlog", "seg-000002.tlog"]
     assert [r.header["seq"] for r in reports if r.header] == [1, 2]
     assert [e.value for e in tracklog.read_events(run.path) if e.kind == "metric"] == [1.0, 2.0]
+
+
+def test_corrupt_log_errors_carry_the_path_and_offset(tmp_path: Path) -> None:
+    from tracklog import format as fmt
+
+    with tracklog.start_run(run_id="c") as run:
+        run.log_metric("a", 1.0)
+    seg = run.path / "seg-000001.tlog"
+    data = seg.read_bytes()
+    ends = [it[1] for it in fmt.iter_frames(data, fmt.PREFIX_SIZE, len(data)) if type(it) is tuple]
+    bad = fmt.frame(fmt.pack([5, ["not", "a", "key"], 0, 1.0, 1.0]))
+    seg.write_bytes(data[: ends[-2]] + bad + data[ends[-2] :])
+    with pytest.raises(CorruptLogError, match="malformed metric record") as info:
+        list(tracklog.read_events(run.path, on_corrupt="raise"))
+    assert info.value.path == str(seg) and info.value.offset == ends[-2]
+    text = tmp_path / "seg-000001.tlog"
+    text.write_text("no frames here at all\n")
+    with pytest.raises(CorruptLogError) as info:
+        tracklog.scan(text)
+    assert info.value.path == str(text) and info.value.offset == 0
+
+
+def test_filter_error_is_in_the_one_error_tree() -> None:
+    from tracklog import errors
+
+    assert issubclass(tracklog.FilterError, errors.ValidationError)
+    assert tracklog.FilterError is errors.FilterError

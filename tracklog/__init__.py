@@ -10,6 +10,7 @@ from ._version import __version__
 from .compact import CompactReport, compact
 from .errors import (
     CorruptLogError,
+    FilterError,
     ParamConflictError,
     RunClosedError,
     RunExistsError,
@@ -18,6 +19,7 @@ from .errors import (
     StoreError,
     TracklogError,
     TracklogWarning,
+    UnsafePathError,
     UnsupportedFormatError,
     ValidationError,
     ValueTypeError,
@@ -29,7 +31,6 @@ from .query import Store
 from .reader import SegmentReport, read_events, scan
 from .replay import replay
 from .run import Run, start_run
-from .where import FilterError
 
 __all__ = [
     "CompactReport",
@@ -51,6 +52,7 @@ __all__ = [
     "StoreError",
     "TracklogError",
     "TracklogWarning",
+    "UnsafePathError",
     "UnsupportedFormatError",
     "ValidationError",
     "ValueTypeError",

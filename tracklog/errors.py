@@ -6,7 +6,8 @@ callers may catch either::
 
     TracklogError
     ├── ValidationError (ValueError)          bad key, id, name, step, size
-    │   └── ParamConflictError                a param re-logged with another value
+    │   ├── ParamConflictError                a param re-logged with another value
+    │   └── FilterError                       a malformed filter or order_by, with its position
     ├── ValueTypeError (TypeError)            a value of a type tracklog does not store
     ├── CorruptLogError (ValueError)          bytes that are not a valid log
     │   └── UnsupportedFormatError            a segment from a newer major version
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptLogError",
+    "FilterError",
     "ParamConflictError",
     "RunClosedError",
     "RunExistsError",
@@ -54,12 +56,21 @@ class ParamConflictError(ValidationError):
     """A param was logged again with a different value."""
 
 
+class FilterError(ValidationError):
+    """A malformed filter or order_by; the message points at the position."""
+
+
 class ValueTypeError(TracklogError, TypeError):
     """A value has a type tracklog refuses to store (e.g. a str as a metric)."""
 
 
 class CorruptLogError(TracklogError, ValueError):
-    """Bytes that do not form a valid log, with the file and byte offset."""
+    """Bytes that do not form a valid log; ``path`` and ``offset`` say where, when known."""
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
 
 
 class UnsupportedFormatError(CorruptLogError):

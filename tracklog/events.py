@@ -251,8 +251,8 @@ class Columns:
         return Columns(keys, idx, self.steps[lo:hi], self.values[lo:hi], self.times[lo:hi])
 
 
-def _bad(where: str, what: str) -> CorruptLogError:
-    return CorruptLogError(f"{where}: {what}")
+def _bad(where: str, what: str, path: str | None = None, offset: int | None = None) -> CorruptLogError:
+    return CorruptLogError(f"{where}: {what}", path, offset)
 
 
 def decode_columns(rec: list[Any], where: str) -> Columns:
@@ -291,11 +291,14 @@ def decode_columns(rec: list[Any], where: str) -> Columns:
     return Columns(keys, idx_arr, step_arr, vals, time_arr)
 
 
-def decode_events(rec: Any, where: str) -> Iterator[Event]:
-    """Turn one decoded record payload into its events; raise CorruptLogError if malformed."""
+def decode_events(
+    rec: Any, where: str, path: str | None = None, offset: int | None = None
+) -> Iterator[Event]:
+    """Turn one decoded record payload into its events; raise CorruptLogError if malformed
+    (``where`` is the message's prefix, ``path`` and ``offset`` go on the error)."""
     problem = record_problem(rec)
     if problem is not None:
-        raise _bad(where, problem)
+        raise _bad(where, problem, path, offset)
     kind = rec[0]
     if kind == METRIC:
         yield Event("metric", rec[1], rec[3], rec[2], rec[4])

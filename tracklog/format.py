@@ -121,7 +121,7 @@ def check_prefix(buf: Buffer, path: str) -> tuple[int, int] | None:
         # A magic cut short, then nothing or zeros: the writer died creating the file.
         if k == len(got) or not any(got[k:]):
             return None
-        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)")
+        raise CorruptLogError(f"{path}: not a tracklog segment (bad magic at offset 0)", path, 0)
     if len(got) < PREFIX_SIZE:
         return None
     _, major, minor = PREFIX.unpack(got)

@@ -273,7 +273,7 @@ def _complain(report: SegmentReport, seen: int, on_corrupt: OnCorrupt) -> int:
     for start, end in report.corrupt[seen:]:
         msg = f"{report.path}: corrupt bytes {start}..{end} skipped; records after them were salvaged"
         if on_corrupt == "raise":
-            raise CorruptLogError(msg)
+            raise CorruptLogError(msg, str(report.path), start)
         if on_corrupt == "warn":
             warnings.warn(msg, TracklogWarning, stacklevel=4)
     return len(report.corrupt)
@@ -308,7 +308,7 @@ def read_events(path: str | os.PathLike[str], on_corrupt: OnCorrupt = "warn") ->
     """
     for report, off, obj in iter_records(path, on_corrupt):
         try:
-            yield from decode_events(obj, f"{report.path} offset {off}")
+            yield from decode_events(obj, f"{report.path} offset {off}", str(report.path), off)
         except CorruptLogError:
             if on_corrupt == "raise":
                 raise

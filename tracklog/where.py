@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ValidationError
+from .errors import FilterError
 
 MISSING: Any = object()
 ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time")
@@ -33,10 +33,6 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|n
 MAX_DEPTH = 64  # nested NOTs and parentheses; deeper filters are refused, not a RecursionError
 Predicate = Callable[[Any], bool]
 Getter = Callable[[Any], Any]
-
-
-class FilterError(ValidationError):
-    """A malformed filter or order_by; the message points at the position."""
 
 
 def _get_attr(name: str) -> Getter:
