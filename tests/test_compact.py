@@ -192,3 +192,25 @@ def test_store_resolves_prefixes_and_names() -> None:
     assert store.run("baseline").id == run.id
     with pytest.raises(tracklog.RunNotFoundError, match="no run"):
         store.run("nothing-like-this")
+
+
+def test_a_rebuilt_snapshot_never_rewrites_a_history_file_a_reader_maps() -> None:
+    """With its snapshot gone, compaction starts a new history generation in a new file:
+    the arrays a Store (or another reader) mapped from the old one keep their bytes."""
+    run = _run(n=1)
+    store = tracklog.Store()
+    compact_run(run.path)
+    run.log_metric("a", 2.0)
+    run.flush()
+    mapped = store.history("r", "a")  # continues from the snapshot: arrays over history-000001.bin
+    os.unlink(run.path / snapshot.SNAPSHOT_NAME)
+    run.log_metric("a", 3.0)
+    run.flush()
+    compact_run(run.path)
+    assert sorted(p.name for p in run.path.glob("history-*.bin")) == ["history-000002.bin"]
+    run.log_metric("a", 4.0)
+    run.close()
+    want = tracklog.replay(run.path).history("a")
+    got = store.history("r", "a")
+    assert got.value.tolist() == want.value.tolist() and got.step.tolist() == want.step.tolist()
+    assert mapped.value.tolist() == want.value.tolist()[:2]

@@ -233,12 +233,18 @@ def write(
     hist_name = previous.hist_name if previous else None
     hist_end = previous.hist_end if previous else 0
     new_gen = hist_name is None or hist_end > 2 * live_bytes + (1 << 20)
+    flags = os.O_RDWR | os.O_CREAT
     if new_gen:
-        gen = 1 + (history_gen(hist_name) if hist_name else 0)
+        # A new generation is always a new file, past every one in the directory: readers
+        # (and Store's RunCache) may still map an older one, whose bytes must never change.
+        # Without a previous snapshot (deleted, stale) the last file's name is not known.
+        gens = [history_gen(n) for n in os.listdir(run_path) if HISTORY_PATTERN.fullmatch(n)]
+        gen = 1 + max([*gens, history_gen(hist_name) if hist_name else 0])
         hist_name, hist_end = history_path(run_path, gen).name, 0
+        flags |= os.O_EXCL
     extents: dict[str, list[tuple[int, int]]] = {}
     # Never through a symlink: a crafted store must not make compaction truncate a file elsewhere.
-    fd = open_file(run_path / check_history_name(hist_name), os.O_RDWR | os.O_CREAT)
+    fd = open_file(run_path / check_history_name(hist_name), flags)
     try:
         os.ftruncate(fd, hist_end)  # drop what a dead compaction appended past the state
         pos = hist_end
