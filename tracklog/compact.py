@@ -30,7 +30,6 @@ from .paths import (
     check_run_id,
     compact_lock_path,
     index_lock_path,
-    is_real_dir,
     list_segments,
     lock_path,
     make_index_dir,
@@ -303,21 +302,23 @@ def run_names(root: Path) -> list[str]:
     Anything else (a stray ``old copy`` directory, a symlink, a file) is skipped with a
     warning naming it; names starting with '.' are skipped silently (temp files).
     """
+    top = runs_dir(root)
     try:
-        names = os.listdir(runs_dir(root))
+        entries = list(os.scandir(top))
     except (FileNotFoundError, NotADirectoryError):
         return []
     out = []
-    for name in names:
+    for entry in entries:  # scandir: the entry's type comes with the listing, no stat per run
+        name = entry.name
         if name.startswith("."):
             continue
         try:
             check_run_id(name)
         except TracklogError:
-            warn_once(runs_dir(root) / name, "not a run (its name is not a run id)")
+            warn_once(top / name, "not a run (its name is not a run id)")
             continue
-        if not is_real_dir(runs_dir(root) / name):
-            warn_once(runs_dir(root) / name, "not a run directory (a symlink or a file)")
+        if not entry.is_dir(follow_symlinks=False):
+            warn_once(top / name, "not a run directory (a symlink or a file)")
             continue
         out.append(name)
     return sorted(out)
