@@ -2,6 +2,10 @@
 
     python tools/bench_read.py [--points 10000000] [--single 1000000] [--runs 10000] [--json]
 
+Workloads: replay of a batched and of a per-call log, one key's history (compacted and with
+unfolded points), every key's history of an uncompacted per-call run through a fresh Store
+in a fresh process, full and incremental compaction, listing and filtering many runs.
+
 Each figure is the median of --repeat timings. Replays run in this process after
 the logs are written (the page cache is warm, as it is for a query during training).
 """
@@ -10,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +88,36 @@ def main() -> None:
         assert len(h) == args.history_points + 1000  # type: ignore[arg-type]
         out["history, +1,000 unfolded"] = {"points": args.history_points + 1000, "ms": t * 1e3}
         run.close()
+
+        # 3b. Every key's history of an uncompacted 100,000-point, 10-key run, one log_metric per
+        # point with varying values, through a fresh Store in a fresh process (import excluded).
+        with tracklog.start_run(root=root, run_id="keys") as run:
+            for i in range(10_000):
+                for k in keys:
+                    run.log_metric(k, float(i % 97), step=i)
+        child = (
+            "import sys, time, tracklog\n"
+            "t0 = time.perf_counter(); s = tracklog.Store(sys.argv[1])\n"
+            f"n = sum(len(s.history('keys', k)) for k in {keys!r})\n"
+            "print(time.perf_counter() - t0, n)\n"
+        )
+        times = []
+        for _ in range(args.repeat):
+            res = subprocess.run(
+                [sys.executable, "-c", child, str(root)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            )
+            secs, n = res.stdout.split()
+            assert int(n) == 100_000, res.stdout
+            times.append(float(secs))
+        out["every key's history, fresh"] = {
+            "points": 100_000,
+            "keys": 10,
+            "seconds": statistics.median(times),
+        }
 
         # 4. Incremental compaction: 1,000 new points on the big run, after a full compaction.
         t_full, _ = timed(lambda: compact_run(root / "runs" / "big"), 1)
