@@ -214,3 +214,19 @@ def test_a_rebuilt_snapshot_never_rewrites_a_history_file_a_reader_maps() -> Non
     got = store.history("r", "a")
     assert got.value.tolist() == want.value.tolist() and got.step.tolist() == want.step.tolist()
     assert mapped.value.tolist() == want.value.tolist()[:2]
+
+
+def test_compact_run_ids_compacts_the_named_runs_even_when_the_index_is_fresh() -> None:
+    a, b = _run("a", n=5), _run("b", n=5)
+    a.close()
+    b.close()
+    tracklog.compact()
+    os.unlink(a.path / snapshot.SNAPSHOT_NAME)  # the index is fresh, the snapshot gone
+    seen: list[tuple[int, int]] = []
+    report = tracklog.compact(run_ids=["a"], progress=lambda i, n: seen.append((i, n)))
+    assert [r.run_id for r in report.runs] == ["a"] and seen == [(1, 1)]
+    assert (a.path / snapshot.SNAPSHOT_NAME).exists()
+    with pytest.raises(tracklog.ValidationError):
+        tracklog.compact(run_ids="a")  # a str is not a list of ids
+    with pytest.raises(tracklog.RunNotFoundError):
+        tracklog.compact(run_ids=["a", "zz"])

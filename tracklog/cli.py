@@ -268,27 +268,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
+    from .compact import compact
+
     store = Store(args.root)
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
-    from .compact import compact, compact_run
+    show = sys.stderr.isatty()
 
-    failed: dict[str, str] = {}
-    if ids is None:
-        report = compact(store.root)
-        runs, seconds, failed = report.runs, report.seconds, report.failed
-    else:
-        runs, seconds = [], 0.0
-        show = sys.stderr.isatty() and len(ids) > 1
-        for i, rid in enumerate(ids, 1):
-            runs.append(compact_run(store.root / "runs" / rid))
-            if show:
-                done = int(30 * i / len(ids))
-                print(
-                    f"\r[{'#' * done}{' ' * (30 - done)}] {i}/{len(ids)}", end="", file=sys.stderr, flush=True
-                )
-        if show:
-            print(file=sys.stderr)
-        compact(store.root)  # refresh the index too
+    def bar(i: int, total: int) -> None:
+        if show and total > 1:
+            done = int(30 * i / total)
+            print(f"\r[{'#' * done}{' ' * (30 - done)}] {i}/{total}", end="", file=sys.stderr, flush=True)
+
+    report = compact(store.root, progress=bar, run_ids=ids)
+    if show and len(report.runs) > 1:
+        print(file=sys.stderr)
+    runs, seconds, failed = report.runs, report.seconds, report.failed
     folded = sum(r.bytes_folded for r in runs)
     if args.json:
         _print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded, "failed": failed})

@@ -15,14 +15,14 @@ import collections
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import format as fmt
 from . import index, snapshot
-from .errors import RunNotFoundError, TracklogError
+from .errors import RunNotFoundError, TracklogError, ValidationError
 from .fold import FoldState, RunState
 from .lock import exclusive, is_locked
 from .paths import (
@@ -240,14 +240,22 @@ def compact(
     target: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    run_ids: Sequence[str] | None = None,
 ) -> CompactReport:
     """Compact a store root (every run that changed, then the index) or one run directory.
 
-    ``progress(done, total)`` is called after each run (the CLI draws a bar with it).
+    ``run_id`` or ``run_ids`` name the runs to compact (whether or not they changed);
+    the index is refreshed for them. ``progress(done, total)`` is called as each run
+    starts (the CLI draws a bar with it).
     """
     t0 = time.perf_counter()
-    if run_id is not None:
-        run_id = check_run_id(run_id)  # before it is joined to anything
+    named: list[str] | None = None
+    if run_id is not None or run_ids is not None:
+        if run_ids is not None and (isinstance(run_ids, str) or not isinstance(run_ids, Sequence)):
+            raise ValidationError(f"run_ids must be a list of run ids, got {run_ids!r}")
+        # Validated before any is joined to a path.
+        named = [check_run_id(r) for r in ([run_id] if run_id is not None else []) + list(run_ids or [])]
     path = resolve_root(target)
     if (path / "writer.lock").exists() or segment_names(path):
         report = CompactReport([compact_run(path)])
@@ -260,11 +268,14 @@ def compact(
         entries = index.load(root)
         dirty = index.dirty_sessions(root)
         present = set(run_names(root))
-        if run_id is not None and run_id not in present:
-            raise RunNotFoundError(f"no run {run_id!r} in {root}")
-        wanted = [run_id] if run_id else sorted(present)
+        missing = [r for r in named or [] if r not in present]
+        if missing:
+            raise RunNotFoundError(f"no run {missing[0]!r} in {root}")
         settled: dict[str, set[str]] = {}
-        todo = [rid for rid in wanted if not (rid in entries and rid not in dirty)]
+        if named is not None:
+            todo = list(dict.fromkeys(named))
+        else:
+            todo = [rid for rid in sorted(present) if not (rid in entries and rid not in dirty)]
         for done, rid in enumerate(todo, 1):
             if progress is not None:
                 progress(done, len(todo))
