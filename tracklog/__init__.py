@@ -3,7 +3,7 @@
 Write with ``start_run``; fold logs with ``replay``; find and read runs with
 ``Store``; fold logs into snapshots with ``compact``; read raw logs with
 ``read_events`` and ``scan``.
-The on-disk format is specified in FORMAT.md.
+The bytes of a segment are specified in FORMAT.md, the store around them in STORE.md.
 """
 
 from ._version import __version__

@@ -10,7 +10,7 @@ columns and every columnar record is viewed with ``np.frombuffer``, then points
 are grouped by key with one stable argsort, so replaying millions of points is
 array work, not a Python step per point.
 
-Resume rule (FORMAT.md, "Resume"): a session that states ``resume_step=s``
+Resume rule (STORE.md, "Folding rules"): a session that states ``resume_step=s``
 supersedes every earlier session's points at steps >= s, for all keys; a
 session without it supersedes, at the first point it logs for key k at step s,
 earlier sessions' points for k at steps >= s. Within a session nothing is

@@ -15,7 +15,7 @@ Run ids and artifact names are validated here before they reach the
 filesystem; metric, param and tag keys never become file names at all.
 
 A store may be shared or copied from elsewhere, so its contents are not
-trusted (FORMAT.md, "Hostile stores"): every name that comes from a caller or
+trusted (STORE.md, "Hostile stores"): every name that comes from a caller or
 from a file is checked against the pattern of the names tracklog writes before
 it is joined (``check_run_id``, ``check_segment_name``, ...); every file inside
 a store is opened with ``open_file`` (no symlink is followed, only regular

@@ -1,6 +1,6 @@
 """Per-run snapshots: a folded state plus metric histories on disk, memory-mappable.
 
-Two files per run, whatever its number of keys (FORMAT.md, "Snapshots"):
+Two files per run, whatever its number of keys (STORE.md, "Snapshots"):
 
 - ``snapshot.tls``: prefix, then one framed msgpack record holding the fold
   state, each key's summary and chunk extents, and per segment the byte

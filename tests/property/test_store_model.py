@@ -89,7 +89,7 @@ class AckModel:
     It keeps, per writer session, the list of calls that returned (``Op``), each with the
     offset where its record ends in the session's segment, so a cut at byte ``keep`` loses
     exactly the calls whose record ends after it. ``derive`` replays that list with the
-    resume rule written out plainly (FORMAT.md, "Folding rules"):
+    resume rule written out plainly (STORE.md, "Folding rules"):
 
     - params: the first value of a key stands; tags: the last value wins;
     - a session (not the first) with ``resume_step=s`` drops every earlier point at steps >= s;
