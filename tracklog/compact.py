@@ -30,6 +30,7 @@ from .paths import (
     check_run_id,
     compact_lock_path,
     index_lock_path,
+    is_real_dir,
     list_segments,
     lock_path,
     make_index_dir,
@@ -288,7 +289,7 @@ def compact(
                 # compaction's fold: only bytes appended since are read (the run is folded once).
                 live = is_locked(lock_path(run_path))
                 state = fold_run(run_path, base=folded).state.run_state(run_path, live)
-            except TracklogError as exc:
+            except (TracklogError, OSError) as exc:  # one run's trouble never stops the store
                 warn_once(run_path, f"cannot compact it: {exc}")
                 entries.pop(rid, None)
                 report.failed[rid] = str(exc)
@@ -314,6 +315,9 @@ def run_names(root: Path) -> list[str]:
     warning naming it; names starting with '.' are skipped silently (temp files).
     """
     top = runs_dir(root)
+    if os.path.lexists(top) and not is_real_dir(top):
+        warn_once(top, "not a directory of runs (a symlink or a file); nothing in it is read")
+        return []
     try:
         entries = list(os.scandir(top))
     except (FileNotFoundError, NotADirectoryError):

@@ -24,7 +24,10 @@ from .paths import (
     check_session,
     dirty_dir,
     dirty_marker,
+    index_dir,
     index_path,
+    is_real_dir,
+    is_regular,
     make_index_dir,
     open_file,
     read_file,
@@ -75,6 +78,8 @@ def mark_dirty(root: Path, run_id: str, session: str) -> Path:
 def dirty_sessions(root: Path) -> dict[str, set[str]]:
     """run id -> sessions not yet folded into the index (names that are not markers are ignored)."""
     out: dict[str, set[str]] = defaultdict(set)
+    if not (is_real_dir(index_dir(root)) and is_real_dir(dirty_dir(root))):
+        return {}  # missing, or a symlink elsewhere: nothing there is ours
     try:
         names = os.listdir(dirty_dir(root))
     except (FileNotFoundError, NotADirectoryError):
@@ -92,5 +97,13 @@ def dirty_sessions(root: Path) -> dict[str, set[str]]:
 
 
 def clear_dirty(root: Path, run_id: str, sessions: set[str]) -> None:
+    """Remove folded sessions' markers: regular files in the real ``index/dirty`` only."""
+    if not (is_real_dir(index_dir(root)) and is_real_dir(dirty_dir(root))):
+        return
     for session in sessions:
-        dirty_marker(root, run_id, session).unlink(missing_ok=True)
+        marker = dirty_marker(root, run_id, session)
+        if is_regular(marker):
+            try:
+                marker.unlink()
+            except FileNotFoundError:
+                pass

@@ -151,11 +151,23 @@ def run_dir(root: Path, run_id: str) -> Path:
     return root / RUNS_DIR / check_run_id(run_id)
 
 
+def check_run_dir(root: Path, run_id: str) -> Path:
+    """``root/runs/<run_id>`` if both ``runs`` and the run directory are real directories
+    (UnsafePathError if either is a symlink or a file, FileNotFoundError if missing)."""
+    check_dir(root / RUNS_DIR)
+    return check_dir(run_dir(root, run_id))
+
+
 def lock_path(run_path: Path) -> Path:
     return run_path / LOCK_NAME
 
 
+MAX_SEGMENT_SEQ: Final = 10**18 - 1  # the largest number a segment name (and a reader) takes
+
+
 def segment_path(run_path: Path, seq: int) -> Path:
+    if not 0 < seq <= MAX_SEGMENT_SEQ:
+        raise StoreError(f"{run_path} has no segment number left (next would be {seq}); start a new run")
     return run_path / f"seg-{seq:06d}{SEGMENT_SUFFIX}"
 
 
@@ -273,9 +285,13 @@ def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
             raise UnsafePathError(f"{path} is {what}; refusing to open it") from None
         raise
     try:
-        st_mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(st_mode):
-            raise UnsafePathError(f"{path} is {_kind_of(st_mode)}; refusing to open it")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"{path} is {_kind_of(st.st_mode)}; refusing to open it")
+        if flags & (os.O_WRONLY | os.O_RDWR) and st.st_nlink > 1:
+            # A hard link is not a symlink, so O_NOFOLLOW lets it through; writing through it
+            # would change the other name's file, which may be outside the store.
+            raise UnsafePathError(f"{path} has {st.st_nlink} hard links; refusing to write through it")
         if _NONBLOCK and not flags & _NONBLOCK:
             import fcntl
 

@@ -18,7 +18,7 @@ from .compact import CompactReport, RunCache, compact, current_state, run_names
 from .errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
 from .events import Event
 from .fold import MetricHistory, RunState
-from .paths import check_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
+from .paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
 from .reader import read_events
 from .tail import follow as follow_run
 from .tail import follow_experiment
@@ -74,7 +74,7 @@ class Store:
         if path is None or not is_real_dir(path):
             path = run_dir(self.root, self.resolve(run_id))
         try:
-            return check_dir(path)
+            return check_run_dir(self.root, path.name)
         except FileNotFoundError:
             raise RunNotFoundError(f"no run {run_id!r} in {self.root}") from None
 
@@ -157,6 +157,8 @@ class Store:
             if not follow:
                 raise
             path = run_dir(self.root, run_id)  # a job about to start: wait for it
+            if os.path.lexists(path):
+                check_run_dir(self.root, run_id)  # there, but not a real directory: refuse
         return follow_run(
             path, keys, follow=follow, from_start=from_start, timeout=timeout, forever=forever, poll=poll
         )

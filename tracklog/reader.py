@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import format as fmt
-from .errors import CorruptLogError, RunNotFoundError, TracklogError, TracklogWarning, UnsupportedFormatError
+from .errors import (
+    CorruptLogError,
+    RunNotFoundError,
+    StoreError,
+    TracklogError,
+    TracklogWarning,
+    UnsupportedFormatError,
+)
 from .events import Event, decode_events
 from .paths import check_segment_name, list_segments, open_file
 
@@ -57,7 +64,14 @@ def open_buffer(path: Path) -> bytes | mmap.mmap:
 
     Opened with ``paths.open_file``: a symlink or FIFO raises UnsafePathError.
     """
-    fd = open_file(path, os.O_RDONLY)
+    try:
+        fd = open_file(path, os.O_RDONLY)
+    except TracklogError:
+        raise
+    except FileNotFoundError:
+        raise RunNotFoundError(f"no segment file at {path}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         size = os.fstat(fd).st_size
         if size >= (1 << 20):

@@ -295,5 +295,9 @@ def write(
         for old in os.listdir(run_path):
             if HISTORY_PATTERN.fullmatch(old) and old != hist_name:
                 # unlink removes the entry (a symlink itself, never its target); readers
-                # that mapped the old file keep their mapping.
-                (run_path / old).unlink(missing_ok=True)
+                # that mapped the old file keep their mapping. A directory of that name is
+                # not ours: left alone.
+                try:
+                    (run_path / old).unlink()
+                except (FileNotFoundError, IsADirectoryError, PermissionError):
+                    pass

@@ -23,7 +23,7 @@ from . import format as fmt
 from .errors import CorruptLogError, UnsafePathError, UnsupportedFormatError
 from .events import RUN_END, RUN_START, Event, decode_events, record_problem
 from .lock import is_locked
-from .paths import list_segments, lock_path, open_file
+from .paths import is_real_dir, list_segments, lock_path, open_file
 from .reader import superseded_by
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
@@ -283,7 +283,7 @@ def follow(
     path = Path(run_path)
     key_set = set(keys) if keys is not None else None
     waker = _Waker([path, path.parent], native=not poll)
-    existed = path.is_dir()
+    existed = is_real_dir(path)
     follower = RunFollower(path, key_set, from_start) if existed else None
     if follower is not None:
         waker.add(path)
@@ -310,7 +310,7 @@ def _follow(
     try:
         while True:
             if follower is None:
-                if path.is_dir():
+                if is_real_dir(path):
                     # A run that appeared while we waited is new: everything in it is new.
                     follower = RunFollower(path, key_set, True)
                     waker.add(path)
