@@ -184,3 +184,19 @@ def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store
     assert compact.returncode == 0, compact.stderr
     assert "1 runs could not be compacted" in compact.stdout
     assert (store / "runs" / "01alpha" / "snapshot.tls").exists()
+
+
+def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
+    from tracklog import format as fmt
+
+    run_path = root / "runs" / "odd"
+    run_path.mkdir(parents=True)
+    header = {"run_id": "odd", "session": "ab", "seq": 1}
+    recs = [[1, {**header, "time": 1e300, "experiment": "e"}], [5, "loss", 0, 1.0, 1e300]]
+    (run_path / "seg-000001.tlog").write_bytes(
+        fmt.encode_segment_start(header) + b"".join(fmt.frame(fmt.pack(r)) for r in recs)
+    )
+    for args in (("show", "odd"), ("runs",)):
+        out = tl(*args, root=root)
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr and "1e+300" in out.stdout

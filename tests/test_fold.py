@@ -143,6 +143,13 @@ def test_run_state_and_history_convert_to_plain_dicts() -> None:
     }
 
 
+def _deep(n: int) -> list:  # type: ignore[type-arg]
+    v: list = []  # type: ignore[type-arg]
+    for _ in range(n):
+        v = [v]
+    return v
+
+
 MALFORMED = [
     [5, ["loss"], 1, 1.0, 1.0],  # an unhashable key
     [5, {"k": 1}, 1, 1.0, 1.0],
@@ -158,6 +165,10 @@ MALFORMED = [
     [1.0, {"session": "ab", "time": 1.0}],  # a float kind
     [8, {"count": -5, "time": 1.0}],
     [9, "x"],  # an unknown kind below 64
+    [2, {"status": "failed", "time": 1.0, "error": {"type": "E", "message": "m", "x": _deep(100)}}],
+    [7, "a", {"sha256": "0" * 64, "size": 1, "x": _deep(100)}, 1.0],  # nested past any writer's
+    [2, {"status": "finished", "time": math.inf}],  # a time no calendar holds
+    [8, {"count": 1, "time": math.nan}],
 ]
 
 

@@ -408,3 +408,96 @@ def test_a_run_id_claimed_by_the_log_never_replaces_the_directory_name(world: di
     assert [r.id for r in tracklog.Store(world["root"]).runs()] == ["r1"]
     exercise(world["root"])
     assert_untouched(world, before)
+
+
+def test_a_symlinked_runs_directory_is_neither_read_nor_written_through(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    with tracklog.start_run(root=elsewhere, run_id="r1") as run:
+        run.log_metric("loss", 1.0)
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "runs").symlink_to(elsewhere / "runs", target_is_directory=True)
+    before = fingerprint(tmp_path, root)
+    with pytest.warns(tracklog.TracklogWarning, match="not a directory of runs"):
+        assert tracklog.Store(root).runs() == []
+    tracklog.compact(root)
+    with pytest.raises(tracklog.TracklogError):
+        tracklog.Store(root).run("r1")
+    assert fingerprint(tmp_path, root) == before  # no snapshot, history or lock written there
+
+
+def test_a_symlinked_dirty_directory_is_never_listed_or_cleaned(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    other = world["outside"] / "dirty"
+    other.mkdir()
+    (other / "r1~ab").write_text("")  # another store's marker, named like one of ours
+    shutil_rmtree(world["root"] / "index" / "dirty")
+    (world["root"] / "index" / "dirty").symlink_to(other, target_is_directory=True)
+    header = {"run_id": "r1", "session": "ab", "seq": 2}
+    (world["run"] / "seg-000002.tlog").write_bytes(
+        fmt.encode_segment_start(header) + fmt.frame(fmt.pack([1, {**header, "time": 2.0}]))
+    )
+    before = fingerprint(world["tmp"], world["root"])
+    assert index.dirty_sessions(world["root"]) == {}
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_entries_named_like_a_marker_or_history_file_that_are_directories_are_left_alone(
+    world: dict[str, Path],
+) -> None:
+    (world["run"] / "history-000007.bin").mkdir()
+    dirty = world["root"] / "index" / "dirty"
+    dirty.mkdir(parents=True, exist_ok=True)
+    (dirty / "r1~ab").mkdir()
+    header = {"run_id": "r1", "session": "ab", "seq": 2}
+    (world["run"] / "seg-000002.tlog").write_bytes(
+        fmt.encode_segment_start(header) + fmt.frame(fmt.pack([1, {**header, "time": 2.0}]))
+    )
+    (world["run"] / snapshot.SNAPSHOT_NAME).unlink()  # the next compaction starts a generation
+    report = tracklog.compact(world["root"])
+    assert report.failed == {} and (dirty / "r1~ab").is_dir()
+    assert cli(["compact", "--root", str(world["root"])]) == 0
+
+
+def test_a_hard_linked_lock_file_is_never_written_through(world: dict[str, Path]) -> None:
+    lock = world["run"] / "writer.lock"
+    lock.unlink()
+    os.link(world["outside"] / "victim.txt", lock)
+    before = fingerprint(world["tmp"], world["root"])
+    with pytest.raises(UnsafePathError, match="hard links"):
+        tracklog.start_run(root=world["root"], run_id="r1", resume=True)
+    exercise(world["root"])
+    assert_untouched(world, before)
+
+
+def test_tail_never_follows_a_symlinked_run(world: dict[str, Path]) -> None:
+    with tracklog.start_run(root=world["tmp"] / "other", run_id="r9") as run:
+        run.log_metric("secret", 1.0)
+    (world["root"] / "runs" / "r9").symlink_to(run.path, target_is_directory=True)
+    with no_hang("tail"), pytest.raises(UnsafePathError):
+        list(tracklog.Store(world["root"]).tail("r9", from_start=True, timeout=1))
+
+
+def test_the_last_segment_number_is_refused_not_written_past(world: dict[str, Path]) -> None:
+    top = world["run"] / "seg-999999999999999999.tlog"
+    top.write_bytes((world["run"] / "seg-000001.tlog").read_bytes())
+    with pytest.raises(tracklog.StoreError, match="no segment number left"):
+        tracklog.start_run(root=world["root"], run_id="r1", resume=True)
+    assert sorted(p.name for p in world["run"].glob("seg-*")) == ["seg-000001.tlog", top.name]
+
+
+def test_a_snapshot_mark_cannot_size_a_read(world: dict[str, Path]) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["segments"]["seg-000001.tlog"][1] = 2**62  # head_size
+
+    rewrite_doc(world["run"] / snapshot.SNAPSHOT_NAME, snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, change)
+    assert snapshot.load(world["run"]) is None
+    assert tracklog.Store(world["root"]).run("r1").metrics["loss"].count == 20
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -179,3 +179,15 @@ def test_a_failed_fsync_in_the_writer_never_duplicates_events_on_a_live_tail(
     events = head + list(it)
     assert [e.value for e in events if e.kind == "metric"] == [float(i) for i in range(7)]
     assert events[-1].kind == "run_end"
+
+
+def test_a_no_follow_tail_reads_past_records_cut_by_its_read_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracklog import tail
+
+    with tracklog.start_run(run_id="big") as run:
+        for i in range(2000):
+            run.log_metric("loss", 1.0 / (i + 1))
+    monkeypatch.setattr(tail, "READ_CHUNK_BYTES", 4096)  # the path an 8 MiB+ segment takes
+    got = list(tracklog.Store().tail("big", follow=False, from_start=True))
+    want = list(tracklog.read_events(run.path))
+    assert len(got) == len(want) and got[-1].kind == "run_end" and got[-1].value["status"] == "finished"

@@ -6,6 +6,8 @@ import math
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tracklog
 from tracklog.where import FilterError, parse_filter, parse_order, sort_runs
@@ -157,3 +159,14 @@ def test_filters_nested_to_the_limit_still_work(store: tracklog.Store) -> None:
 def test_bad_runs_arguments_are_typed_errors(store: tracklog.Store, kwargs: dict, exc: type) -> None:  # type: ignore[type-arg]
     with pytest.raises(exc):
         store.runs(**kwargs)
+
+
+@given(
+    text=st.text(alphabet="ab%_", max_size=12),
+    pattern=st.text(alphabet="ab%_", max_size=8),
+)
+def test_like_matches_as_sql_like_does(text: str, pattern: str) -> None:
+    from tracklog.where import like_match
+
+    rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    assert like_match(text, pattern) == (re.fullmatch(rx, text, re.DOTALL) is not None)

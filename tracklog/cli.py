@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -41,7 +42,10 @@ class CliError(Exception):
 def _fmt_time(t: float | None) -> str:
     if t is None:
         return "-"
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return repr(t)  # a time no calendar holds (NaN, inf, 1e300): shown, not fatal
 
 
 def _fmt_duration(state: RunState) -> str:
@@ -51,6 +55,8 @@ def _fmt_duration(state: RunState) -> str:
     if end is None:
         end = max((m.last_time for m in state.metrics.values() if m.last_time), default=state.start_time)
     secs = max(0.0, end - state.start_time)
+    if not math.isfinite(secs):
+        return "?"
     h, rem = divmod(int(secs), 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -129,8 +129,8 @@ def is_plain(v: Any, depth: int = 0) -> bool:
 
 
 def is_artifact_info(info: Any) -> bool:
-    """``{"sha256": 64 hex chars, "size": int >= 0}`` (more keys are allowed)."""
-    if type(info) is not dict:
+    """``{"sha256": 64 hex chars, "size": int >= 0}`` (more plain keys are allowed)."""
+    if type(info) is not dict or not is_plain(info):
         return False
     sha, size = info.get("sha256"), info.get("size")
     return type(sha) is str and len(sha) == 64 and _HEX.issuperset(sha) and is_int64(size) and size >= 0
@@ -146,7 +146,10 @@ def is_artifact_name(name: Any) -> bool:
 
 def is_error_info(err: Any) -> bool:
     return err is None or (
-        type(err) is dict and type(err.get("type")) is str and type(err.get("message")) is str
+        type(err) is dict
+        and type(err.get("type")) is str
+        and type(err.get("message")) is str
+        and is_plain(err)
     )
 
 
@@ -188,6 +191,8 @@ def record_problem(rec: Any) -> str | None:
     if kind in (RUN_START, RUN_END, DROPPED):
         if len(rec) != 2 or type(rec[1]) is not dict or type(rec[1].get("time")) is not float:
             return "malformed run record"
+        if not math.isfinite(rec[1]["time"]) or not is_plain(rec[1]):
+            return "run record time is not finite, or a value is not plain data"
         info = rec[1]
         if kind == RUN_START:
             for name, types in _START_FIELDS.items():

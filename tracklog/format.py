@@ -208,8 +208,10 @@ def resync(buf: Buffer, start: int, end: int) -> int:
     """
     view = np.frombuffer(buf, dtype=np.uint8)
     pos = start
+    window = 4096  # grows to _RESYNC_CHUNK: many small damaged ranges must not cost 1 MiB each
     while pos + FRAME_SIZE <= end:
-        hi = min(end - FRAME_SIZE + 1, pos + _RESYNC_CHUNK)
+        hi = min(end - FRAME_SIZE + 1, pos + window)
+        window = min(window * 4, _RESYNC_CHUNK)
         win = view[pos : hi + 3].astype(np.uint32)
         m = hi - pos
         lengths = win[:m] | (win[1 : m + 1] << 8) | (win[2 : m + 2] << 16) | (win[3 : m + 3] << 24)

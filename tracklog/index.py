@@ -44,7 +44,8 @@ def load(root: Path) -> dict[str, dict[str, Any]]:
     Entries are returned as stored; ``entry_state`` validates one before use.
     """
     try:
-        doc = fmt.decode_doc(read_file(index_path(root)), INDEX_MAGIC, INDEX_VERSION)
+        limit = fmt.DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES + 1
+        doc = fmt.decode_doc(read_file(index_path(root), limit), INDEX_MAGIC, INDEX_VERSION)
     except OSError:
         return {}
     if type(doc) is not dict:

@@ -238,14 +238,24 @@ def walk_segment(
 
 def _add_corrupt(report: SegmentReport, start: int, end: int) -> None:
     """Record a damaged range, keeping the list sorted and adjacent ranges merged."""
-    bisect.insort(report.corrupt, (start, end))
-    merged: list[tuple[int, int]] = []
-    for a, b in report.corrupt:
-        if merged and merged[-1][1] >= a:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    report.corrupt[:] = merged
+    ranges = report.corrupt
+    if not ranges or ranges[-1][1] < start:  # ranges come in file order: the common case
+        ranges.append((start, end))
+        return
+    if ranges[-1][0] <= start:
+        ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+        return
+    # Out of order (a frame found undecodable after the walk): merge with the neighbours only,
+    # so many damaged ranges never cost a pass over the whole list each.
+    i = bisect.bisect_left(ranges, (start, end))
+    if i > 0 and ranges[i - 1][1] >= start:
+        i -= 1
+        start = ranges[i][0]
+    j = i
+    while j < len(ranges) and ranges[j][0] <= end:
+        end = max(end, ranges[j][1])
+        j += 1
+    ranges[i:j] = [(start, end)]
 
 
 def segment_paths(path: str | os.PathLike[str]) -> list[Path]:

@@ -76,7 +76,13 @@ class Snapshot:
     loaded: dict[str, list[Any]] = field(default_factory=dict)
 
 
+MAX_HEAD_BYTES: Final = fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES
+MAX_DOC_BYTES: Final = fmt.DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES
+
+
 def head_fingerprint(seg: Path, head_size: int) -> int | None:
+    if not 0 < head_size <= MAX_HEAD_BYTES:
+        return None  # no segment head is larger (a crafted mark must not size a read)
     try:
         data = read_file(seg, head_size)
     except OSError:
@@ -107,7 +113,9 @@ def load(run_path: Path) -> Snapshot | None:
     writes, numbers must be in range, chunks must lie inside the history file.
     """
     try:
-        doc = fmt.decode_doc(read_file(snapshot_path(run_path)), SNAP_MAGIC, SNAP_VERSION)
+        # Read one byte past the largest valid snapshot: a larger (or sparse) file is refused
+        # without being read whole.
+        doc = fmt.decode_doc(read_file(snapshot_path(run_path), MAX_DOC_BYTES + 1), SNAP_MAGIC, SNAP_VERSION)
         if doc is None:
             return None
         return _build(run_path, doc)

@@ -181,8 +181,9 @@ class _Cursor:
             if end == start and incomplete and len(data) == want < fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES:
                 want = fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES  # one record larger than a chunk
                 continue
-            if incomplete or len(data) < want:
-                return out
+            if len(data) < want:
+                return out  # the end of what is there (a partial record waits for the rest)
+            # A full chunk: a record cut by the chunk's end, or more records, follow. Read on.
 
 
 class RunFollower:

@@ -311,16 +311,40 @@ def _in(get: Getter, values: list[Any], negate: bool) -> Predicate:
 
 
 def _like(get: Getter, pattern: str, ci: bool, negate: bool) -> Predicate:
-    rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    compiled = re.compile(rx, re.DOTALL | (re.IGNORECASE if ci else 0))
+    pat = pattern.casefold() if ci else pattern
 
     def pred(run: Any) -> bool:
         v = get(run)
         if not isinstance(v, str):
             return False
-        return (compiled.fullmatch(v) is not None) != negate
+        return like_match(v.casefold() if ci else v, pat) != negate
 
     return pred
+
+
+def like_match(text: str, pattern: str) -> bool:
+    """SQL LIKE (``%`` any run, ``_`` one character) in O(len(text) * len(pattern)) at worst.
+
+    The greedy wildcard walk with one backtrack point: a regex ``.*`` per ``%`` can take
+    polynomial time on long values read from a log (names and tags have no length cap).
+    """
+    t = p = 0
+    star_p, star_t = -1, 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "_" or (pattern[p] != "%" and pattern[p] == text[t])):
+            t += 1
+            p += 1
+        elif p < len(pattern) and pattern[p] == "%":
+            star_p, star_t = p, t
+            p += 1
+        elif star_p >= 0:
+            star_t += 1
+            t, p = star_t, star_p + 1
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "%":
+        p += 1
+    return p == len(pattern)
 
 
 def parse_filter(text: str) -> Predicate:
