@@ -191,3 +191,13 @@ def test_a_no_follow_tail_reads_past_records_cut_by_its_read_chunk(monkeypatch: 
     got = list(tracklog.Store().tail("big", follow=False, from_start=True))
     want = list(tracklog.read_events(run.path))
     assert len(got) == len(want) and got[-1].kind == "run_end" and got[-1].value["status"] == "finished"
+
+
+def test_a_no_follow_tail_over_megabytes_without_a_record_returns(tmp_path: Path) -> None:
+    with tracklog.start_run(run_id="holes") as run:
+        run.log_metric("loss", 1.0)
+    seg = run.path / "seg-000001.tlog"
+    with open(seg, "r+b") as f:  # a sparse 17 MiB of zeros after the log: no record in it
+        f.truncate(seg.stat().st_size + 17 * 1024 * 1024)
+    got = list(tracklog.Store().tail("holes", follow=False, from_start=True))
+    assert [e.kind for e in got][:2] == ["run_start", "metric"]

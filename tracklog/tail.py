@@ -181,9 +181,11 @@ class _Cursor:
             if end == start and incomplete and len(data) == want < fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES:
                 want = fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES  # one record larger than a chunk
                 continue
-            if len(data) < want:
-                return out  # the end of what is there (a partial record waits for the rest)
-            # A full chunk: a record cut by the chunk's end, or more records, follow. Read on.
+            if len(data) < want or end == start:
+                # The end of what is there (a partial record waits for the rest), or no
+                # complete record even in the largest read: nothing more to take now.
+                return out
+            # A full chunk that ended in a cut record, or more records follow: read on.
 
 
 class RunFollower:
