@@ -501,3 +501,36 @@ def shutil_rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_stray_segment_at_the_store_root_does_not_turn_the_store_into_one_run(
+    world: dict[str, Path],
+) -> None:
+    (world["root"] / "seg-000001.tlog").write_bytes((world["run"] / "seg-000001.tlog").read_bytes())
+    (world["run"] / snapshot.SNAPSHOT_NAME).unlink()
+    report = tracklog.compact(world["root"], run_ids=["r1"])  # the index entry is clean
+    assert [r.run_id for r in report.runs] == ["r1"] and report.index_entries == 1
+    assert not (world["root"] / snapshot.SNAPSHOT_NAME).exists()
+
+
+def test_a_huge_history_generation_name_does_not_block_compaction(world: dict[str, Path]) -> None:
+    (world["run"] / ("history-" + "9" * 18 + ".bin")).write_bytes(b"")
+    (world["run"] / snapshot.SNAPSHOT_NAME).unlink()
+    report = tracklog.compact(world["root"], run_ids=["r1"])
+    assert report.failed == {} and snapshot.load(world["run"]) is not None
+
+
+def test_many_resume_step_sessions_that_drop_nothing_stay_cheap(world: dict[str, Path]) -> None:
+    """1,000 keys, then 400 sessions whose resume_step drops nothing: each costs a comparison
+    per key (the per-series max step), not a pass over every key's points."""
+    keys = [f"k{i}" for i in range(1000)]
+    values = b"\0" * 8 * len(keys)
+    recs = [[6, keys, None, 0, values, 1.0]]
+    recs += [[1, {"session": "ab", "time": 1.0, "resume_step": 2**63 - 1}] for _ in range(400)]
+    header = {"run_id": "r1", "session": "ab", "seq": 2}
+    (world["run"] / "seg-000002.tlog").write_bytes(
+        fmt.encode_segment_start(header) + b"".join(fmt.frame(fmt.pack(r)) for r in recs)
+    )
+    state = tracklog.replay(world["run"])
+    assert len(state.sessions) == 401 and all(s.superseded == 0 for s in state.sessions)
+    assert len(state.metrics) == 1001

@@ -258,7 +258,9 @@ def compact(
         # Validated before any is joined to a path.
         named = [check_run_id(r) for r in ([run_id] if run_id is not None else []) + list(run_ids or [])]
     path = resolve_root(target)
-    if (path / "writer.lock").exists() or segment_names(path):
+    # A store has a runs/ directory; only a path without one can be a run directory (a stray
+    # segment or lock file at a store's root must not turn the store into one run).
+    if not is_real_dir(path / "runs") and ((path / "writer.lock").exists() or segment_names(path)):
         report = CompactReport([compact_run(path)])
         report.seconds = time.perf_counter() - t0
         return report

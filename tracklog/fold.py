@@ -131,17 +131,27 @@ class MetricHistory:
 class Series:
     """One key's points as a list of array chunks, with an incrementally kept summary."""
 
-    __slots__ = ("chunks", "summary")
+    __slots__ = ("_max", "chunks", "summary")
 
     def __init__(self) -> None:
         self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.summary = MetricSummary()
+        self._max: int | None = None  # the largest step, once known (None: not computed yet)
+
+    def max_step(self) -> int | None:
+        """The largest step held (None when empty); cached, so a resume_step that drops
+        nothing costs one comparison per key, not a pass over its points."""
+        if self._max is None and self.chunks:
+            self._max = max(int(c[0].max()) for c in self.chunks if len(c[0]))
+        return self._max
 
     def append(self, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
         n = len(steps)
         if not n:
             return
         self.chunks.append((steps, values, times))
+        if self._max is not None:
+            self._max = max(self._max, int(steps.max()))
         s = self.summary
         if s.count == 0:
             s.first_step = int(steps[0])
@@ -157,6 +167,7 @@ class Series:
         out = Series()
         out.chunks = list(self.chunks)
         out.summary = MetricSummary(**self.summary.to_dict())
+        out._max = self._max
         return out
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,6 +180,10 @@ class Series:
 
     def drop_from(self, step: int) -> int:
         """Remove points at steps >= ``step``; return how many were removed."""
+        top = self.max_step()
+        if top is None or top < step:
+            return 0
+        self._max = None  # recomputed on demand from what remains
         steps, values, times = self.arrays()
         keep = steps < step
         removed = int(len(steps) - keep.sum())

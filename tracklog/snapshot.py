@@ -51,6 +51,7 @@ from .paths import (
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"
 SNAP_VERSION: Final = 1
 POINT_BYTES: Final = 24  # int64 step + float64 value + float64 timestamp
+MAX_HISTORY_GEN: Final = 10**18 - 1  # the largest a history name holds
 MAX_CHUNKS_PER_KEY: Final = 16  # more and the compactor rewrites the key as one chunk
 
 
@@ -247,6 +248,7 @@ def write(
         # (and Store's RunCache) may still map an older one, whose bytes must never change.
         # Without a previous snapshot (deleted, stale) the last file's name is not known.
         gens = [history_gen(n) for n in os.listdir(run_path) if HISTORY_PATTERN.fullmatch(n)]
+        gens = [g for g in gens if g < MAX_HISTORY_GEN]  # a crafted huge one must not block us
         gen = 1 + max([*gens, history_gen(hist_name) if hist_name else 0])
         hist_name, hist_end = history_path(run_path, gen).name, 0
         flags |= os.O_EXCL

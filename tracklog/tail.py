@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import format as fmt
-from .errors import CorruptLogError, UnsafePathError, UnsupportedFormatError
+from .errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFormatError
 from .events import RUN_END, RUN_START, Event, decode_events, record_problem
 from .lock import is_locked
 from .paths import is_real_dir, list_segments, lock_path, open_file
@@ -109,6 +109,8 @@ class _Cursor:
             self.fd = open_file(self.path, os.O_RDONLY)
         except (FileNotFoundError, UnsafePathError):
             return False  # list_segments warns about entries that are not regular files
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         self.ino = os.fstat(self.fd).st_ino
         return True
 
