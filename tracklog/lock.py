@@ -83,19 +83,6 @@ class WriterLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if _still_linked(fd, self.path):
-                    break
-                # The holder removed the file (a failed start_run cleaning up the run it
-                # created): this lock guards nothing. Open the path afresh.
-                os.close(fd)
-                try:
-                    fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
-                except FileNotFoundError:
-                    raise StoreError(
-                        f"{self.path.parent} was removed while waiting for its lock "
-                        "(a racing start failed and cleaned up); start again"
-                    ) from None
-                continue
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     os.close(fd)
@@ -113,6 +100,19 @@ class WriterLock:
                         )
                     ) from None
                 time.sleep(_POLL_S)
+                continue
+            if _still_linked(fd, self.path):
+                break
+            # The holder removed the file (a failed start_run cleaning up the run it
+            # created): this lock guards nothing. Open the path afresh.
+            os.close(fd)
+            try:
+                fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
+            except FileNotFoundError:
+                raise StoreError(
+                    f"{self.path.parent} was removed while waiting for its lock "
+                    "(a racing start failed and cleaned up); start again"
+                ) from None
         data = json.dumps(info).encode()[:_MAX_INFO_BYTES]
         try:
             os.ftruncate(fd, 0)
