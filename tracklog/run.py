@@ -35,11 +35,9 @@ from .events import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
 from .format import MAX_PAYLOAD_BYTES
 from .lock import WriterLock, process_identity
 from .paths import (
-    LOCK_NAME,
     check_dir,
     check_run_id,
     ensure_root,
-    list_segments,
     lock_path,
     new_run_id,
     resolve_root,
@@ -407,7 +405,6 @@ def start_run(
                 experiment = prior.experiment
             name = name if name is not None else prior.name
             new_params = _new_params(prior.params, start_params)
-            segs = list_segments(path)
             # Past every name that looks like a segment, whatever it is: never collide with one.
             seq = 1 + max((n for n, _ in existing), default=0)
             now = _now()
@@ -416,7 +413,7 @@ def start_run(
                 **header,
                 "experiment": experiment,
                 "name": name,
-                "resume": bool(segs),
+                "resume": bool(existing),
                 "resume_step": resume_step,
                 "durability": durability,
                 "argv": list(sys.argv)[:64],
@@ -435,9 +432,9 @@ def start_run(
                 fsync_interval=fsync_interval,
                 flush_interval=flush_interval,
             )
+        except TracklogError:
+            raise
         except OSError as exc:
-            if isinstance(exc, TracklogError):
-                raise
             raise StoreError(f"cannot start a segment in {path}: {exc.strerror or exc}") from exc
     except BaseException:
         # Remove only what this call made and still owns: its marker, and the run directory
@@ -483,7 +480,7 @@ def _remove_own_dir(path: Path) -> None:
     directory. rmdir then fails, harmlessly, if anything else is in the directory.
     """
     try:
-        os.unlink(path / LOCK_NAME)
+        os.unlink(lock_path(path))
     except OSError:
         pass
     try:
