@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import tracklog
-from tracklog import lifecycle
+from tracklog.write import lifecycle
 
 
 def crash(run: tracklog.Run) -> None:

@@ -111,7 +111,7 @@ def test_verify_reports_exact_ranges_and_salvages(store: Path, tmp_path: Path) -
     seg = next((store / "runs" / "01alpha").glob("seg-*.tlog"))
     data = bytearray(seg.read_bytes())
     reports = tracklog.scan(seg)
-    from tracklog import format as fmt
+    from tracklog.log import format as fmt
 
     spans = [(it[0] - 12, it[1]) for it in fmt.iter_frames(bytes(data), 12, len(data)) if type(it) is tuple]
     a, b = spans[3]
@@ -187,7 +187,7 @@ def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store
 
 
 def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
-    from tracklog import format as fmt
+    from tracklog.log import format as fmt
 
     run_path = root / "runs" / "odd"
     run_path.mkdir(parents=True)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import tracklog
-from tracklog import index, paths, snapshot
-from tracklog.compact import compact_run
+from tracklog.read.compact import compact_run
+from tracklog.state import index, snapshot
+from tracklog.store import paths
 
 from .helpers import crash
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tracklog.errors import CorruptLogError
-from tracklog.events import decode_events, is_plain, record_problem
+from tracklog.log.codec import decode_events, is_plain, record_problem
 
 SHA = "ab" * 32
 VALID = [

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog import format as fmt
-from tracklog import writer as writer_mod
 from tracklog.errors import RunExistsError, StoreError, TracklogWarning
+from tracklog.log import format as fmt
+from tracklog.log import writer as writer_mod
 
 from .conftest import PY, python_env
 
@@ -196,7 +196,7 @@ def test_every_power_cut_state_after_an_fsync_keeps_what_was_fsynced(
 def test_a_power_cut_while_a_snapshot_is_written_leaves_a_store_equal_to_replay(tmp_path: Path) -> None:
     """Every state a cut can leave: the old snapshot with the history file cut at any byte of the
     newly appended chunks, with or without a partial temp file of the new snapshot."""
-    from tracklog.compact import compact_run
+    from tracklog.read.compact import compact_run
 
     run = tracklog.start_run(root=tmp_path / "s", run_id="c")
     for i in range(50):

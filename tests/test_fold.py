@@ -107,8 +107,8 @@ def test_status_is_running_while_the_writer_lives_and_crashed_after() -> None:
 
 
 def test_fold_is_split_invariant_for_a_simple_log() -> None:
-    from tracklog.fold import FoldState
-    from tracklog.reader import iter_records
+    from tracklog.log.reader import iter_records
+    from tracklog.state.fold import FoldState
 
     with tracklog.start_run(run_id="s") as run:
         for i in range(50):
@@ -176,7 +176,7 @@ MALFORMED = [
 def test_a_crc_valid_record_with_malformed_contents_is_corrupt_for_scan_and_skipped_by_readers(
     rec: list,  # type: ignore[type-arg]
 ) -> None:
-    from tracklog import format as fmt
+    from tracklog.log import format as fmt
 
     with tracklog.start_run(run_id="m") as run:
         run.log_metric("loss", 0.5, step=0)

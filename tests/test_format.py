@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from tracklog import format as fmt
 from tracklog.errors import CorruptLogError, UnsupportedFormatError, ValidationError
+from tracklog.log import format as fmt
 
 
 def _log(payloads: list[bytes]) -> bytes:

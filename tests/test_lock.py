@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tracklog import lock as lock_mod
 from tracklog.errors import RunLockedError, StoreError, UnsafePathError
-from tracklog.lock import WriterLock, exclusive, is_locked, read_holder
+from tracklog.store import lock as lock_mod
+from tracklog.store.lock import WriterLock, exclusive, is_locked, read_holder
 
 
 def test_a_held_lock_is_seen_live_and_names_its_holder(tmp_path: Path) -> None:

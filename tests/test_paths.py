@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog import paths
 from tracklog.errors import UnsafePathError, ValidationError
+from tracklog.store import paths
 
 
 @pytest.mark.parametrize("name", ["seg-000001.tlog", "seg-1234567.tlog"])

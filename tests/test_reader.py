@@ -7,8 +7,8 @@ import msgpack
 import pytest
 
 import tracklog
-from tracklog import format as fmt
 from tracklog.errors import CorruptLogError, RunNotFoundError, TracklogWarning
+from tracklog.log import format as fmt
 
 
 def _run(n: int = 20) -> Path:
@@ -148,7 +148,7 @@ def test_a_run_directory_reads_all_segments_in_order() -> None:
 
 
 def test_corrupt_log_errors_carry_the_path_and_offset(tmp_path: Path) -> None:
-    from tracklog import format as fmt
+    from tracklog.log import format as fmt
 
     with tracklog.start_run(run_id="c") as run:
         run.log_metric("a", 1.0)

@@ -299,7 +299,7 @@ def test_forked_child_cannot_log_into_the_parents_run() -> None:
 def test_a_racing_resume_allow_never_removes_the_winners_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A creates the directory; B (resume='allow') finds it and takes the lock first; A's
     failed start must not remove the directory B is writing into."""
-    from tracklog.lock import WriterLock
+    from tracklog.store.lock import WriterLock
 
     real = WriterLock.acquire
     winner: list[tracklog.Run] = []
@@ -325,7 +325,7 @@ def test_a_racing_resume_allow_never_removes_the_winners_run(monkeypatch: pytest
 def test_a_failed_start_of_a_new_run_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch, root: Path
 ) -> None:
-    from tracklog import writer
+    from tracklog.log import writer
 
     def boom(*a: object, **k: object) -> None:
         raise OSError(28, "No space left on device")

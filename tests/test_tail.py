@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog.tail import _Cursor
+from tracklog.read.tail import _Cursor
 
 from .helpers import crash
 
@@ -148,7 +148,7 @@ def test_a_failed_fsync_in_the_writer_never_duplicates_events_on_a_live_tail(
 ) -> None:
     import errno
 
-    from tracklog import writer as writer_mod
+    from tracklog.log import writer as writer_mod
 
     real = writer_mod._fdatasync
     fail = [0]
@@ -182,7 +182,7 @@ def test_a_failed_fsync_in_the_writer_never_duplicates_events_on_a_live_tail(
 
 
 def test_a_no_follow_tail_reads_past_records_cut_by_its_read_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracklog import tail
+    from tracklog.read import tail
 
     with tracklog.start_run(run_id="big") as run:
         for i in range(2000):

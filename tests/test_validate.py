@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tracklog
-from tracklog import validate
 from tracklog.errors import ValidationError, ValueTypeError
+from tracklog.write import validate
 
 from .conftest import events_of
 

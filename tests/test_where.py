@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog.where import FilterError, parse_filter, parse_order, sort_runs
+from tracklog.read.where import FilterError, parse_filter, parse_order, sort_runs
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_deeply_nested_filters_are_refused_with_a_position_not_a_recursion_error
 
 
 def test_filters_nested_to_the_limit_still_work(store: tracklog.Store) -> None:
-    from tracklog.where import MAX_DEPTH
+    from tracklog.read.where import MAX_DEPTH
 
     text = "NOT " * (MAX_DEPTH - 1) + "(name = 'a')"
     assert len(store.runs(where=text)) in (1, len(store.runs()) - 1)
@@ -166,7 +166,7 @@ def test_bad_runs_arguments_are_typed_errors(store: tracklog.Store, kwargs: dict
     pattern=st.text(alphabet="ab%_", max_size=8),
 )
 def test_like_matches_as_sql_like_does(text: str, pattern: str) -> None:
-    from tracklog.where import like_match
+    from tracklog.read.where import like_match
 
     rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
     assert like_match(text, pattern) == (re.fullmatch(rx, text, re.DOTALL) is not None)

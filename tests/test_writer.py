@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog import writer as writer_mod
 from tracklog.errors import TracklogWarning, WriteError
+from tracklog.log import writer as writer_mod
 
 from .conftest import events_of, metric_points
 
@@ -154,7 +154,7 @@ def test_after_a_failed_fsync_unsynced_records_survive_losing_the_old_tail(
 
 
 def test_a_snapshot_past_a_superseded_offset_is_rebuilt(faults: Faults) -> None:
-    from tracklog.compact import compact_run
+    from tracklog.read.compact import compact_run
 
     with tracklog.start_run(fsync_interval=3600) as run:
         run.log_metric("a", 0.0)

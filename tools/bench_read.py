@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tracklog
-from tracklog.compact import compact_run
+from tracklog.read.compact import compact_run
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:

@@ -18,9 +18,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 with atheris.instrument_imports():
     import tracklog
-    from tracklog.events import decode_points
-    from tracklog.fold import FoldState
-    from tracklog.reader import SegmentReport, walk_segment
+    from tracklog.log.codec import decode_points
+    from tracklog.log.reader import SegmentReport, walk_segment
+    from tracklog.state.fold import FoldState
 
 import numpy as np
 

@@ -7,7 +7,6 @@ The bytes of a segment are specified in FORMAT.md, the store around them in STOR
 """
 
 from ._version import __version__
-from .compact import CompactReport, compact
 from .errors import (
     CorruptLogError,
     FilterError,
@@ -25,12 +24,13 @@ from .errors import (
     ValueTypeError,
     WriteError,
 )
-from .events import Event
-from .fold import MetricHistory, MetricSummary, RunState, SessionInfo
-from .query import Store
-from .reader import SegmentReport, read_events, scan
-from .replay import replay
-from .run import Run, start_run
+from .log.codec import Event
+from .log.reader import SegmentReport, read_events, scan
+from .read.compact import CompactReport, compact
+from .read.replay import replay
+from .read.store import Store
+from .state.fold import MetricHistory, MetricSummary, RunState, SessionInfo
+from .write.run import Run, start_run
 
 __all__ = [
     "CompactReport",

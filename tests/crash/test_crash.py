@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog.lock import is_locked
+from tracklog.store.lock import is_locked
 
 from ..conftest import PY, python_env
 

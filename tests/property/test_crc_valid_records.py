@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog import format as fmt
-from tracklog import index, snapshot
-from tracklog.cli import main as cli
+from tracklog.cli.main import main as cli
 from tracklog.errors import TracklogError
+from tracklog.log import format as fmt
+from tracklog.state import index, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 

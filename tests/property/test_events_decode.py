@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracklog.events import decode_points
+from tracklog.log.codec import decode_points
 
 points = st.tuples(
     st.text(min_size=0, max_size=300),

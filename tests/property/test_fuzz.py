@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog.tail import _Cursor
+from tracklog.read.tail import _Cursor
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog import format as fmt
 from tracklog.errors import TracklogWarning
-from tracklog.events import same_value
+from tracklog.log import format as fmt
+from tracklog.log.codec import same_value
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 

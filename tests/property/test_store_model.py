@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import tracklog
-from tracklog import fold, snapshot
-from tracklog.compact import compact_run
 from tracklog.errors import ParamConflictError, RunNotFoundError, ValidationError
+from tracklog.read.compact import compact_run
+from tracklog.state import fold, snapshot
 
 from ..helpers import crash
 
@@ -422,7 +422,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 def _record_ends(data: bytes) -> list[int]:
-    from tracklog import format as fmt
+    from tracklog.log import format as fmt
 
     return [it[1] for it in fmt.iter_frames(data, fmt.PREFIX_SIZE, len(data)) if type(it) is tuple]
 

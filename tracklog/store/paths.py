@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from .errors import StoreError, TracklogWarning, UnsafePathError, ValidationError
+from ..errors import StoreError, TracklogWarning, UnsafePathError, ValidationError
 
 ENV_ROOT: Final = "TRACKLOG_DIR"
 DEFAULT_ROOT: Final = "tlruns"

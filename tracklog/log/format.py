@@ -22,7 +22,7 @@ from typing import Any, Final, NamedTuple
 import msgpack
 import numpy as np
 
-from .errors import CorruptLogError, UnsupportedFormatError, ValidationError
+from ..errors import CorruptLogError, UnsupportedFormatError, ValidationError
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap  # what the scanning functions read from
 MAGIC: Final = b"\x89TRKLOG\n"  # high bit catches 7-bit channels, \n catches newline mangling

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import format as fmt
-from .errors import (
+from ..errors import (
     CorruptLogError,
     RunNotFoundError,
     StoreError,
@@ -27,8 +26,9 @@ from .errors import (
     TracklogWarning,
     UnsupportedFormatError,
 )
-from .events import Event, decode_events
-from .paths import check_segment_name, list_segments, open_file
+from ..store.paths import check_segment_name, list_segments, open_file
+from . import format as fmt
+from .codec import Event, decode_events
 
 OnCorrupt = Literal["warn", "raise", "ignore"]
 

@@ -11,12 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from . import format as fmt
-from .events import decode_points
-from .fold import FoldState, RunState
-from .lock import is_locked
-from .paths import lock_path, open_file
-from .reader import (
+from ..log import format as fmt
+from ..log.codec import decode_points
+from ..log.reader import (
     OnCorrupt,
     SegmentReport,
     _complain,
@@ -26,6 +23,9 @@ from .reader import (
     segment_paths,
     undecodable,
 )
+from ..state.fold import FoldState, RunState
+from ..store.lock import is_locked
+from ..store.paths import lock_path, open_file
 
 
 def fold_segment(

@@ -16,10 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Final
 
-from . import format as fmt
-from .errors import TracklogError
-from .fold import RunState
-from .paths import (
+from ..errors import TracklogError
+from ..log import format as fmt
+from ..store.paths import (
     check_run_id,
     check_session,
     dirty_dir,
@@ -33,6 +32,7 @@ from .paths import (
     read_file,
     replace_file,
 )
+from .fold import RunState
 
 INDEX_MAGIC: Final = b"\x89TLINDX\n"
 INDEX_VERSION: Final = 1

@@ -23,24 +23,32 @@ import sys
 import threading
 import weakref
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from .run import Run
 
-_live: weakref.WeakSet[Run] = weakref.WeakSet()
+class Endable(Protocol):
+    """What lifecycle needs of an open run (``Run`` is one); it never imports ``run``."""
+
+    def _end(self, status: str, error: BaseException | None, signal: str | None, join: bool) -> None: ...
+
+    def _note_signal(self, name: str) -> None: ...
+
+    def _forget_in_child(self) -> None: ...
+
+
+_live: weakref.WeakSet[Endable] = weakref.WeakSet()
 _installed = False
 _prev_term: Any = None
 _prev_excepthook: Any = None
 _guard = threading.Lock()
 
 
-def register(run: Run) -> None:
+def register(run: Endable) -> None:
     _install()
     _live.add(run)
 
 
-def forget(run: Run) -> None:
+def forget(run: Endable) -> None:
     _live.discard(run)
 
 
@@ -70,7 +78,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     prev = _prev_term
     if callable(prev):
         for run in list(_live):
-            run._signal = name
+            run._note_signal(name)
         prev(signum, frame)
         return
     # We may have interrupted the main thread inside a log call: end without joining

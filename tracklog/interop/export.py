@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
-from .fold import RunState
-from .query import Store
-from .run import start_run
+from ..errors import ValidationError
+from ..read.store import Store
+from ..state.fold import RunState
+from ..write.run import start_run
 
 
 def json_safe(obj: Any) -> Any:

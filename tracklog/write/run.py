@@ -20,9 +20,8 @@ from typing import Any, Literal
 
 import msgpack
 
-from . import artifacts, index, lifecycle
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     ParamConflictError,
     RunClosedError,
     RunExistsError,
@@ -31,10 +30,13 @@ from .errors import (
     TracklogError,
     ValidationError,
 )
-from .events import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
-from .format import MAX_PAYLOAD_BYTES
-from .lock import WriterLock, process_identity
-from .paths import (
+from ..log.codec import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
+from ..log.format import MAX_PAYLOAD_BYTES
+from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
+from ..state import index
+from ..store import artifacts
+from ..store.lock import WriterLock, process_identity
+from ..store.paths import (
     check_dir,
     check_run_id,
     ensure_root,
@@ -44,6 +46,7 @@ from .paths import (
     run_dir,
     segment_names,
 )
+from . import lifecycle
 from .resume import PriorState, read_prior_state
 from .validate import (
     INT64_MAX,
@@ -54,7 +57,6 @@ from .validate import (
     to_json_like,
     to_metric_value,
 )
-from .writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
 
 Status = Literal["finished", "failed", "killed"]
 END_STATUSES = ("finished", "failed", "killed")
@@ -302,6 +304,9 @@ class Run:
             self._writer.close([[RUN_END, end]], join=join)
         finally:
             self._lock.release()
+
+    def _note_signal(self, name: str) -> None:
+        self._signal = name
 
     def _forget_in_child(self) -> None:
         self._closed = "forked"

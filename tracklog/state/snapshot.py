@@ -25,17 +25,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from . import format as fmt
-from .events import is_int64
-from .fold import (
-    FoldState,
-    MetricSummary,
-    Series,
-    SessionInfo,
-    check_artifacts,
-    check_plain_map,
-)
-from .paths import (
+from ..log import format as fmt
+from ..log.codec import is_int64
+from ..store.paths import (
     HISTORY_PATTERN,
     SNAPSHOT_NAME,  # noqa: F401  (re-exported: the snapshot file name)
     check_history_name,
@@ -46,6 +38,14 @@ from .paths import (
     read_file,
     replace_file,
     snapshot_path,
+)
+from .fold import (
+    FoldState,
+    MetricSummary,
+    Series,
+    SessionInfo,
+    check_artifacts,
+    check_plain_map,
 )
 
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
-from . import format as fmt
-from .paths import list_segments, replace_file
-from .reader import SegmentReport, frame_chunks, open_buffer
+from ..log import format as fmt
+from ..log.reader import SegmentReport, frame_chunks, open_buffer
+from ..store.paths import list_segments, replace_file
 
 
 def salvage(run_paths: list[Path], out: Path) -> int:

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import TracklogError, TracklogWarning
-from .export import json_safe as _json_safe
-from .fold import RunState
-from .query import Store
-from .reader import scan
-from .replay import replay
-from .where import MISSING, field_getter
+from ..errors import TracklogError, TracklogWarning
+from ..interop.export import json_safe as _json_safe
+from ..log.reader import scan
+from ..read.replay import replay
+from ..read.store import Store
+from ..read.where import MISSING, field_getter
+from ..state.fold import RunState
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -264,7 +264,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for entry in out:
             _print_json(entry)
     if args.salvage:
-        from .salvage import salvage
+        from ..read.salvage import salvage
 
         written = salvage(targets, Path(args.salvage))
         print(f"salvaged {written} records into {args.salvage}", file=sys.stderr)
@@ -274,7 +274,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from .compact import compact
+    from ..read.compact import compact
 
     store = Store(args.root)
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
@@ -360,7 +360,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from ..interop.export import export
 
     store = Store(args.root)
     ids = [store.resolve(r) for r in args.runs]
@@ -370,7 +370,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .export import import_mlflow, import_tensorboard
+    from ..interop.export import import_mlflow, import_tensorboard
 
     store = Store(args.root)
     if args.source == "mlflow":

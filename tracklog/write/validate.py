@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .errors import ValidationError, ValueTypeError
+from ..errors import ValidationError, ValueTypeError
 
 MAX_KEY_CHARS: Final = 250
 MAX_NESTING: Final = 32

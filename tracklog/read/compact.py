@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import format as fmt
-from . import index, snapshot
-from .errors import RunNotFoundError, TracklogError, ValidationError
-from .fold import FoldState, RunState
-from .lock import exclusive, is_locked
-from .paths import (
+from ..errors import RunNotFoundError, TracklogError, ValidationError
+from ..log import format as fmt
+from ..log.reader import segment_limits
+from ..state import index, snapshot
+from ..state.fold import FoldState, RunState
+from ..state.snapshot import SegmentMark, head_fingerprint
+from ..store.lock import exclusive, is_locked
+from ..store.paths import (
     check_dir,
     check_run_id,
     compact_lock_path,
@@ -42,9 +44,7 @@ from .paths import (
     segment_seq,
     warn_once,
 )
-from .reader import segment_limits
 from .replay import fold_segment
-from .snapshot import SegmentMark, head_fingerprint
 
 LOCK_TIMEOUT_S = 60.0
 

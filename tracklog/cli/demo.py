@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .run import Run, start_run
-from .writer import Durability
+from ..log.writer import Durability
+from ..write.run import Run, start_run
 
 
 def _data(rng: np.random.Generator, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:

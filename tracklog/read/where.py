@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import FilterError
+from ..errors import FilterError
 
 MISSING: Any = object()
 ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time")

@@ -15,8 +15,8 @@ from typing import Any, Final, TypeGuard
 
 import numpy as np
 
-from .errors import CorruptLogError, ValidationError
-from .paths import check_artifact_name
+from ..errors import CorruptLogError, ValidationError
+from ..store.paths import check_artifact_name
 
 # Record kind codes. Codes >= 64 are optional: a reader that does not know one skips it.
 RUN_START: Final = 1

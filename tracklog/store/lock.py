@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import RunLockedError, StoreError, UnsafePathError
+from ..errors import RunLockedError, StoreError, UnsafePathError
 from .paths import open_file, read_file
 
 ACQUIRE_TIMEOUT_S: Final = 1.0

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from . import format as fmt
-from .errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFormatError
-from .events import RUN_END, RUN_START, Event, decode_events, record_problem
-from .lock import is_locked
-from .paths import is_real_dir, list_segments, lock_path, open_file
-from .reader import superseded_by
+from ..errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFormatError
+from ..log import format as fmt
+from ..log.codec import RUN_END, RUN_START, Event, decode_events, record_problem
+from ..log.reader import superseded_by
+from ..store.lock import is_locked
+from ..store.paths import is_real_dir, list_segments, lock_path, open_file
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on

@@ -39,10 +39,10 @@ from typing import Any, Final, Literal
 import msgpack
 import numpy as np
 
+from ..errors import TracklogWarning, ValidationError, WriteError
+from ..store.paths import fsync_dir, segment_path
 from . import format as fmt
-from .errors import TracklogWarning, ValidationError, WriteError
-from .events import DROPPED, METRIC, metrics_record
-from .paths import fsync_dir, segment_path
+from .codec import DROPPED, METRIC, metrics_record
 
 Durability = Literal["process", "machine", "batch"]
 DURABILITIES: Final = ("process", "machine", "batch")

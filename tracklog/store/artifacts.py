@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError, ValidationError
+from ..errors import StoreError, ValidationError
 from .paths import artifact_dir, artifact_path, artifact_tmp_dir, check_artifact_name, fsync_dir, is_regular
 
 _CHUNK = 1 << 20

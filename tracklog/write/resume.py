@@ -12,10 +12,10 @@ from pathlib import Path
 
 import msgpack
 
-from .fold import FoldState
-from .paths import list_segments
-from .reader import segment_limits
-from .replay import fold_segment
+from ..log.reader import segment_limits
+from ..read.replay import fold_segment
+from ..state.fold import FoldState
+from ..store.paths import list_segments
 
 
 @dataclass

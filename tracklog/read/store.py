@@ -13,13 +13,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import index
+from ..errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
+from ..log.codec import Event
+from ..log.reader import read_events
+from ..state import index
+from ..state.fold import MetricHistory, RunState
+from ..store.paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
 from .compact import CompactReport, RunCache, compact, current_state, run_names
-from .errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
-from .events import Event
-from .fold import MetricHistory, RunState
-from .paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
-from .reader import read_events
 from .tail import follow as follow_run
 from .tail import follow_experiment
 from .where import parse_filter, parse_order, sort_runs

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CorruptLogError
-from .events import (
+from ..errors import CorruptLogError
+from ..log.codec import (
     ARTIFACT,
     DROPPED,
     INT64_MAX,
@@ -588,7 +588,7 @@ class RunState:
 
     def history(self, key: str) -> MetricHistory:
         """The key's points as numpy arrays, in fold order."""
-        from .errors import RunNotFoundError
+        from ..errors import RunNotFoundError
 
         if self._series is None and self._loader is not None:
             self._series = self._loader()._series  # an index entry: fold the run on first use

@@ -1,0 +1,1 @@
+"""The tracklog command: a thin layer over the library, one module per command."""

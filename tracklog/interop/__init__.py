@@ -1,0 +1,1 @@
+"""Moving runs in and out: CSV/JSON export, MLflow and TensorBoard both ways."""
