@@ -187,6 +187,7 @@ def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store
 
 
 def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
+    from tracklog.log import codec
     from tracklog.log import format as fmt
 
     run_path = root / "runs" / "odd"
@@ -194,7 +195,7 @@ def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
     header = {"run_id": "odd", "session": "ab", "seq": 1}
     recs = [[1, {**header, "time": 1e300, "experiment": "e"}], [5, "loss", 0, 1.0, 1e300]]
     (run_path / "seg-000001.tlog").write_bytes(
-        fmt.encode_segment_start(header) + b"".join(fmt.frame(fmt.pack(r)) for r in recs)
+        codec.encode_segment_start(header) + b"".join(fmt.frame(codec.pack(r)) for r in recs)
     )
     for args in (("show", "odd"), ("runs",)):
         out = tl(*args, root=root)

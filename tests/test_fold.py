@@ -176,6 +176,7 @@ MALFORMED = [
 def test_a_crc_valid_record_with_malformed_contents_is_corrupt_for_scan_and_skipped_by_readers(
     rec: list,  # type: ignore[type-arg]
 ) -> None:
+    from tracklog.log import codec
     from tracklog.log import format as fmt
 
     with tracklog.start_run(run_id="m") as run:
@@ -186,7 +187,7 @@ def test_a_crc_valid_record_with_malformed_contents_is_corrupt_for_scan_and_skip
     # The malformed record goes before the run's last record, so it is not a torn tail.
     frames = list(fmt.iter_frames(data, fmt.PREFIX_SIZE, len(data)))
     last_start = frames[-1][0] - fmt.FRAME_SIZE  # type: ignore[index]
-    bad = fmt.frame(fmt.pack(rec))
+    bad = fmt.frame(codec.pack(rec))
     seg.write_bytes(data[:last_start] + bad + data[last_start:end])
     (report,) = tracklog.scan(seg)
     assert report.corrupt == [(last_start, last_start + len(bad))]

@@ -6,11 +6,12 @@ import struct
 import pytest
 
 from tracklog.errors import CorruptLogError, UnsupportedFormatError, ValidationError
+from tracklog.log import codec
 from tracklog.log import format as fmt
 
 
 def _log(payloads: list[bytes]) -> bytes:
-    return fmt.encode_segment_start({"run_id": "r"}) + b"".join(fmt.frame(p) for p in payloads)
+    return codec.encode_segment_start({"run_id": "r"}) + b"".join(fmt.frame(p) for p in payloads)
 
 
 def _walk(buf: bytes) -> list:
@@ -41,7 +42,7 @@ def test_empty_and_oversized_payloads_are_refused() -> None:
 
 def test_corrupt_length_is_caught_by_its_crc_not_trusted() -> None:
     buf = bytearray(_log([b"one", b"two", b"three"]))
-    first = fmt.PREFIX_SIZE + fmt.FRAME_SIZE + len(fmt.pack({"run_id": "r"}))
+    first = fmt.PREFIX_SIZE + fmt.FRAME_SIZE + len(codec.pack({"run_id": "r"}))
     struct.pack_into("<I", buf, first, 0x00FFFFFF)  # "16 MiB": would skip or allocate past the end
     items = _walk(bytes(buf))
     second = first + fmt.FRAME_SIZE + 3
@@ -70,7 +71,7 @@ def test_resync_finds_nothing_in_pure_garbage() -> None:
 
 
 def test_check_prefix_accepts_torn_and_zero_starts() -> None:
-    start = fmt.encode_segment_start({"run_id": "r"})
+    start = codec.encode_segment_start({"run_id": "r"})
     for cut in range(fmt.PREFIX_SIZE):
         assert fmt.check_prefix(start[:cut], "f") is None
     assert fmt.check_prefix(b"\0" * 100, "f") is None
@@ -92,4 +93,4 @@ def test_unpack_refuses_extension_types() -> None:
     import msgpack
 
     with pytest.raises(ValueError, match="extension"):
-        fmt.unpack(msgpack.packb(msgpack.ExtType(5, b"x")))
+        codec.unpack(msgpack.packb(msgpack.ExtType(5, b"x")))

@@ -20,8 +20,9 @@ import pytest
 import tracklog
 from tracklog.cli.main import main as cli
 from tracklog.errors import TracklogError, UnsafePathError, ValidationError
+from tracklog.log import codec
 from tracklog.log import format as fmt
-from tracklog.state import index, snapshot
+from tracklog.state import docfile, index, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 
@@ -128,9 +129,9 @@ def assert_untouched(world: dict[str, Path], before: dict[str, Any]) -> None:
 
 def rewrite_doc(path: Path, magic: bytes, version: int, change: Callable[[Any], None]) -> None:
     """Edit a cache file's document and write it back with valid framing."""
-    doc = fmt.decode_doc(path.read_bytes(), magic, version)
+    doc = docfile.decode_doc(path.read_bytes(), magic, version)
     change(doc)
-    path.write_bytes(fmt.encode_doc(magic, version, doc))
+    path.write_bytes(docfile.encode_doc(magic, version, doc))
 
 
 TRAVERSALS = [
@@ -181,7 +182,7 @@ def test_a_crafted_supersedes_name_in_a_segment_header_is_ignored(world: dict[st
     # A second segment whose header claims to supersede a file outside the run from offset 0.
     header = {"run_id": "r1", "session": "ab", "seq": 2, "supersedes": ["../../../outside/victim.txt", 0]}
     start = [1, {"run_id": "r1", "session": "ab", "time": 1.0, "experiment": "exp"}]
-    data = fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start))
+    data = codec.encode_segment_start(header) + fmt.frame(codec.pack(start))
     (world["run"] / "seg-000002.tlog").write_bytes(data)
     before = fingerprint(world["tmp"], world["root"])
     assert tracklog.replay(world["run"]).history("loss").step.tolist() == list(range(20))
@@ -388,7 +389,7 @@ def test_a_session_id_with_a_path_in_it_never_reaches_the_dirty_marker_path(worl
     header = {"run_id": "r1", "session": "../../../outside/victim.txt", "seq": 2}
     start = [1, {**header, "time": 2.0, "experiment": "exp"}]
     (world["run"] / "seg-000002.tlog").write_bytes(
-        fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start))
+        codec.encode_segment_start(header) + fmt.frame(codec.pack(start))
     )
     before = fingerprint(world["tmp"], world["root"])
     exercise(world["root"])
@@ -400,7 +401,7 @@ def test_a_run_id_claimed_by_the_log_never_replaces_the_directory_name(world: di
     start = [1, {**header, "time": 2.0, "experiment": "exp"}]
     seg = world["run"] / "seg-000001.tlog"
     seg.unlink()
-    seg.write_bytes(fmt.encode_segment_start(header) + fmt.frame(fmt.pack(start)))
+    seg.write_bytes(codec.encode_segment_start(header) + fmt.frame(codec.pack(start)))
     (world["run"] / snapshot.SNAPSHOT_NAME).unlink()
     before = fingerprint(world["tmp"], world["root"])
     assert tracklog.Store(world["root"]).run("r1").id == "r1"
@@ -436,7 +437,7 @@ def test_a_symlinked_dirty_directory_is_never_listed_or_cleaned(
     (world["root"] / "index" / "dirty").symlink_to(other, target_is_directory=True)
     header = {"run_id": "r1", "session": "ab", "seq": 2}
     (world["run"] / "seg-000002.tlog").write_bytes(
-        fmt.encode_segment_start(header) + fmt.frame(fmt.pack([1, {**header, "time": 2.0}]))
+        codec.encode_segment_start(header) + fmt.frame(codec.pack([1, {**header, "time": 2.0}]))
     )
     before = fingerprint(world["tmp"], world["root"])
     assert index.dirty_sessions(world["root"]) == {}
@@ -453,7 +454,7 @@ def test_entries_named_like_a_marker_or_history_file_that_are_directories_are_le
     (dirty / "r1~ab").mkdir()
     header = {"run_id": "r1", "session": "ab", "seq": 2}
     (world["run"] / "seg-000002.tlog").write_bytes(
-        fmt.encode_segment_start(header) + fmt.frame(fmt.pack([1, {**header, "time": 2.0}]))
+        codec.encode_segment_start(header) + fmt.frame(codec.pack([1, {**header, "time": 2.0}]))
     )
     (world["run"] / snapshot.SNAPSHOT_NAME).unlink()  # the next compaction starts a generation
     report = tracklog.compact(world["root"])
@@ -529,7 +530,7 @@ def test_many_resume_step_sessions_that_drop_nothing_stay_cheap(world: dict[str,
     recs += [[1, {"session": "ab", "time": 1.0, "resume_step": 2**63 - 1}] for _ in range(400)]
     header = {"run_id": "r1", "session": "ab", "seq": 2}
     (world["run"] / "seg-000002.tlog").write_bytes(
-        fmt.encode_segment_start(header) + b"".join(fmt.frame(fmt.pack(r)) for r in recs)
+        codec.encode_segment_start(header) + b"".join(fmt.frame(codec.pack(r)) for r in recs)
     )
     state = tracklog.replay(world["run"])
     assert len(state.sessions) == 401 and all(s.superseded == 0 for s in state.sessions)

@@ -194,3 +194,19 @@ def test_an_unplaced_folder_is_an_error(tmp_path: Path) -> None:
     pkg = _fake_package(tmp_path, {**GOOD, "mirror/sync.py": ""})
     with pytest.raises(AssertionError, match="mirror"):
         layer_violations(pkg, FAKE_LAYERS)
+
+
+def test_only_the_codec_imports_msgpack() -> None:
+    users = set()
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            if any(n.split(".")[0] == "msgpack" for n in names):
+                users.add(path.relative_to(PKG).as_posix())
+    assert users == {"log/codec.py"}

@@ -8,6 +8,7 @@ import pytest
 
 import tracklog
 from tracklog.errors import CorruptLogError, RunNotFoundError, TracklogWarning
+from tracklog.log import codec
 from tracklog.log import format as fmt
 
 
@@ -93,7 +94,7 @@ def test_a_valid_frame_holding_a_malformed_record_is_corrupt_not_returned(tmp_pa
     seg = tmp_path / "seg-000001.tlog"
     bad = fmt.frame(msgpack.packb([5, "a", "not-an-int-step", 1.0, 1.0]))
     good = fmt.frame(msgpack.packb([5, "a", 1, 1.0, 1.0]))
-    start = fmt.encode_segment_start({"run_id": "x"})
+    start = codec.encode_segment_start({"run_id": "x"})
     seg.write_bytes(start + bad + good)
     (report,) = tracklog.scan(seg)
     assert report.corrupt == [(len(start), len(start) + len(bad))]
@@ -106,7 +107,7 @@ def test_a_msgpack_bomb_is_bounded(tmp_path: Path) -> None:
     # An array header claiming 2**32-1 items inside a tiny valid frame.
     bomb = fmt.frame(b"\xdd\xff\xff\xff\xff" + b"\x00" * 8)
     seg = tmp_path / "seg-000001.tlog"
-    start = fmt.encode_segment_start({"run_id": "x"})
+    start = codec.encode_segment_start({"run_id": "x"})
     seg.write_bytes(start + bomb)
     (report,) = tracklog.scan(seg)
     # A valid frame whose payload does not decode: reported, not returned, nothing allocated.
@@ -118,7 +119,7 @@ def test_a_huge_claimed_length_is_never_allocated(tmp_path: Path) -> None:
     seg = tmp_path / "seg-000001.tlog"
     lie = struct.pack("<I", 0xFFFFFFF0)
     seg.write_bytes(
-        fmt.encode_segment_start({"run_id": "x"}) + lie + fmt.crc(lie).to_bytes(4, "little") + b"\0" * 8
+        codec.encode_segment_start({"run_id": "x"}) + lie + fmt.crc(lie).to_bytes(4, "little") + b"\0" * 8
     )
     (report,) = tracklog.scan(seg)
     assert report.records == 0 and report.torn_tail is not None
@@ -155,7 +156,7 @@ def test_corrupt_log_errors_carry_the_path_and_offset(tmp_path: Path) -> None:
     seg = run.path / "seg-000001.tlog"
     data = seg.read_bytes()
     ends = [it[1] for it in fmt.iter_frames(data, fmt.PREFIX_SIZE, len(data)) if type(it) is tuple]
-    bad = fmt.frame(fmt.pack([5, ["not", "a", "key"], 0, 1.0, 1.0]))
+    bad = fmt.frame(codec.pack([5, ["not", "a", "key"], 0, 1.0, 1.0]))
     seg.write_bytes(data[: ends[-2]] + bad + data[ends[-2] :])
     with pytest.raises(CorruptLogError, match="malformed metric record") as info:
         list(tracklog.read_events(run.path, on_corrupt="raise"))

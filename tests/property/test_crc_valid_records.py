@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 import tracklog
 from tracklog.cli.main import main as cli
 from tracklog.errors import TracklogError
+from tracklog.log import codec
 from tracklog.log import format as fmt
-from tracklog.state import index, snapshot
+from tracklog.state import docfile, index, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore::tracklog.errors.TracklogWarning")
 
@@ -76,10 +77,10 @@ def _segment(records: list[Any]) -> bytes:
     frames = []
     for rec in body:
         try:
-            frames.append(fmt.frame(fmt.pack(rec)))
+            frames.append(fmt.frame(codec.pack(rec)))
         except (ValueError, TypeError, OverflowError):
             continue  # not msgpack-able (an int past 64 bits): not a record anyone could write
-    return fmt.encode_segment_start(header) + b"".join(frames)
+    return codec.encode_segment_start(header) + b"".join(frames)
 
 
 def _calls(root: Path) -> list[tuple[str, Any]]:
@@ -194,9 +195,9 @@ def test_cache_files_with_valid_framing_and_any_document_are_ignored_or_correct(
         else:
             path, magic, version = base / "index" / "runs.tli", index.INDEX_MAGIC, index.INDEX_VERSION
         if not whole:
-            doc = _mutated(fmt.decode_doc(path.read_bytes(), magic, version), edits)
+            doc = _mutated(docfile.decode_doc(path.read_bytes(), magic, version), edits)
         try:
-            path.write_bytes(fmt.encode_doc(magic, version, doc))
+            path.write_bytes(docfile.encode_doc(magic, version, doc))
         except (ValueError, TypeError, OverflowError):
             return  # not msgpack-able: no file can hold it
         _only_typed_errors(base)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import tracklog
 from tracklog.errors import TracklogWarning
+from tracklog.log import codec
 from tracklog.log import format as fmt
 from tracklog.log.codec import same_value
 
@@ -172,7 +173,7 @@ def test_arbitrary_bytes_give_a_tracklog_error_or_a_clean_stop(
     tmp_path_factory: pytest.TempPathFactory, blob: bytes
 ) -> None:
     d = tmp_path_factory.mktemp("fuzz")
-    for data in (blob, fmt.encode_segment_start({"run_id": "x"}) + blob):
+    for data in (blob, codec.encode_segment_start({"run_id": "x"}) + blob):
         p = d / "seg-000001.tlog"
         p.write_bytes(data)
         try:

@@ -1,6 +1,6 @@
-"""Event kinds and their record payloads (FORMAT.md, "Records").
+"""Records: event kinds, every encoder and decoder of a payload (FORMAT.md, "Records").
 
-A record payload is a msgpack array whose first item is a small int kind code.
+The only module that imports msgpack. A record payload is a msgpack array whose first item is a small int kind code.
 ``Event`` is the logical item users see: one per metric point, param, tag,
 artifact, run start or run end, whatever record carried it.
 """
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
+import msgpack
 import numpy as np
 
 from ..errors import CorruptLogError, ValidationError
 from ..store.paths import check_artifact_name
+from . import format as fmt
 
 # Record kind codes. Codes >= 64 are optional: a reader that does not know one skips it.
 RUN_START: Final = 1
@@ -45,6 +47,37 @@ _F8 = np.dtype("<f8")
 _I8 = np.dtype("<i8")
 _U2 = np.dtype("<u2")
 _U4 = np.dtype("<u4")
+
+
+# -- msgpack: this module is its only user ----------------------------------------------------
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not part of the tracklog format")
+
+
+def unpack(payload: fmt.Buffer) -> Any:
+    """Decode one payload. Containers are bounded by the payload's own length."""
+    return msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_reject_ext, use_list=True)
+
+
+def pack(obj: Any) -> bytes:
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
+
+
+def packer() -> Callable[[Any], bytes]:
+    """A reusable encoder: ~2x faster than ``pack`` per call; not thread-safe."""
+    p: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+    return p
+
+
+def encode_segment_start(header: dict[str, Any]) -> bytes:
+    """Prefix plus framed header record: what a writer puts first in a new segment."""
+    payload = pack(header)
+    if len(payload) > fmt.MAX_HEADER_BYTES:
+        raise ValidationError(f"segment header of {len(payload)} bytes exceeds {fmt.MAX_HEADER_BYTES}")
+    return fmt.PREFIX.pack(fmt.MAGIC, fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR) + fmt.frame(payload)
 
 
 @dataclass(frozen=True, slots=True)

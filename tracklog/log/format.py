@@ -17,9 +17,8 @@ import mmap
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
-import msgpack
 import numpy as np
 
 from ..errors import CorruptLogError, UnsupportedFormatError, ValidationError
@@ -78,32 +77,7 @@ def frame(payload: bytes) -> bytes:
     return head + (_crc32(payload, CRC_SEED)).to_bytes(4, "little") + payload
 
 
-# -- msgpack ---------------------------------------------------------------------------------
-
-
-def _reject_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not part of the tracklog format")
-
-
-def unpack(payload: Buffer) -> Any:
-    """Decode one payload. Containers are bounded by the payload's own length."""
-    return msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_reject_ext, use_list=True)
-
-
-def pack(obj: Any) -> bytes:
-    out: bytes = msgpack.packb(obj, use_bin_type=True)
-    return out
-
-
 # -- segment prefix and header ---------------------------------------------------------------
-
-
-def encode_segment_start(header: dict[str, Any]) -> bytes:
-    """Prefix plus framed header record: what a writer puts first in a new segment."""
-    payload = pack(header)
-    if len(payload) > MAX_HEADER_BYTES:
-        raise ValidationError(f"segment header of {len(payload)} bytes exceeds {MAX_HEADER_BYTES}")
-    return PREFIX.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR) + frame(payload)
 
 
 def check_prefix(buf: Buffer, path: str) -> tuple[int, int] | None:
@@ -133,34 +107,6 @@ def check_prefix(buf: Buffer, path: str) -> tuple[int, int] | None:
             f"(it reads {FORMAT_MAJOR}.x); upgrade tracklog to read it"
         )
     return major, minor
-
-
-# -- cache files: prefix plus one framed document ---------------------------------------------
-
-DOC_PREFIX: Final = struct.Struct("<8sHH")  # magic, version, reserved
-
-
-def encode_doc(magic: bytes, version: int, doc: Any) -> bytes:
-    """A cache file (snapshot, store index): ``magic | u16 version | u16 0 | one framed record``."""
-    return DOC_PREFIX.pack(magic, version, 0) + frame(pack(doc))
-
-
-def decode_doc(data: bytes, magic: bytes, version: int) -> Any:
-    """The document of a cache file, or None if its prefix, framing or msgpack is not right.
-
-    Only the framing is checked here; the caller validates the document's shape.
-    """
-    if len(data) < DOC_PREFIX.size:
-        return None
-    got_magic, got_version, _ = DOC_PREFIX.unpack_from(data, 0)
-    if got_magic != magic or got_version != version:
-        return None
-    if frame_at(data, DOC_PREFIX.size, len(data)) != len(data):
-        return None
-    try:
-        return unpack(data[DOC_PREFIX.size + FRAME_SIZE :])
-    except (ValueError, RecursionError):
-        return None  # msgpack's errors are ValueErrors (ExtraData, FormatError, StackError)
 
 
 # -- record scanning -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..store.paths import check_segment_name, list_segments, open_file
 from . import format as fmt
-from .codec import Event, decode_events
+from .codec import Event, decode_events, unpack
 
 OnCorrupt = Literal["warn", "raise", "ignore"]
 
@@ -115,7 +115,7 @@ def superseded_by(seg: Path) -> tuple[Path, int] | None:
     if end < 0 or head[: len(fmt.MAGIC)] != fmt.MAGIC:
         return None
     try:
-        header = fmt.unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
+        header = unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
     except Exception:
         return None
     sup = header.get("supersedes") if isinstance(header, dict) else None
@@ -205,7 +205,7 @@ def frame_chunks(
 def _read_header(report: SegmentReport, buf: bytes | mmap.mmap, a: int, b: int) -> bool:
     """Take the frame at the header position as the header if it is a map."""
     try:
-        obj = fmt.unpack(buf[a:b])
+        obj = unpack(buf[a:b])
     except Exception:
         return False
     if type(obj) is not dict:
@@ -225,7 +225,6 @@ def walk_segment(
     path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0, limit: int | None = None
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(offset, decoded payload)`` for each good record of a segment (see frame_chunks)."""
-    unpack = fmt.unpack
     for starts, ends in frame_chunks(path, buf, report, start, limit):
         for a, b in zip(starts, ends, strict=True):
             try:
@@ -281,7 +280,7 @@ def scan(path: str | os.PathLike[str]) -> list[SegmentReport]:
             for starts, ends in frame_chunks(seg, buf, report):
                 for a, b in zip(starts, ends, strict=True):
                     try:
-                        for _ in decode_events(fmt.unpack(buf[a:b]), f"{seg} offset {a - fmt.FRAME_SIZE}"):
+                        for _ in decode_events(unpack(buf[a:b]), f"{seg} offset {a - fmt.FRAME_SIZE}"):
                             pass
                     except Exception:
                         undecodable(report, a, b)

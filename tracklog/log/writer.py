@@ -36,13 +36,12 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import msgpack
 import numpy as np
 
 from ..errors import TracklogWarning, ValidationError, WriteError
 from ..store.paths import fsync_dir, segment_path
 from . import format as fmt
-from .codec import DROPPED, METRIC, metrics_record
+from .codec import DROPPED, METRIC, encode_segment_start, metrics_record, pack, packer
 
 Durability = Literal["process", "machine", "batch"]
 DURABILITIES: Final = ("process", "machine", "batch")
@@ -97,8 +96,8 @@ class SegmentWriter:
         self.lock = threading.RLock()
         self._io_lock = threading.RLock()  # serialises file I/O (batch flusher vs close)
         self._header = dict(header)
-        self._packer = msgpack.Packer(use_bin_type=True)
-        self._pack = self._packer.pack  # a Packer is ~2x faster than packb; used under ``lock``
+        self._packer = packer()
+        self._pack = self._packer  # a Packer is ~2x faster than packb; used under ``lock``
         # Batch mode's buffer. Run.log_metric appends to it directly (under ``lock``).
         self.pending: list[Pending] = []
         self._special = 0  # pending items that are not single points (records, log_metrics calls)
@@ -115,7 +114,7 @@ class SegmentWriter:
         self.seq = seq
         self.end = 0  # offset after the last complete record
         self.synced_end = 0  # offset known durable (fsync returned)
-        self._open_segment(seq, [self._packer.pack(r) for r in first_records])
+        self._open_segment(seq, [self._packer(r) for r in first_records])
         self.emit_point = {
             "batch": self._point_batch,
             "process": self._point_direct,
@@ -137,7 +136,7 @@ class SegmentWriter:
         """Create segment ``seq`` and make its start durable before any record is acknowledged."""
         path = segment_path(self.run_path, seq)
         header = {**self._header, "seq": seq, **extra}
-        data = fmt.encode_segment_start(header) + b"".join(fmt.frame(p) for p in payloads)
+        data = encode_segment_start(header) + b"".join(fmt.frame(p) for p in payloads)
         # O_RDWR: after a failed fsync the unsynced records are read back to be rewritten.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
@@ -184,7 +183,7 @@ class SegmentWriter:
     def emit(self, record: Any, n_events: int = 1) -> None:
         """Log one record with the writer's durability. Call with ``lock`` held."""
         if self.durability == "batch":
-            payload = self._packer.pack(record)
+            payload = self._packer(record)
             if len(payload) > fmt.MAX_PAYLOAD_BYTES:
                 fmt.frame(payload)  # raises the size error now, in the caller's thread
             self.pending.append(payload)
@@ -192,7 +191,7 @@ class SegmentWriter:
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
-        self._write_frame(fmt.frame(self._packer.pack(record)), n_events)
+        self._write_frame(fmt.frame(self._packer(record)), n_events)
 
     # emit_point is bound per durability in __init__: the per-point path has no mode checks.
 
@@ -319,7 +318,7 @@ class SegmentWriter:
                 self._backlog_bytes -= len(data)
             if self._dropped:
                 rec = [DROPPED, {"count": self._dropped, "time": time.time()}]
-                self._append(fmt.frame(self._packer.pack(rec)))
+                self._append(fmt.frame(self._packer(rec)))
                 self._dropped = 0
         except OSError:
             return
@@ -414,7 +413,7 @@ class SegmentWriter:
                 )
         if lost:  # written in log order, where the lost events were
             rec = [DROPPED, {"count": lost, "time": time.time()}]
-            out.append((fmt.frame(msgpack.packb(rec, use_bin_type=True)), 0))
+            out.append((fmt.frame(pack(rec)), 0))
         return out
 
     # -- background ----------------------------------------------------------------------------
@@ -658,4 +657,4 @@ def _encode_columns(
         np.array(values, dtype="<f8").tobytes(),
         times_col,
     )
-    return fmt.frame(msgpack.packb(rec, use_bin_type=True)), n
+    return fmt.frame(pack(rec)), n

@@ -11,6 +11,7 @@ import mmap
 from pathlib import Path
 
 from ..log import format as fmt
+from ..log.codec import encode_segment_start, unpack
 from ..log.reader import SegmentReport, frame_chunks, open_buffer
 from ..store.paths import list_segments, replace_file
 
@@ -30,7 +31,7 @@ def salvage(run_paths: list[Path], out: Path) -> int:
                     for a, b in zip(starts, ends, strict=True):
                         payload = bytes(buf[a:b])
                         try:
-                            fmt.unpack(payload)
+                            unpack(payload)
                         except Exception:
                             continue  # verifies but does not decode: not recoverable
                         frames.append(fmt.frame(payload))  # the same payload bytes, re-framed
@@ -38,6 +39,6 @@ def salvage(run_paths: list[Path], out: Path) -> int:
                 if isinstance(buf, mmap.mmap):
                     buf.close()
             header = report.header or {"run_id": run_path.name, "salvaged": True}
-            replace_file(dest / seg.name, fmt.encode_segment_start(header) + b"".join(frames))
+            replace_file(dest / seg.name, encode_segment_start(header) + b"".join(frames))
             written += len(frames)
     return written

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from ..errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFormatError
 from ..log import format as fmt
-from ..log.codec import RUN_END, RUN_START, Event, decode_events, record_problem
+from ..log.codec import RUN_END, RUN_START, Event, decode_events, record_problem, unpack
 from ..log.reader import superseded_by
 from ..store.lock import is_locked
 from ..store.paths import is_real_dir, list_segments, lock_path, open_file
@@ -164,7 +164,7 @@ class _Cursor:
                     a, b = item
                     end = b
                     try:
-                        obj = fmt.unpack(data[a:b])
+                        obj = unpack(data[a:b])
                     except Exception:
                         continue  # a frame that verifies but does not decode: skipped
                     if self.offset + a - fmt.FRAME_SIZE == fmt.PREFIX_SIZE and isinstance(obj, dict):

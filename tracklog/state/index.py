@@ -32,6 +32,7 @@ from ..store.paths import (
     read_file,
     replace_file,
 )
+from .docfile import DOC_PREFIX, decode_doc, encode_doc
 from .fold import RunState
 
 INDEX_MAGIC: Final = b"\x89TLINDX\n"
@@ -44,8 +45,8 @@ def load(root: Path) -> dict[str, dict[str, Any]]:
     Entries are returned as stored; ``entry_state`` validates one before use.
     """
     try:
-        limit = fmt.DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES + 1
-        doc = fmt.decode_doc(read_file(index_path(root), limit), INDEX_MAGIC, INDEX_VERSION)
+        limit = DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES + 1
+        doc = decode_doc(read_file(index_path(root), limit), INDEX_MAGIC, INDEX_VERSION)
     except OSError:
         return {}
     if type(doc) is not dict:
@@ -65,7 +66,7 @@ def entry_state(run_id: str, entry: Any, path: Path, loader: Any) -> RunState | 
 
 def write(root: Path, entries: dict[str, dict[str, Any]]) -> None:
     make_index_dir(root)
-    replace_file(index_path(root), fmt.encode_doc(INDEX_MAGIC, INDEX_VERSION, entries))
+    replace_file(index_path(root), encode_doc(INDEX_MAGIC, INDEX_VERSION, entries))
 
 
 def mark_dirty(root: Path, run_id: str, session: str) -> Path:

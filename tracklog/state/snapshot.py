@@ -39,6 +39,7 @@ from ..store.paths import (
     replace_file,
     snapshot_path,
 )
+from .docfile import DOC_PREFIX, decode_doc, encode_doc
 from .fold import (
     FoldState,
     MetricSummary,
@@ -78,7 +79,7 @@ class Snapshot:
 
 
 MAX_HEAD_BYTES: Final = fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES
-MAX_DOC_BYTES: Final = fmt.DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES
+MAX_DOC_BYTES: Final = DOC_PREFIX.size + fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES
 
 
 def head_fingerprint(seg: Path, head_size: int) -> int | None:
@@ -116,7 +117,7 @@ def load(run_path: Path) -> Snapshot | None:
     try:
         # Read one byte past the largest valid snapshot: a larger (or sparse) file is refused
         # without being read whole.
-        doc = fmt.decode_doc(read_file(snapshot_path(run_path), MAX_DOC_BYTES + 1), SNAP_MAGIC, SNAP_VERSION)
+        doc = decode_doc(read_file(snapshot_path(run_path), MAX_DOC_BYTES + 1), SNAP_MAGIC, SNAP_VERSION)
         if doc is None:
             return None
         return _build(run_path, doc)
@@ -300,7 +301,7 @@ def write(
             for k, s in state.series.items()
         },
     }
-    replace_file(snapshot_path(run_path), fmt.encode_doc(SNAP_MAGIC, SNAP_VERSION, doc))
+    replace_file(snapshot_path(run_path), encode_doc(SNAP_MAGIC, SNAP_VERSION, doc))
     if new_gen:
         for old in os.listdir(run_path):
             if HISTORY_PATTERN.fullmatch(old) and old != hist_name:

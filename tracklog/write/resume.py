@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgpack
-
+from ..log.codec import pack
 from ..log.reader import segment_limits
 from ..read.replay import fold_segment
 from ..state.fold import FoldState
@@ -40,7 +39,7 @@ def read_prior_state(run_path: Path, resume_step: int | None) -> PriorState:
         fold_segment(state, seg, limit=limits.get(seg))
     prior = PriorState.empty(resume_step)
     prior.experiment, prior.name = state.experiment, state.name
-    prior.params = {k: msgpack.packb(v) for k, v in state.params.items()}
+    prior.params = {k: pack(v) for k, v in state.params.items()}
     if resume_step is None:
         prior.next_steps = {
             k: s.summary.last_step + 1 for k, s in state.series.items() if s.summary.last_step is not None

@@ -18,8 +18,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import msgpack
-
 from .._version import __version__
 from ..errors import (
     ParamConflictError,
@@ -30,7 +28,7 @@ from ..errors import (
     TracklogError,
     ValidationError,
 )
-from ..log.codec import ARTIFACT, PARAM, RUN_END, RUN_START, TAG
+from ..log.codec import ARTIFACT, PARAM, RUN_END, RUN_START, TAG, pack, unpack
 from ..log.format import MAX_PAYLOAD_BYTES
 from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
 from ..state import index
@@ -61,7 +59,6 @@ from .validate import (
 Status = Literal["finished", "failed", "killed"]
 END_STATUSES = ("finished", "failed", "killed")
 _now = time.time
-_packb = msgpack.packb
 _JUST_FLOAT = frozenset([float])
 
 
@@ -510,7 +507,7 @@ def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:
     for key, value in params.items():
         key = check_key(key, "param key")
         value = to_json_like(key, value, "param")
-        out.append((key, value, _packb(value)))
+        out.append((key, value, pack(value)))
     return out
 
 
@@ -522,7 +519,7 @@ def _new_params(
         old = logged.get(key)
         if old is not None and old != packed:
             raise ParamConflictError(
-                f"param {key!r} was already logged as {msgpack.unpackb(old)!r}; refusing to change "
+                f"param {key!r} was already logged as {unpack(old)!r}; refusing to change "
                 f"it to {value!r} (params are fixed per run; use a tag for values that change)"
             )
     return [item for item in checked if item[0] not in logged]
