@@ -1,6 +1,7 @@
 """Records: event kinds, every encoder and decoder of a payload (FORMAT.md, "Records").
 
-The only module that imports msgpack. A record payload is a msgpack array whose first item is a small int kind code.
+The only module that imports msgpack. A record payload is a msgpack array whose first
+item is a small int kind code.
 ``Event`` is the logical item users see: one per metric point, param, tag,
 artifact, run start or run end, whatever record carried it.
 """

@@ -1,1 +1,1 @@
-"""Reading a store: load (snapshot + log tail), replay, compact, Store, filters, tail, checks."""
+"""Reading a store: replay, compact, Store, the where language, tail, salvage."""

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..log.codec import decode_points
-from ..log.codec import unpack as codec_unpack
+from ..log.codec import decode_points, unpack
 from ..log.reader import (
     OnCorrupt,
     SegmentReport,
@@ -68,7 +67,6 @@ def fold_segment(
 def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int | None) -> Iterator[Any]:
     """The segment's records in log order: single points as ``Columns`` blocks decoded
     with array work, everything else through msgpack."""
-    unpack = codec_unpack
     for starts, ends in frame_chunks(seg, buf, report, start, limit):
         a, b = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
         cols, is_point = decode_points(buf, a, b)
