@@ -171,33 +171,191 @@ def resync(buf: Buffer, start: int, end: int) -> int:
     return -1
 
 
-def iter_frames(buf: Buffer, pos: int, end: int) -> Iterator[tuple[int, int] | Corrupt | Torn]:
-    """Walk frames in ``buf[pos:end]``.
+class Frames(NamedTuple):
+    """Consecutive good records: payload ``[starts[i], ends[i])``, int64 arrays, in order."""
 
-    Yields ``(payload_start, payload_end)`` for each valid record, a ``Corrupt``
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+WALK_CHUNK: Final = 65536  # records per ``Frames``: bounds memory on huge segments
+
+
+def walk(buf: Buffer, pos: int, end: int, chunk: int = WALK_CHUNK) -> Iterator[Frames | Corrupt | Torn]:
+    """Walk frames in ``buf[pos:end]``: the one frame walk every reader uses.
+
+    Yields ``Frames`` of at most ``chunk`` consecutive good records, a ``Corrupt``
     range before each resynchronisation point, and at most one final ``Torn``
-    when the bytes after the last valid record hold no further valid record.
+    when the bytes after the last good record hold no further good record.
+
+    Frames are checked one by one until the recent record lengths repeat with a
+    short period (a training loop logging the same keys); then whole blocks at the
+    predicted offsets are checked with array work (``_check_block``), which accepts
+    exactly the records the one-by-one walk would, so the result never depends on it.
     """
-    head = FRAME.unpack_from
-    u32 = _u32.pack
-    seed = CRC_SEED
-    c32 = _crc32
+    head, c32, seed, lcrc_of = FRAME.unpack_from, _crc32, CRC_SEED, LCRC.get
+    starts: list[int] = []
+    ends: list[int] = []
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    held = 0  # records in starts + blocks
+    lens: list[int] = []  # payload lengths of the recent one-by-one frames
+    wait = _LEARN  # one-by-one frames before the next block check
+    rows = _ROWS_MIN
     while pos < end:
+        if len(lens) >= wait:
+            pattern = _period(lens)
+            got = _check_block(buf, pos, end, pattern, rows) if pattern else None
+            if got is not None and pattern is not None:
+                if starts:
+                    blocks.append((np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)))
+                    starts, ends = [], []
+                blocks.append(got)
+                held += len(got[0])
+                pos = int(got[1][-1])
+                if len(got[0]) == rows * len(pattern):  # the whole block held: go bigger
+                    rows = min(rows * 4, max(_ROWS_MIN, chunk // len(pattern)))
+                    wait = 0
+                else:
+                    rows, wait = _ROWS_MIN, _LEARN
+                lens = lens[-2 * len(pattern) :] if wait == 0 else []
+            else:
+                wait = min(max(wait * 2, _LEARN), _WAIT_MAX)  # no period, or none held: back off
+                lens = []
+            if held >= chunk:  # a block may overshoot: yield whole chunks, keep the rest
+                whole = _frames(blocks, starts, ends)
+                cut = held - held % chunk
+                for i in range(0, cut, chunk):
+                    yield Frames(whole.starts[i : i + chunk], whole.ends[i : i + chunk])
+                rest = [(whole.starts[cut:], whole.ends[cut:])] if held > cut else []
+                blocks, starts, ends, held = rest, [], [], held - cut
+            continue
         if pos + FRAME_SIZE <= end:
-            n, lcrc, pcrc = head(buf, pos)
+            n, lc, pc = head(buf, pos)
             stop = pos + FRAME_SIZE + n
-            if (
-                0 < n <= MAX_PAYLOAD_BYTES
-                and stop <= end
-                and c32(u32(n), seed) == lcrc
-                and c32(buf[pos + FRAME_SIZE : stop], seed) == pcrc
-            ):
-                yield (pos + FRAME_SIZE, stop)
+            expect = lcrc_of(n)
+            if expect is None:
+                expect = lcrc(n) if 0 < n <= MAX_PAYLOAD_BYTES else -1
+            if expect == lc and stop <= end and c32(buf[pos + FRAME_SIZE : stop], seed) == pc:
+                starts.append(pos + FRAME_SIZE)
+                ends.append(stop)
+                lens.append(n)
+                held += 1
                 pos = stop
+                if held >= chunk:
+                    yield _frames(blocks, starts, ends)
+                    blocks, starts, ends, held = [], [], [], 0
                 continue
+        if held:
+            yield _frames(blocks, starts, ends)
+            blocks, starts, ends, held = [], [], [], 0
+        lens, wait = [], _LEARN
         nxt = resync(buf, pos + 1, end)
         if nxt < 0:
             yield Torn(pos)
             return
         yield Corrupt(pos, nxt)
         pos = nxt
+    if held:
+        yield _frames(blocks, starts, ends)
+
+
+_LEARN = 8  # frames seen one by one before looking for a period
+_WAIT_MAX = 4096
+_ROWS_MIN = 64  # periods in the first block checked at once; grows 4x while blocks hold
+_PERIOD_MAX = 16  # records in the longest repeating pattern looked for
+_PATTERN_BYTES_MAX = 1024  # block checks cost a numpy pass per payload byte of the pattern
+
+
+def _frames(blocks: list[tuple[np.ndarray, np.ndarray]], starts: list[int], ends: list[int]) -> Frames:
+    if starts:
+        blocks.append((np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)))
+    if len(blocks) == 1:
+        return Frames(*blocks[0])
+    return Frames(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
+
+
+def _period(lens: list[int]) -> list[int] | None:
+    """The shortest repeating tail of ``lens`` (seen at least twice), if small enough to check."""
+    for p in range(1, min(_PERIOD_MAX, len(lens) // 2) + 1):
+        if lens[-p:] == lens[-2 * p : -p]:
+            return lens[-p:] if sum(lens[-p:]) <= _PATTERN_BYTES_MAX else None
+    return None
+
+
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+    return table
+
+
+_CRC_TABLE: Final = _crc_table()
+
+
+def crc_rows(rows: np.ndarray) -> np.ndarray:
+    """``crc`` of each row of a 2-D uint8 array, as uint32: zlib's CRC-32, one column at a time."""
+    c = np.full(rows.shape[0], CRC_SEED ^ 0xFFFFFFFF, dtype=np.uint32)
+    for col in np.ascontiguousarray(rows.T):
+        c = _CRC_TABLE[(c ^ col) & 0xFF] ^ (c >> 8)
+    result: np.ndarray = c ^ np.uint32(0xFFFFFFFF)
+    return result
+
+
+def _check_block(
+    buf: Buffer, pos: int, end: int, pattern: list[int], rows: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Check records at ``pos`` laid out as ``pattern`` (payload lengths) repeated ``rows``
+    times; return the (starts, ends) of the good ones before the first that is not.
+
+    A record is good when it is a valid frame at its predicted offset with its predicted
+    length: the one-by-one walk would find that same frame, as each predicted offset is
+    the end of the good record before it.
+    """
+    period = len(pattern)
+    width = FRAME_SIZE * period + sum(pattern)  # bytes of one repetition
+    rows = min(rows, (end - pos) // width)
+    if rows < 1:
+        return None
+    grid = np.frombuffer(buf, dtype=np.uint8, count=rows * width, offset=pos).reshape(rows, width)
+    offsets = [0]
+    for n in pattern[:-1]:
+        offsets.append(offsets[-1] + FRAME_SIZE + n)
+    first_bad = rows * period  # index of the first record that is not good
+    pcrcs = []
+    for slot, (off, n) in enumerate(zip(offsets, pattern, strict=True)):
+        heads = np.ascontiguousarray(grid[:, off : off + FRAME_SIZE]).view("<u4")
+        good = (heads[:, 0] == n) & (heads[:, 1] == (LCRC.get(n) or lcrc(n)))
+        if not good.all():
+            first_bad = min(first_bad, int(np.argmin(good)) * period + slot)
+        pcrcs.append(heads[:, 2])
+    for slot, (off, n) in enumerate(zip(offsets, pattern, strict=True)):
+        upto = (first_bad - slot + period - 1) // period  # rows of this slot before first_bad
+        if upto <= 0:
+            continue
+        good = crc_rows(grid[:upto, off + FRAME_SIZE : off + FRAME_SIZE + n]) == pcrcs[slot][:upto]
+        if not good.all():
+            first_bad = min(first_bad, int(np.argmin(good)) * period + slot)
+    del grid  # a view of ``buf``: an mmap cannot close while one is alive
+    if first_bad == 0:
+        return None
+    rec = np.arange(first_bad, dtype=np.int64)
+    row, slot_of = np.divmod(rec, period)
+    starts = pos + row * width + np.array(offsets, dtype=np.int64)[slot_of] + FRAME_SIZE
+    return starts, starts + np.array(pattern, dtype=np.int64)[slot_of]
+
+
+def iter_frames(buf: Buffer, pos: int, end: int) -> Iterator[tuple[int, int] | Corrupt | Torn]:
+    """Walk frames in ``buf[pos:end]`` one record at a time (``walk``, record by record).
+
+    Yields ``(payload_start, payload_end)`` for each valid record, a ``Corrupt``
+    range before each resynchronisation point, and at most one final ``Torn``
+    when the bytes after the last valid record hold no further valid record.
+    """
+    for item in walk(buf, pos, end):
+        if type(item) is Frames:
+            yield from zip(item.starts.tolist(), item.ends.tolist(), strict=True)
+        else:
+            yield item  # type: ignore[misc]

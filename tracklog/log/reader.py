@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from ..errors import (
     CorruptLogError,
     RunNotFoundError,
@@ -131,14 +133,14 @@ def superseded_by(seg: Path) -> tuple[Path, int] | None:
 
 def frame_chunks(
     path: Path, buf: bytes | mmap.mmap, report: SegmentReport, start: int = 0, limit: int | None = None
-) -> Iterator[tuple[list[int], list[int]]]:
-    """Yield ``(starts, ends)``: payload byte ranges of consecutive good frames, in order.
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(starts, ends)``: payload byte ranges (int64 arrays) of consecutive good
+    records, in order, the segment header left out.
 
     Fills ``report`` as it goes: header (decoded here), records, valid_end, torn
     tail and corrupt ranges. ``start`` resumes at a record boundary an earlier
     walk found; ``limit`` (see ``segment_limits``) is where the log ends in this
-    file. Consecutive good frames are checked in a tight loop; the first bad one
-    hands over to ``iter_frames``, which resynchronises.
+    file. The frames come from ``format.walk``, the one frame walk.
     """
     report.size = len(buf)
     size = len(buf) if limit is None else min(len(buf), limit)
@@ -161,45 +163,26 @@ def frame_chunks(
         return
     report.version = version
     report.valid_end = max(report.valid_end, pos)
-    head, c32, seed, lcrc_of = fmt.FRAME.unpack_from, fmt.crc32, fmt.CRC_SEED, fmt.LCRC.get
-    fs, cap, header_at = fmt.FRAME_SIZE, fmt.MAX_PAYLOAD_BYTES, fmt.PREFIX_SIZE
-    starts: list[int] = []
-    ends: list[int] = []
-    while pos + fs <= size:
-        n, lcrc, pcrc = head(buf, pos)
-        stop = pos + fs + n
-        expect = lcrc_of(n)
-        if expect is None:
-            expect = fmt.lcrc(n) if 0 < n <= cap else -1
-        if expect != lcrc or stop > size or c32(buf[pos + fs : stop], seed) != pcrc:
-            break
-        if pos == header_at and _read_header(report, buf, pos + fs, stop):
-            pos = stop
-            continue
-        starts.append(pos + fs)
-        ends.append(stop)
-        pos = stop
-        if len(starts) >= FRAME_CHUNK:
-            report.records += len(starts)
-            report.valid_end = pos
-            yield starts, ends
-            starts, ends = [], []
-    report.valid_end = max(report.valid_end, pos)
-    for item in fmt.iter_frames(buf, pos, size) if pos < size else ():
-        if isinstance(item, fmt.Corrupt):
+    header_at = fmt.PREFIX_SIZE + fmt.FRAME_SIZE  # where the header's payload starts
+    for item in fmt.walk(buf, pos, size, FRAME_CHUNK) if pos < size else ():
+        if type(item) is fmt.Frames:
+            starts, ends = item
+            report.valid_end = int(ends[-1])
+            if starts[0] <= header_at:
+                i = int(np.searchsorted(starts, header_at))
+                if (
+                    i < len(starts)
+                    and starts[i] == header_at
+                    and _read_header(report, buf, header_at, int(ends[i]))
+                ):
+                    starts, ends = np.delete(starts, i), np.delete(ends, i)
+            if len(starts):
+                report.records += len(starts)
+                yield starts, ends
+        elif type(item) is fmt.Corrupt:
             _add_corrupt(report, item.start, item.end)
-        elif isinstance(item, fmt.Torn):
+        elif type(item) is fmt.Torn:
             report.torn_tail = item.offset
-        else:
-            a, b = item
-            report.valid_end = b
-            if a - fs == header_at and _read_header(report, buf, a, b):
-                continue
-            starts.append(a)
-            ends.append(b)
-    if starts:
-        report.records += len(starts)
-        yield starts, ends
 
 
 def _read_header(report: SegmentReport, buf: bytes | mmap.mmap, a: int, b: int) -> bool:
@@ -226,7 +209,7 @@ def walk_segment(
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(offset, decoded payload)`` for each good record of a segment (see frame_chunks)."""
     for starts, ends in frame_chunks(path, buf, report, start, limit):
-        for a, b in zip(starts, ends, strict=True):
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             try:
                 obj = unpack(buf[a:b])
             except Exception:
@@ -278,7 +261,7 @@ def scan(path: str | os.PathLike[str]) -> list[SegmentReport]:
         buf = open_buffer(seg)
         try:
             for starts, ends in frame_chunks(seg, buf, report):
-                for a, b in zip(starts, ends, strict=True):
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                     try:
                         for _ in decode_events(unpack(buf[a:b]), f"{seg} offset {a - fmt.FRAME_SIZE}"):
                             pass

@@ -67,8 +67,7 @@ def fold_segment(
 def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int | None) -> Iterator[Any]:
     """The segment's records in log order: single points as ``Columns`` blocks decoded
     with array work, everything else through msgpack."""
-    for starts, ends in frame_chunks(seg, buf, report, start, limit):
-        a, b = np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+    for a, b in frame_chunks(seg, buf, report, start, limit):
         cols, is_point = decode_points(buf, a, b)
         point_idx = np.flatnonzero(is_point)
         done = 0  # points handed over so far
@@ -77,10 +76,11 @@ def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int 
             if upto > done:
                 yield cols.slice(done, upto)
                 done = upto
+            start, end = int(a[j]), int(b[j])
             try:
-                yield unpack(buf[starts[j] : ends[j]])
+                yield unpack(buf[start:end])
             except Exception:
-                undecodable(report, starts[j], ends[j])
+                undecodable(report, start, end)
         if done < len(point_idx):
             yield cols.slice(done, len(point_idx))
 

@@ -28,7 +28,7 @@ def salvage(run_paths: list[Path], out: Path) -> int:
             frames = []
             try:
                 for starts, ends in frame_chunks(seg, buf, report):
-                    for a, b in zip(starts, ends, strict=True):
+                    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                         payload = bytes(buf[a:b])
                         try:
                             unpack(payload)
