@@ -28,7 +28,16 @@ from ..errors import (
     TracklogError,
     ValidationError,
 )
-from ..log.codec import ARTIFACT, PARAM, RUN_END, RUN_START, TAG, pack, unpack
+from ..log.codec import (
+    ARTIFACT,
+    PARAM,
+    TAG,
+    keyed_record,
+    pack,
+    run_end_record,
+    run_start_record,
+    unpack,
+)
 from ..log.format import MAX_PAYLOAD_BYTES
 from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
 from ..state import index
@@ -224,7 +233,7 @@ class Run:
         w = self._writer
         with w.lock:
             for key, value, packed in _new_params(self._params, checked):
-                w.emit([PARAM, key, value, t])
+                w.emit(keyed_record(PARAM, key, value, t))
                 self._params[key] = packed
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -240,7 +249,7 @@ class Run:
         w = self._writer
         with w.lock:
             for key, value in checked:
-                w.emit([TAG, key, value, t])
+                w.emit(keyed_record(TAG, key, value, t))
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -264,7 +273,7 @@ class Run:
             except OSError as exc:
                 raise StoreError(f"cannot store artifact {art_name!r} from {src}: {exc}") from exc
             with self._writer.lock:
-                self._writer.emit([ARTIFACT, art_name, info, _now()])
+                self._writer.emit(keyed_record(ARTIFACT, art_name, info, _now()))
             out[art_name] = info
         return out
 
@@ -294,11 +303,9 @@ class Run:
         lifecycle.forget(self)
         if self._signal is not None and status != "failed":
             status, signal = "killed", signal or self._signal
-        end: dict[str, Any] = {"status": status, "time": _now(), "error": None, "signal": signal}
-        if error is not None:
-            end["error"] = {"type": type(error).__name__, "message": str(error)[:4096]}
+        end = run_end_record(status, _now(), error, signal)
         try:
-            self._writer.close([[RUN_END, end]], join=join)
+            self._writer.close([end], join=join)
         finally:
             self._lock.release()
 
@@ -411,19 +418,13 @@ def start_run(
             seq = 1 + max((n for n, _ in existing), default=0)
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
-            start = {
-                **header,
-                "experiment": experiment,
-                "name": name,
-                "resume": bool(existing),
-                "resume_step": resume_step,
-                "durability": durability,
-                "argv": list(sys.argv)[:64],
-            }
+            start = run_start_record(
+                header, experiment, name, bool(existing), resume_step, durability, list(sys.argv)[:64]
+            )
             # The start, params and tags go out with the header in one write and one fsync.
-            first: list[list[Any]] = [[RUN_START, start]]
-            first += [[PARAM, k, v, now] for k, v, _ in new_params]
-            first += [[TAG, k, v, now] for k, v in start_tags]
+            first = [start]
+            first += [keyed_record(PARAM, k, v, now) for k, v, _ in new_params]
+            first += [keyed_record(TAG, k, v, now) for k, v in start_tags]
             writer = SegmentWriter(
                 path,
                 seq,
