@@ -29,7 +29,7 @@ from .log.reader import SegmentReport, read_events, scan
 from .read.compact import CompactReport, compact
 from .read.replay import replay
 from .read.store import Store
-from .state.fold import MetricHistory, MetricSummary, RunState, SessionInfo
+from .state.types import MetricHistory, MetricSummary, RunState, SessionInfo
 from .write.run import Run, start_run
 
 __all__ = [

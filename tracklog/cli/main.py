@@ -24,7 +24,7 @@ from ..log.reader import scan
 from ..read.replay import replay
 from ..read.store import Store
 from ..read.where import MISSING, field_getter
-from ..state.fold import RunState
+from ..state.types import RunState
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

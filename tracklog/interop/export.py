@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..read.store import Store
-from ..state.fold import RunState
+from ..state.types import RunState
 from ..write.run import start_run
 
 

@@ -24,8 +24,9 @@ from ..errors import RunNotFoundError, TracklogError, ValidationError
 from ..log import format as fmt
 from ..log.reader import segment_limits
 from ..state import index, snapshot
-from ..state.fold import FoldState, RunState
+from ..state.fold import FoldState
 from ..state.snapshot import SegmentMark, head_fingerprint
+from ..state.types import RunState
 from ..store.lock import exclusive, is_locked
 from ..store.paths import (
     check_dir,

@@ -22,7 +22,8 @@ from ..log.reader import (
     segment_paths,
     undecodable,
 )
-from ..state.fold import FoldState, RunState
+from ..state.fold import FoldState
+from ..state.types import RunState
 from ..store.lock import is_locked
 from ..store.paths import lock_path, open_file
 

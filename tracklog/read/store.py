@@ -17,7 +17,7 @@ from ..errors import RunNotFoundError, TracklogError, ValidationError, ValueType
 from ..log.codec import Event
 from ..log.reader import read_events
 from ..state import index
-from ..state.fold import MetricHistory, RunState
+from ..state.types import MetricHistory, RunState
 from ..store.paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
 from .compact import CompactReport, RunCache, compact, current_state, run_names
 from .tail import follow as follow_run

@@ -40,14 +40,8 @@ from ..store.paths import (
     snapshot_path,
 )
 from .docfile import DOC_PREFIX, decode_doc, encode_doc
-from .fold import (
-    FoldState,
-    MetricSummary,
-    Series,
-    SessionInfo,
-    check_artifacts,
-    check_plain_map,
-)
+from .fold import FoldState, Series
+from .types import MetricSummary, SessionInfo, check_artifacts, check_plain_map
 
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"
 SNAP_VERSION: Final = 1
