@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -190,21 +190,47 @@ def check_artifacts(d: Any) -> dict[str, dict[str, Any]]:
     return d
 
 
-_RUN_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,),
+# The run-level fields every cached run document holds, an index entry (RunState.to_dict)
+# and a snapshot's fold state alike; ``decode_run_fields`` validates them for both.
+RUN_FIELD_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "experiment": _S,
     "name": _S,
-    "status": (str,),
-    "start_time": _F,
-    "end_time": _F,
-    "error": (dict, _NONE),
     "params": (dict,),
     "tags": (dict,),
     "artifacts": (dict,),
     "sessions": (list,),
-    "metrics": (dict,),
     "dropped": (int,),
 }
+_RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    **RUN_FIELD_TYPES,
+    "status": (str,),
+    "start_time": _F,
+    "end_time": _F,
+    "error": (dict, _NONE),
+    "metrics": (dict,),
+}
+
+
+def decode_run_fields(d: Any, types: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
+    """Validate a cached run document; return its ``RUN_FIELD_TYPES`` fields, decoded.
+
+    ``d`` must hold exactly the fields of ``types`` (``RUN_FIELD_TYPES`` plus the document's
+    own, which the caller checks further) with those exact types. The result is keyword
+    arguments that ``RunState`` and ``FoldState`` both take. ValueError if it does not validate.
+    """
+    _check_fields(d, types, what, optional=False)
+    if d["dropped"] < 0:
+        raise ValueError(f"{what} dropped count is negative")
+    return {
+        "experiment": d["experiment"],
+        "name": d["name"],
+        "params": check_plain_map(d["params"], f"{what} params"),
+        "tags": check_plain_map(d["tags"], f"{what} tags"),
+        "artifacts": check_artifacts(d["artifacts"]),
+        "sessions": [SessionInfo.from_dict(x) for x in d["sessions"]],
+        "dropped": d["dropped"],
+    }
 
 
 class SeriesLike(Protocol):
@@ -275,13 +301,9 @@ class RunState:
 
         ``loader`` folds the run on the first ``history`` call (an entry holds no points).
         """
-        _check_fields(d, _RUN_TYPES, "index entry", optional=False)
+        fields = decode_run_fields(d, _RUN_TYPES, "index entry")
         if d["status"] not in RUN_STATUSES or not is_error_info(d["error"]):
             raise ValueError("index entry status or error is malformed")
-        if type(d["sessions"]) is not list or type(d["metrics"]) is not dict:
-            raise ValueError("index entry sessions or metrics are malformed")
-        if d["dropped"] < 0:
-            raise ValueError("index entry dropped count is negative")
         metrics = {}
         for k, m in d["metrics"].items():
             if type(k) is not str:
@@ -290,19 +312,13 @@ class RunState:
         return cls(
             id=d["id"],
             path=path,
-            experiment=d["experiment"],
-            name=d["name"],
             status=d["status"],
             start_time=d["start_time"],
             end_time=d["end_time"],
             error=d["error"],
-            params=check_plain_map(d["params"], "params"),
-            tags=check_plain_map(d["tags"], "tags"),
-            artifacts=check_artifacts(d["artifacts"]),
-            sessions=[SessionInfo.from_dict(x) for x in d["sessions"]],
             metrics=metrics,
-            dropped=d["dropped"],
             _loader=loader,
+            **fields,
         )
 
     def to_pandas(self) -> Any:
