@@ -179,7 +179,7 @@ class FoldState:
         return self
 
     def _apply_other(self, kind: int, rec: list[Any]) -> None:
-        # The same rules as scan and read_events (events.record_problem): what they call
+        # The same rules as scan and read_events (codec.record_problem): what they call
         # malformed is counted here and changes nothing.
         if record_problem(rec) is not None:
             self.malformed += 1
@@ -297,7 +297,7 @@ class _PointBatch:
         if not self.p_code:
             return
         codes = np.array(self.p_code, dtype=np.int64)
-        # Exact types, as events.record_problem demands (a bool is not a step, an int is not a
+        # Exact types, as codec.record_problem demands (a bool is not a step, an int is not a
         # value); set(map(type, ...)) runs at C speed.
         well_typed = (
             set(map(type, self.p_step)) == _JUST_INT
