@@ -18,8 +18,18 @@ from ..log.codec import Event
 from ..log.reader import read_events
 from ..state import index
 from ..state.fold import MetricHistory, RunState
-from ..store.paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
-from .compact import CompactReport, RunCache, compact, current_state, run_names
+from ..store.paths import (
+    check_run_dir,
+    check_run_id,
+    is_real_dir,
+    resolve_root,
+    run_dir,
+    run_names,
+    runs_dir,
+    warn_once,
+)
+from .compact import CompactReport, compact
+from .load import RunCache, load_state
 from .tail import follow as follow_run
 from .tail import follow_experiment
 from .where import parse_filter, parse_order, sort_runs
@@ -80,7 +90,7 @@ class Store:
 
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
-        return current_state(self.path_of(run_id), self._cache)
+        return load_state(self.path_of(run_id), self._cache)
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
@@ -114,7 +124,7 @@ class Store:
                 state = index.entry_state(rid, entry, path, _loader(path, self._cache))
             if state is None:
                 try:
-                    state = current_state(path, self._cache)
+                    state = load_state(path, self._cache)
                 except (TracklogError, OSError) as exc:
                     # One unreadable run must not hide the others: name it and go on.
                     warn_once(path, f"unreadable run: {exc}")
@@ -218,4 +228,4 @@ class Store:
 
 def _loader(path: Path, cache: RunCache) -> Any:
     """Folds the run on first use: an index entry has summaries but no points."""
-    return lambda: current_state(path, cache)
+    return lambda: load_state(path, cache)
