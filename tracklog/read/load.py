@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..log import format as fmt
-from ..log.codec import decode_points, unpack
+from ..log.codec import decode_bulk, unpack
 from ..log.reader import (
     OnCorrupt,
     SegmentReport,
@@ -171,14 +171,14 @@ def _fold_segment(
 
 
 def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int | None) -> Iterator[Any]:
-    """The segment's records in log order: single points as ``Columns`` blocks decoded
-    with array work, everything else through msgpack."""
+    """The segment's records in log order: points of the common record shapes as
+    ``Columns`` blocks decoded with array work (``codec.decode_bulk``), the rest through msgpack."""
     for a, b in frame_chunks(seg, buf, report, start, limit):
-        cols, is_point = decode_points(buf, a, b)
-        point_idx = np.flatnonzero(is_point)
+        cols, counts = decode_bulk(buf, a, b)
+        before = (np.cumsum(counts) - counts).tolist()  # points of the records before each
         done = 0  # points handed over so far
-        for j in np.flatnonzero(~is_point).tolist():
-            upto = int(np.searchsorted(point_idx, j))
+        for j in np.flatnonzero(counts == 0).tolist():
+            upto = before[j]
             if upto > done:
                 yield cols.slice(done, upto)
                 done = upto
@@ -187,8 +187,8 @@ def _decoded(seg: Path, buf: Any, report: SegmentReport, start: int, limit: int 
                 yield unpack(buf[start:end])
             except Exception:
                 undecodable(report, start, end)
-        if done < len(point_idx):
-            yield cols.slice(done, len(point_idx))
+        if done < len(cols.steps):
+            yield cols.slice(done, len(cols.steps))
 
 
 def _still_valid(
