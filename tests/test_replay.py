@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_a_torn_tail_is_silent_in_every_mode() -> None:
     seg = path / "seg-000001.tlog"
     seg.write_bytes(seg.read_bytes()[: _point_span(seg, 9)[0] + 7])  # cut inside point 9
     for mode in ("warn", "raise", "ignore"):
-        state = tracklog.replay(path, on_corrupt=mode)  # type: ignore[arg-type]
+        state = tracklog.replay(path, on_corrupt=mode)
         assert state.metrics["a"].count == 9 and state.status == "crashed"
 
 
@@ -130,7 +131,7 @@ def test_a_superseding_segment_caps_the_older_one_in_a_directory_replay() -> Non
     cut = _point_span(seg1, 5)[0]  # where point 5 starts: the newer segment re-writes from there
     header = {"run_id": "r", "session": "ab", "seq": 2, "supersedes": [seg1.name, cut]}
     now = time.time()
-    records = [[codec.METRIC, "a", s, s * 10.0, now] for s in (5, 6)]
+    records: list[list[Any]] = [[codec.METRIC, "a", s, s * 10.0, now] for s in (5, 6)]
     records.append([codec.RUN_END, {"status": "killed", "time": now, "error": None, "signal": "SIGTERM"}])
     body = b"".join(fmt.frame(codec.pack(r)) for r in records)
     (path / "seg-000002.tlog").write_bytes(codec.encode_segment_start(header) + body)

@@ -16,6 +16,8 @@ from tracklog.state.docfile import decode_doc, encode_doc
 
 from .helpers import crash
 
+SNAP = "snapshot.tls"  # the snapshot's file name in a run directory (STORE.md)
+
 
 def _run(run_id: str = "r", n: int = 20) -> tracklog.Run:
     run = tracklog.start_run(run_id=run_id, resume="allow", params={"p": 1})
@@ -44,7 +46,7 @@ def _closed_and_compacted(n: int = 20) -> Path:
 
 def test_compaction_writes_a_snapshot_that_loads_as_the_replayed_state() -> None:
     path = _closed_and_compacted()
-    assert (path / snapshot.SNAPSHOT_NAME).is_file()
+    assert (path / SNAP).is_file()
     snap = snapshot.load(path)
     assert snap is not None
     seg = path / "seg-000001.tlog"
@@ -56,14 +58,14 @@ def test_compaction_writes_a_snapshot_that_loads_as_the_replayed_state() -> None
 
 def test_a_missing_snapshot_is_none_and_the_run_still_reads() -> None:
     path = _closed_and_compacted()
-    os.unlink(path / snapshot.SNAPSHOT_NAME)
+    os.unlink(path / SNAP)
     assert snapshot.load(path) is None
     _same_as_replay(path)
 
 
 def test_a_truncated_snapshot_is_none_at_every_offset() -> None:
     path = _closed_and_compacted()
-    snap_file = path / snapshot.SNAPSHOT_NAME
+    snap_file = path / SNAP
     data = snap_file.read_bytes()
     for cut in [0, 1, 7, 8, 11, 12, 16, 23, 24, len(data) // 2, len(data) - 1]:
         snap_file.write_bytes(data[:cut])
@@ -73,7 +75,7 @@ def test_a_truncated_snapshot_is_none_at_every_offset() -> None:
 
 def test_a_flipped_byte_anywhere_but_the_reserved_field_is_none() -> None:
     path = _closed_and_compacted(n=3)
-    snap_file = path / snapshot.SNAPSHOT_NAME
+    snap_file = path / SNAP
     data = snap_file.read_bytes()
     for i in range(len(data)):
         if 10 <= i < 12:  # u16 reserved: not checked (test_docfile)
@@ -89,7 +91,7 @@ def test_a_flipped_byte_anywhere_but_the_reserved_field_is_none() -> None:
 
 def test_an_oversized_snapshot_is_refused_without_reading_it_whole() -> None:
     path = _closed_and_compacted(n=3)
-    with open(path / snapshot.SNAPSHOT_NAME, "r+b") as f:
+    with open(path / SNAP, "r+b") as f:
         f.truncate(snapshot.MAX_DOC_BYTES + 100)  # sparse: cheap to make
     assert snapshot.load(path) is None
     _same_as_replay(path)
@@ -131,7 +133,7 @@ def test_a_snapshot_whose_segment_head_changed_is_none() -> None:
 
 
 def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    snap_file = path / snapshot.SNAPSHOT_NAME
+    snap_file = path / SNAP
     doc = decode_doc(snap_file.read_bytes(), snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION)
     change(doc)
     snap_file.write_bytes(encode_doc(snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, doc))
