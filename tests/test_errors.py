@@ -89,10 +89,6 @@ def test_a_newer_major_version_is_refused_by_every_reader() -> None:
             read(seg.parent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="log/format.check_prefix raises UnsupportedFormatError without path/offset: .path is None",
-)
 def test_unsupported_format_error_carries_the_segment_path_and_offset() -> None:
     seg = _newer_major()
     with pytest.raises(tracklog.UnsupportedFormatError) as info:

@@ -133,9 +133,9 @@ def test_decode_bulk_agrees_with_msgpack_and_the_columnar_decoder(
         assert cols.keys[k] == wk and s == ws and _same(v, wv) and _same(t, wt)
     # The row shape the writer emits is always taken (while there are few key lists).
     for (tag, rec), count in zip(items, counts.tolist(), strict=True):
-        if tag == "m" and rec[2] is None and type(rec[3]) is int and -(2**63) <= rec[3] < 2**63:
-            if type(rec[5]) is float and len(rec[4]) == 8 * len(rec[1]):
-                assert count == len(rec[1]), rec
+        row = tag == "m" and rec[2] is None and type(rec[3]) is int and -(2**63) <= rec[3] < 2**63
+        if row and type(rec[5]) is float and len(rec[4]) == 8 * len(rec[1]):
+            assert count == len(rec[1]), rec
 
 
 def _with_f32_time(rec: list) -> bytes:
