@@ -1,1 +1,1 @@
-"""Reading a store: replay, compact, Store, the where language, tail, salvage."""
+"""Reading a store: replay, compact, Store, diff, the where language, tail, salvage."""

@@ -1,4 +1,4 @@
-"""Store: find runs, read their state and histories, compact them.
+"""Store: find runs, read their state and histories, compare and compact them.
 
 Every answer is fresh: a run's snapshot plus a fold of whatever its logs hold
 beyond it, so a query during training sees the latest flushed events without
@@ -20,6 +20,7 @@ from ..state import index
 from ..state.fold import MetricHistory, RunState
 from ..store.paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
 from .compact import CompactReport, RunCache, compact, current_state, run_names
+from .diff import RunDiff, diff_runs
 from .tail import follow as follow_run
 from .tail import follow_experiment
 from .where import parse_filter, parse_order, sort_runs
@@ -81,6 +82,10 @@ class Store:
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
         return current_state(self.path_of(run_id), self._cache)
+
+    def diff(self, run_a: str, run_b: str) -> RunDiff:
+        """The params and tags that differ between two runs, and their metric summaries."""
+        return diff_runs(self.run(run_a), self.run(run_b))
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
