@@ -1,8 +1,8 @@
 """tracklog: an experiment tracker on an append-only, crash-safe event log.
 
 Write with ``start_run``; fold logs with ``replay``; find and read runs with
-``Store``; fold logs into snapshots with ``compact``; read raw logs with
-``read_events`` and ``scan``.
+``Store`` (``Store.diff`` compares two into a ``RunDiff``); fold logs into
+snapshots with ``compact``; read raw logs with ``read_events`` and ``scan``.
 The bytes of a segment are specified in FORMAT.md, the store around them in STORE.md.
 """
 
@@ -27,6 +27,7 @@ from .errors import (
 from .log.codec import Event
 from .log.reader import SegmentReport, read_events, scan
 from .read.compact import CompactReport, compact
+from .read.diff import RunDiff
 from .read.replay import replay
 from .read.store import Store
 from .state.fold import MetricHistory, MetricSummary, RunState, SessionInfo
@@ -39,6 +40,7 @@ __all__ = [
     "FilterError",
     "MetricHistory",
     "MetricSummary",
+    "RunDiff",
     "RunState",
     "SessionInfo",
     "Store",

@@ -1,4 +1,4 @@
-"""Store: find runs, read their state and histories, compact them.
+"""Store: find runs, read their state and histories, compare and compact them.
 
 Every answer is fresh: a run's snapshot plus a fold of whatever its logs hold
 beyond it, so a query during training sees the latest flushed events without
@@ -29,6 +29,7 @@ from ..store.paths import (
     warn_once,
 )
 from .compact import CompactReport, compact
+from .diff import RunDiff, diff_runs
 from .load import RunCache, load_state
 from .tail import follow as follow_run
 from .tail import follow_experiment
@@ -91,6 +92,10 @@ class Store:
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
         return load_state(self.path_of(run_id), self._cache)
+
+    def diff(self, run_a: str, run_b: str) -> RunDiff:
+        """The params and tags that differ between two runs, and their metric summaries."""
+        return diff_runs(self.run(run_a), self.run(run_b))
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
