@@ -32,7 +32,7 @@ from ..log.reader import (
     undecodable,
 )
 from ..state import snapshot
-from ..state.fold import FoldState, RunState
+from ..state.fold import FoldState, RunState, Series
 from ..state.snapshot import SegmentMark, head_fingerprint
 from ..store.lock import is_locked
 from ..store.paths import list_segments, lock_path, open_file, segment_seq
@@ -107,7 +107,7 @@ def load_state(run_path: Path, cache: RunCache | None = None) -> RunState:
     live = is_locked(lock_path(run_path))
     if cache is None:
         return load(run_path).state.run_state(run_path, live)
-    return cache.load(run_path).state.run_state(run_path, live, detach=True)
+    return cache.state(run_path, live)
 
 
 class RunCache:
@@ -121,16 +121,27 @@ class RunCache:
         self._folds: collections.OrderedDict[Path, Folded] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def load(self, run_path: Path) -> Folded:
+    def series(self, run_path: Path, key: str) -> Series | None:
+        """One key's points as of now, without building the rest of the run's state: the
+        load continues from the last one, and only this key's series is copied out."""
         with self._lock:
-            # Taken out first: a fold that fails halfway leaves no half-advanced state behind.
-            base = self._folds.pop(run_path, None)
-            f = load(run_path, base=base)
-            f.tails = {name: _tail_crc(run_path / name, m.end) for name, m in f.marks.items()}
-            self._folds[run_path] = f
-            while len(self._folds) > self.size:
-                self._folds.popitem(last=False)
-            return f
+            series = self._load(run_path).state.series.get(key)
+            return series.copy() if series is not None and series.summary.count else None
+
+    def state(self, run_path: Path, live: bool) -> RunState:
+        """The run's state as of now (see ``load_state``), continuing the last load."""
+        with self._lock:  # the answer is copied out before another load may fold on
+            return self._load(run_path).state.run_state(run_path, live, detach=True)
+
+    def _load(self, run_path: Path) -> Folded:
+        # Taken out first: a fold that fails halfway leaves no half-advanced state behind.
+        base = self._folds.pop(run_path, None)
+        f = load(run_path, base=base)
+        f.tails = {name: _tail_crc(run_path / name, m.end) for name, m in f.marks.items()}
+        self._folds[run_path] = f
+        while len(self._folds) > self.size:
+            self._folds.popitem(last=False)
+        return f
 
 
 def _fold_segment(

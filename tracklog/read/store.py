@@ -101,7 +101,11 @@ class Store:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
         if not isinstance(key, str):
             raise ValueTypeError(f"metric key must be a str, got {type(key).__name__}: {key!r}")
-        return self.run(run_id).history(key)
+        path = self.path_of(run_id)
+        series = self._cache.series(path, key)  # only this key is copied out of the fold
+        if series is None:
+            raise RunNotFoundError(f"run {path.name} has no metric {key!r}")
+        return MetricHistory(key, *series.arrays())
 
     def runs(
         self,
