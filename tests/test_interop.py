@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import tracklog
-from tracklog.interop.export import export, import_mlflow, import_tensorboard
+from tracklog.interop.export import export
+from tracklog.interop.imports import import_mlflow, import_tensorboard
 
 from .conftest import PY, python_env
 

@@ -17,6 +17,7 @@ def test_exported_members_are_exactly_these() -> None:
             "ParamConflictError",
             "Run",
             "RunClosedError",
+            "RunDiff",
             "RunExistsError",
             "RunLockedError",
             "RunNotFoundError",

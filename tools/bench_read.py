@@ -51,21 +51,27 @@ def main() -> None:
     out: dict[str, dict[str, float]] = {}
     try:
         keys = [f"m{i}" for i in range(10)]
-        # 1. A large run written in batches (batch durability coalesces columnar records).
-        with tracklog.start_run(root=root, run_id="big", durability="batch") as run:
-            row = dict.fromkeys(keys, 0.5)
-            for _ in range(args.points // 10):
-                run.log_metrics(row)
+        # 1. A large run written as a training loop does: one 10-key log_metrics per step, every
+        # value different, default durability (one columnar record per call).
+        with tracklog.start_run(root=root, run_id="big") as run:
+            log_many = run.log_metrics
+            for i in range(args.points // 10):
+                log_many({k: (i * 0.618 + j) % 1.0 for j, k in enumerate(keys)}, step=i)
         t, _ = timed(lambda: tracklog.replay(root / "runs" / "big"), args.repeat)
-        out["replay, batched log"] = {"points": args.points, "seconds": t, "points_per_s": args.points / t}
+        out["replay, 10-key log_metrics per step"] = {
+            "points": args.points,
+            "seconds": t,
+            "points_per_s": args.points / t,
+        }
 
-        # 2. A default-mode log written one log_metric call per point.
+        # 2. A default-mode log written one log_metric(key, value, step=i) call per point,
+        # every value different.
         with tracklog.start_run(root=root, run_id="single") as run:
             log = run.log_metric
             for i in range(args.single):
-                log(keys[i % 10], 0.5)
+                log(keys[i % 10], (i * 0.618) % 1.0, step=i // 10)
         t, _ = timed(lambda: tracklog.replay(root / "runs" / "single"), args.repeat)
-        out["replay, one record per point"] = {
+        out["replay, one log_metric per point"] = {
             "points": args.single,
             "seconds": t,
             "points_per_s": args.single / t,

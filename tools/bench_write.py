@@ -4,6 +4,7 @@ Workloads, each repeated and interleaved so machine noise hits all alike (median
 - raw:            msgpack + CRC + one os.write per record (what any logger must at least do)
 - raw+fsync:      the same plus fdatasync per record (the floor for "machine" durability)
 - per-call:       run.log_metric(key, value) for 10 keys round-robin, per durability mode
+- one key:        run.log_metric("loss", value, step=i), values all different, "batch" mode
 - 10-key calls:   run.log_metrics({10 keys}) per step, per durability mode
 Time includes start_run and close (so "batch" pays for its final flush).
 
@@ -56,6 +57,15 @@ def per_call(root: Path, n: int, durability: str) -> None:
     run.close()
 
 
+def one_key_steps(root: Path, n: int, durability: str) -> None:
+    # The shape of a plain training loop: one key, an explicit step, every value different.
+    run = tracklog.start_run("bench", root=root, durability=durability)  # type: ignore[arg-type]
+    log = run.log_metric
+    for i in range(n):
+        log("loss", (i * 0.618) % 1.0, step=i)
+    run.close()
+
+
 def ten_key_calls(root: Path, n: int, durability: str) -> None:
     run = tracklog.start_run("bench", root=root, durability=durability)  # type: ignore[arg-type]
     log = run.log_metrics
@@ -93,6 +103,7 @@ def main() -> None:
         "log_metric process": (n, lambda p: per_call(p, n, "process")),
         "log_metric batch": (n, lambda p: per_call(p, n, "batch")),
         "log_metric machine": (nf, lambda p: per_call(p, nf, "machine")),
+        "log_metric(step=) batch, 1 key": (n, lambda p: one_key_steps(p, n, "batch")),
         "log_metrics(10) process": (n, lambda p: ten_key_calls(p, n, "process")),
         "log_metrics(10) batch": (n, lambda p: ten_key_calls(p, n, "batch")),
         "log_metrics(10) machine": (nf * 10, lambda p: ten_key_calls(p, nf * 10, "machine")),
@@ -116,6 +127,8 @@ def main() -> None:
     ratios = {
         "log_metric process / raw": rates["log_metric process"]["median_pts_per_s"] / raw,
         "log_metric batch / raw": rates["log_metric batch"]["median_pts_per_s"] / raw,
+        "log_metric(step=) batch, 1 key / raw": rates["log_metric(step=) batch, 1 key"]["median_pts_per_s"]
+        / raw,
         "log_metric machine / raw+fsync": rates["log_metric machine"]["median_pts_per_s"] / rawf,
         "log_metrics(10) process / raw": rates["log_metrics(10) process"]["median_pts_per_s"] / raw,
     }

@@ -18,7 +18,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 with atheris.instrument_imports():
     import tracklog
-    from tracklog.log.codec import decode_points
+    from tracklog.log.codec import decode_bulk
     from tracklog.log.reader import SegmentReport, walk_segment
     from tracklog.state.fold import FoldState
 
@@ -35,7 +35,7 @@ def one_input(data: bytes) -> None:
         if len(data) > 30:
             starts = np.array([0, len(data) // 2], dtype=np.int64)
             ends = np.array([len(data) // 2, len(data)], dtype=np.int64)
-            decode_points(data, starts, ends)
+            decode_bulk(data, starts, ends)  # single points and one-call rows
     except tracklog.TracklogError:
         pass
 

@@ -1,32 +1,18 @@
 """tracklog: an experiment tracker on an append-only, crash-safe event log.
 
 Write with ``start_run``; fold logs with ``replay``; find and read runs with
-``Store``; fold logs into snapshots with ``compact``; read raw logs with
-``read_events`` and ``scan``.
+``Store`` (``Store.diff`` compares two into a ``RunDiff``); fold logs into
+snapshots with ``compact``; read raw logs with ``read_events`` and ``scan``.
 The bytes of a segment are specified in FORMAT.md, the store around them in STORE.md.
 """
 
+from . import errors
 from ._version import __version__
-from .errors import (
-    CorruptLogError,
-    FilterError,
-    ParamConflictError,
-    RunClosedError,
-    RunExistsError,
-    RunLockedError,
-    RunNotFoundError,
-    StoreError,
-    TracklogError,
-    TracklogWarning,
-    UnsafePathError,
-    UnsupportedFormatError,
-    ValidationError,
-    ValueTypeError,
-    WriteError,
-)
+from .errors import *  # noqa: F403  (the error tree: every name errors.__all__ lists)
 from .log.codec import Event
 from .log.reader import SegmentReport, read_events, scan
 from .read.compact import CompactReport, compact
+from .read.diff import RunDiff
 from .read.replay import replay
 from .read.store import Store
 from .state.types import MetricHistory, MetricSummary, RunState, SessionInfo
@@ -34,29 +20,15 @@ from .write.run import Run, start_run
 
 __all__ = [
     "CompactReport",
-    "CorruptLogError",
     "Event",
-    "FilterError",
     "MetricHistory",
     "MetricSummary",
+    "Run",
+    "RunDiff",
     "RunState",
+    "SegmentReport",
     "SessionInfo",
     "Store",
-    "ParamConflictError",
-    "Run",
-    "RunClosedError",
-    "RunExistsError",
-    "RunLockedError",
-    "RunNotFoundError",
-    "SegmentReport",
-    "StoreError",
-    "TracklogError",
-    "TracklogWarning",
-    "UnsafePathError",
-    "UnsupportedFormatError",
-    "ValidationError",
-    "ValueTypeError",
-    "WriteError",
     "__version__",
     "compact",
     "read_events",
@@ -64,3 +36,4 @@ __all__ = [
     "scan",
     "start_run",
 ]
+__all__ += errors.__all__  # the whole error tree, as errors.py lists it

@@ -1,12 +1,14 @@
-"""The demo job: logistic regression with numpy on synthetic data, logged with tracklog.
+"""``tracklog demo``: logistic regression with numpy on synthetic data, logged with tracklog.
 
 It is a real training loop: params up front, loss and accuracy every step,
 validation metrics every few steps in one ``log_metrics`` call, and the
-trained weights as an artifact at the end.
+trained weights as an artifact at the end. The command trains, prints the
+run's summary and says how to look at it with the other commands.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -14,7 +16,28 @@ from pathlib import Path
 import numpy as np
 
 from ..log.writer import Durability
+from ..read.replay import replay
 from ..write.run import Run, start_run
+from .exits import EXIT_OK
+from .render import state_lines
+
+HELP = "train a small numpy model, log it, and print its summary"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=300)
+
+
+def run(args: argparse.Namespace) -> int:
+    demo = train(root=args.root, steps=args.steps)
+    print("\n".join(state_lines(replay(demo.path))))
+    print()
+    print(f"demo run {demo.id} is in {demo.path}")
+    root_opt = f" --root {args.root}" if args.root else ""
+    print(f"look at it with:   tracklog{root_opt} show {demo.id[:10]}")
+    print(f"                   tracklog{root_opt} runs")
+    print(f"                   tracklog{root_opt} tail {demo.id[:10]} --from-start --no-follow")
+    return EXIT_OK
 
 
 def _data(rng: np.random.Generator, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:

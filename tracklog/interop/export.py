@@ -1,9 +1,10 @@
-"""Export runs to the formats people use, and import from the peers.
+"""Export runs to the formats people use: CSV, JSON Lines, Parquet, MLflow, TensorBoard.
 
 CSV and JSON Lines need nothing extra. Parquet goes through pyarrow, MLflow
 through mlflow's own client (any tracking URI it accepts), TensorBoard through
-tensorboardX's writer and TensorBoard's own reader: the peers' libraries are
-optional extras (``pip install "tracklog[interop]"``), imported only here.
+tensorboardX's writer: the peers' libraries are optional extras
+(``pip install "tracklog[interop]"``), imported only where they are used.
+Importing from the peers is ``imports``.
 
 Non-finite floats in JSON are the strings "NaN", "Infinity" and "-Infinity".
 """
@@ -20,7 +21,6 @@ from typing import Any
 from ..errors import ValidationError
 from ..read.store import Store
 from ..state.types import RunState
-from ..write.run import start_run
 
 
 def json_safe(obj: Any) -> Any:
@@ -170,57 +170,3 @@ def _export_tensorboard(states: list[RunState], dest: Path) -> str:
             w.add_text("tracklog/params", json.dumps(json_safe(s.params)))
         w.close()
     return f"wrote {len(states)} runs and {n} scalars as TensorBoard event files under {dest}"
-
-
-def import_mlflow(store: Store, uri: str, experiment: str | None = None) -> list[str]:
-    """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    out = []
-    for exp in client.search_experiments():
-        if experiment is not None and exp.name != experiment:
-            continue
-        for mrun in client.search_runs([exp.experiment_id], max_results=50000):
-            info, data = mrun.info, mrun.data
-            with start_run(
-                exp.name,
-                data.tags.get("mlflow.runName") or info.run_name,
-                root=store.root,
-                params=dict(data.params),
-                tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
-                | {"mlflow.run_id": info.run_id},
-                durability="batch",
-            ) as run:
-                for key in data.metrics:
-                    for m in client.get_metric_history(info.run_id, key):
-                        run.log_metric(key, m.value, step=m.step, timestamp=m.timestamp / 1000.0)
-                status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}.get(
-                    info.status, "finished"
-                )
-                run.close(status)  # type: ignore[arg-type]
-            out.append(run.id)
-    return out
-
-
-def import_tensorboard(
-    store: Store, logdir: str | os.PathLike[str], experiment: str = "tensorboard"
-) -> list[str]:
-    """Every scalar of every run directory under ``logdir`` (TensorBoard's own reader)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    root = Path(logdir)
-    run_dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
-    out = []
-    for d in run_dirs:
-        acc = EventAccumulator(str(d), size_guidance={"scalars": 0})  # 0: keep every point
-        acc.Reload()
-        name = str(d.relative_to(root)) if d != root else d.name
-        with start_run(
-            experiment, name, root=store.root, durability="batch", tags={"tensorboard.logdir": str(d)}
-        ) as run:
-            for tag in acc.Tags().get("scalars", []):
-                for ev in acc.Scalars(tag):
-                    run.log_metric(tag, ev.value, step=ev.step, timestamp=ev.wall_time)
-        out.append(run.id)
-    return out

@@ -104,7 +104,9 @@ def check_prefix(buf: Buffer, path: str) -> tuple[int, int] | None:
     if major != FORMAT_MAJOR:
         raise UnsupportedFormatError(
             f"{path}: format version {major}.{minor} is not supported by this tracklog "
-            f"(it reads {FORMAT_MAJOR}.x); upgrade tracklog to read it"
+            f"(it reads {FORMAT_MAJOR}.x); upgrade tracklog to read it",
+            path,
+            0,
         )
     return major, minor
 

@@ -274,7 +274,7 @@ def scan(path: str | os.PathLike[str]) -> list[SegmentReport]:
     return reports
 
 
-def _complain(report: SegmentReport, seen: int, on_corrupt: OnCorrupt) -> int:
+def complain(report: SegmentReport, seen: int, on_corrupt: OnCorrupt) -> int:
     """Warn or raise about corrupt ranges not yet complained about; return the new count."""
     for start, end in report.corrupt[seen:]:
         msg = f"{report.path}: corrupt bytes {start}..{end} skipped; records after them were salvaged"
@@ -298,9 +298,9 @@ def iter_records(
         try:
             for off, obj in walk_segment(seg, buf, report, 0, limits.get(seg)):
                 if len(report.corrupt) > seen:
-                    seen = _complain(report, seen, on_corrupt)
+                    seen = complain(report, seen, on_corrupt)
                 yield report, off, obj
-            _complain(report, seen, on_corrupt)
+            complain(report, seen, on_corrupt)
         finally:
             if isinstance(buf, mmap.mmap):
                 buf.close()

@@ -1,1 +1,2 @@
-"""Reading a store: replay, compact, Store, the where language, tail, salvage."""
+"""Reading a store: load (the one driver), replay, compact, Store, diff, the where language, tail,
+salvage."""

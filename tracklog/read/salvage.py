@@ -13,15 +13,23 @@ from pathlib import Path
 from ..log import format as fmt
 from ..log.codec import encode_segment_start, unpack
 from ..log.reader import SegmentReport, frame_chunks, open_buffer
-from ..store.paths import list_segments, replace_file
+from ..store.paths import (
+    RUNS_DIR,
+    check_run_id,
+    list_segments,
+    make_dirs,
+    replace_file,
+    segment_path,
+    segment_seq,
+)
 
 
 def salvage(run_paths: list[Path], out: Path) -> int:
     """Copy every good record of the given runs under ``out``; return how many were written."""
     written = 0
     for run_path in run_paths:
-        dest = out / "runs" / run_path.name
-        dest.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        dest = make_dirs(out, RUNS_DIR, check_run_id(run_path.name))  # never a symlink followed
         for seg in list_segments(run_path):
             report = SegmentReport(seg)
             buf = open_buffer(seg)
@@ -39,6 +47,8 @@ def salvage(run_paths: list[Path], out: Path) -> int:
                 if isinstance(buf, mmap.mmap):
                     buf.close()
             header = report.header or {"run_id": run_path.name, "salvaged": True}
-            replace_file(dest / seg.name, encode_segment_start(header) + b"".join(frames))
+            replace_file(
+                segment_path(dest, segment_seq(seg) or 0), encode_segment_start(header) + b"".join(frames)
+            )
             written += len(frames)
     return written

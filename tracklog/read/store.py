@@ -1,4 +1,4 @@
-"""Store: find runs, read their state and histories, compact them.
+"""Store: find runs, read their state and histories, compare and compact them.
 
 Every answer is fresh: a run's snapshot plus a fold of whatever its logs hold
 beyond it, so a query during training sees the latest flushed events without
@@ -18,8 +18,19 @@ from ..log.codec import Event
 from ..log.reader import read_events
 from ..state import index
 from ..state.types import MetricHistory, RunState
-from ..store.paths import check_run_dir, check_run_id, is_real_dir, resolve_root, run_dir, runs_dir, warn_once
-from .compact import CompactReport, RunCache, compact, current_state, run_names
+from ..store.paths import (
+    check_run_dir,
+    check_run_id,
+    is_real_dir,
+    resolve_root,
+    run_dir,
+    run_names,
+    runs_dir,
+    warn_once,
+)
+from .compact import CompactReport, compact
+from .diff import RunDiff, diff_runs
+from .load import RunCache, load_state
 from .tail import follow as follow_run
 from .tail import follow_experiment
 from .where import parse_filter, parse_order, sort_runs
@@ -80,13 +91,21 @@ class Store:
 
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
-        return current_state(self.path_of(run_id), self._cache)
+        return load_state(self.path_of(run_id), self._cache)
+
+    def diff(self, run_a: str, run_b: str) -> RunDiff:
+        """The params and tags that differ between two runs, and their metric summaries."""
+        return diff_runs(self.run(run_a), self.run(run_b))
 
     def history(self, run_id: str, key: str) -> MetricHistory:
         """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
         if not isinstance(key, str):
             raise ValueTypeError(f"metric key must be a str, got {type(key).__name__}: {key!r}")
-        return self.run(run_id).history(key)
+        path = self.path_of(run_id)
+        series = self._cache.series(path, key)  # only this key is copied out of the fold
+        if series is None:
+            raise RunNotFoundError(f"run {path.name} has no metric {key!r}")
+        return MetricHistory(key, *series.arrays())
 
     def runs(
         self,
@@ -114,7 +133,7 @@ class Store:
                 state = index.entry_state(rid, entry, path, _loader(path, self._cache))
             if state is None:
                 try:
-                    state = current_state(path, self._cache)
+                    state = load_state(path, self._cache)
                 except (TracklogError, OSError) as exc:
                     # One unreadable run must not hide the others: name it and go on.
                     warn_once(path, f"unreadable run: {exc}")
@@ -218,4 +237,4 @@ class Store:
 
 def _loader(path: Path, cache: RunCache) -> Any:
     """Folds the run on first use: an index entry has summaries but no points."""
-    return lambda: current_state(path, cache)
+    return lambda: load_state(path, cache)

@@ -146,7 +146,7 @@ class FoldState:
         code_of = batch.codes.get
         for rec in records:
             if type(rec) is not list or not rec:
-                if type(rec) is Columns:  # points already decoded in bulk (replay.fold_segment)
+                if type(rec) is Columns:  # points already decoded in bulk (load._fold_segment)
                     batch.add_columns(rec)
                 else:
                     self.malformed += 1

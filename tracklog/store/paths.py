@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from ..errors import StoreError, TracklogWarning, UnsafePathError, ValidationError
+from ..errors import StoreError, TracklogError, TracklogWarning, UnsafePathError, ValidationError
 
 ENV_ROOT: Final = "TRACKLOG_DIR"
 DEFAULT_ROOT: Final = "tlruns"
@@ -416,3 +416,34 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def run_names(root: Path) -> list[str]:
+    """The run ids under ``root/runs``: entries that are valid run ids and real directories.
+
+    Anything else (a stray ``old copy`` directory, a symlink, a file) is skipped with a
+    warning naming it; names starting with '.' are skipped silently (temp files).
+    """
+    top = runs_dir(root)
+    if os.path.lexists(top) and not is_real_dir(top):
+        warn_once(top, "not a directory of runs (a symlink or a file); nothing in it is read")
+        return []
+    try:
+        entries = list(os.scandir(top))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for entry in entries:  # scandir: the entry's type comes with the listing, no stat per run
+        name = entry.name
+        if name.startswith("."):
+            continue
+        try:
+            check_run_id(name)
+        except TracklogError:
+            warn_once(top / name, "not a run (its name is not a run id)")
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            warn_once(top / name, "not a run directory (a symlink or a file)")
+            continue
+        out.append(name)
+    return sorted(out)

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..log.codec import pack
-from ..log.reader import segment_limits
-from ..read.replay import fold_segment
-from ..state.fold import FoldState
-from ..store.paths import list_segments
+from ..read.load import load
 
 
 @dataclass
@@ -31,12 +28,9 @@ class PriorState:
 
 
 def read_prior_state(run_path: Path, resume_step: int | None) -> PriorState:
-    """Fold the run's logs. With ``resume_step`` every key continues from it."""
-    state = FoldState()
-    segs = list_segments(run_path)
-    limits = segment_limits(segs)
-    for seg in segs:
-        fold_segment(state, seg, limit=limits.get(seg))
+    """Load the run (its snapshot, if valid, and the logs after it). With ``resume_step``
+    every key continues from it."""
+    state = load(run_path).state
     prior = PriorState.empty(resume_step)
     prior.experiment, prior.name = state.experiment, state.name
     prior.params = {k: pack(v) for k, v in state.params.items()}

@@ -1,0 +1,133 @@
+"""store/artifacts.py: content-addressed blobs shared by every run of a root, names validated."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+import tracklog
+from tracklog.store import artifacts
+
+from .conftest import events_of
+
+
+def _blob(root: Path, data: bytes) -> Path:
+    sha = hashlib.sha256(data).hexdigest()
+    return root / "artifacts" / "sha256" / sha[:2] / sha[2:]
+
+
+def _blobs(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "artifacts" / "sha256").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, (1 << 20) + 3])  # around the copy chunk
+def test_bytes_round_trip_under_their_sha256(tmp_path: Path, root: Path, size: int) -> None:
+    data = os.urandom(size)
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    with tracklog.start_run() as run:
+        info = run.log_artifact(src)
+    sha = hashlib.sha256(data).hexdigest()
+    assert info == {"f.bin": {"sha256": sha, "size": size}}
+    assert _blob(root, data).read_bytes() == data
+    assert tracklog.replay(run.path).artifacts == info
+    assert list((root / "artifacts" / "tmp").iterdir()) == []  # no temp file left
+
+
+def test_the_same_content_is_stored_once_whatever_its_name_or_run(tmp_path: Path, root: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"same")
+    b.write_bytes(b"same")
+    with tracklog.start_run() as r1:
+        r1.log_artifact(a)
+        r1.log_artifact(b, name="dir/copy.txt")
+    with tracklog.start_run() as r2:
+        r2.log_artifact(a, name="again.txt")
+    assert _blobs(root) == [_blob(root, b"same")]
+    assert set(tracklog.replay(r1.path).artifacts) == {"a.txt", "dir/copy.txt"}
+    assert artifacts.store_file(root, a) == {"sha256": hashlib.sha256(b"same").hexdigest(), "size": 4}
+
+
+def test_a_damaged_blob_of_the_wrong_size_is_replaced(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"weights" * 100)
+    with tracklog.start_run() as run:
+        run.log_artifact(src)
+    blob = _blob(root, src.read_bytes())
+    blob.write_bytes(b"weig")  # cut short by something outside tracklog
+    with tracklog.start_run() as run:
+        run.log_artifact(src)
+    assert blob.read_bytes() == src.read_bytes()
+
+
+def test_a_directory_is_stored_file_by_file_under_its_name(tmp_path: Path, root: Path) -> None:
+    d = tmp_path / "ckpt"
+    (d / "z" / "deep").mkdir(parents=True)
+    (d / "b.txt").write_text("B")
+    (d / "a.txt").write_text("A")
+    (d / "z" / "deep" / "c.txt").write_text("C")
+    with tracklog.start_run() as run:
+        info = run.log_artifact(d, name="ckpt/last")
+    assert list(info) == ["ckpt/last/a.txt", "ckpt/last/b.txt", "ckpt/last/z/deep/c.txt"]  # sorted walk
+    assert [e.key for e in events_of(run.path) if e.kind == "artifact"] == list(info)
+    assert sorted(p.read_text() for p in _blobs(root)) == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../up", "a/../../b", "/etc/passwd", "a\0b", "", "a//b", "./a", "tab\there", "x" * 1025, 5],
+)
+def test_names_that_could_escape_or_are_not_printable_are_refused(
+    tmp_path: Path, root: Path, name: object
+) -> None:
+    src = tmp_path / "f"
+    src.write_text("x")
+    with tracklog.start_run() as run, pytest.raises(tracklog.ValidationError, match="artifact name"):
+        run.log_artifact(src, name=name)  # type: ignore[arg-type]
+    assert [e for e in events_of(run.path) if e.kind == "artifact"] == []
+    assert not (root / "artifacts" / "sha256").exists()  # refused before anything was copied
+
+
+def test_a_bad_name_inside_a_directory_stores_nothing(tmp_path: Path, root: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "fine.txt").write_text("ok")
+    (d / "back\\slash").write_text("no")
+    with tracklog.start_run() as run, pytest.raises(tracklog.ValidationError, match="backslash"):
+        run.log_artifact(d)
+    assert not (root / "artifacts" / "sha256").exists()
+
+
+def test_bad_sources_raise_typed_errors(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with tracklog.start_run() as run:
+        with pytest.raises(tracklog.ValidationError, match="NUL"):
+            run.log_artifact(str(tmp_path / "a\0b"))
+        with pytest.raises(tracklog.StoreError, match="does not exist"):
+            run.log_artifact(tmp_path / "missing")
+        with pytest.raises(tracklog.ValidationError, match="neither a file nor a directory"):
+            run.log_artifact(fifo)
+        with pytest.raises(tracklog.ValidationError, match="str or path"):
+            run.log_artifact(None)  # type: ignore[arg-type]
+
+
+def test_a_failed_copy_logs_nothing_and_leaves_no_temp_file(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"data")
+
+    def failing(*args: object) -> Path:
+        raise OSError(5, "injected I/O error")  # after the copy, before the rename
+
+    with tracklog.start_run() as run, monkeypatch.context() as m:
+        m.setattr(artifacts, "artifact_path", failing)
+        with pytest.raises(tracklog.StoreError, match="injected"):
+            run.log_artifact(src)
+    assert list((root / "artifacts" / "tmp").iterdir()) == []
+    assert not _blob(root, b"data").exists()
+    assert tracklog.replay(run.path).artifacts == {}

@@ -1,0 +1,43 @@
+"""``tracklog compact``: fold logs into snapshots and refresh the index, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..read.compact import compact
+from ..read.store import Store
+from .exits import EXIT_OK
+from .render import print_json, progress_bar
+
+HELP = "fold logs into snapshots and refresh the index"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="*")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
+    ids = [store.resolve(r) for r in args.runs] if args.runs else None
+    show = sys.stderr.isatty()
+
+    def bar(i: int, total: int) -> None:
+        if show and total > 1:
+            print(progress_bar(i, total), end="", file=sys.stderr, flush=True)
+
+    report = compact(store.root, progress=bar, run_ids=ids)
+    if show and len(report.runs) > 1:
+        print(file=sys.stderr)
+    runs, seconds, failed = report.runs, report.seconds, report.failed
+    folded = sum(r.bytes_folded for r in runs)
+    if args.json:
+        print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded, "failed": failed})
+    else:
+        print(
+            f"compacted {len(runs)} runs, folded {folded} new bytes"
+            + (f" in {seconds:.2f} s" if seconds else "")
+            + (f"; {len(failed)} runs could not be compacted (named above)" if failed else "")
+        )
+    return EXIT_OK

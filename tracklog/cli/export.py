@@ -1,0 +1,26 @@
+"""``tracklog export``: runs to csv, jsonl, parquet, MLflow or TensorBoard (``interop.export``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..interop.export import export
+from ..read.store import Store
+from .exits import EXIT_OK
+
+HELP = "export runs to csv, jsonl, parquet, mlflow or tensorboard"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+")
+    p.add_argument(
+        "--format", "-f", required=True, choices=["csv", "jsonl", "parquet", "mlflow", "tensorboard"]
+    )
+    p.add_argument("--out", "-o", required=True, help="a directory, or an MLflow tracking URI")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
+    ids = [store.resolve(r) for r in args.runs]
+    print(export(store, ids, args.format, args.out))
+    return EXIT_OK

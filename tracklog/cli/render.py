@@ -1,0 +1,131 @@
+"""Text for the terminal: times, durations, values, tables, JSON lines, a run's summary.
+
+Every command prints through these, so one value looks the same in every listing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+from ..interop.export import json_safe
+from ..read.where import MISSING
+from ..state.types import RunState
+
+
+def fmt_time(t: float | None) -> str:
+    if t is None:
+        return "-"
+    try:
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return repr(t)  # a time no calendar holds (NaN, inf, 1e300): shown, not fatal
+
+
+def fmt_duration(state: RunState) -> str:
+    if state.start_time is None:
+        return "-"
+    end = state.end_time
+    if end is None:
+        end = max((m.last_time for m in state.metrics.values() if m.last_time), default=state.start_time)
+    secs = max(0.0, end - state.start_time)
+    if not math.isfinite(secs):
+        return "?"
+    h, rem = divmod(int(secs), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_value(v: Any) -> str:
+    if v is MISSING or v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)
+    return str(v)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def indented_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A table's lines, two spaces in: a section under a heading."""
+    return ["  " + line for line in table(headers, rows).splitlines()]
+
+
+def print_json(obj: Any) -> None:
+    """One JSON line on stdout; NaN and inf as strings (``json_safe``)."""
+    print(json.dumps(json_safe(obj), default=str))
+
+
+def progress_bar(i: int, total: int, width: int = 30) -> str:
+    """``\\r[####    ] i/total``: redrawn in place on a terminal."""
+    done = int(width * i / total)
+    return f"\r[{'#' * done}{' ' * (width - done)}] {i}/{total}"
+
+
+def one_line(exc: BaseException) -> str:
+    """A filter error keeps its caret lines; other messages are one line."""
+    text = str(exc)
+    if text.count("\n") == 2 and text.splitlines()[-1].strip() == "^":
+        return text
+    return " ".join(text.split())
+
+
+def state_lines(s: RunState) -> list[str]:
+    """Everything about one run, as ``show``, ``replay`` and ``demo`` print it."""
+    lines = [
+        f"run        {s.id}",
+        f"name       {s.name or '-'}",
+        f"experiment {s.experiment or '-'}",
+        f"status     {s.status}",
+        f"started    {fmt_time(s.start_time)}",
+        f"ended      {fmt_time(s.end_time)}   (duration {fmt_duration(s)})",
+        f"path       {s.path}",
+    ]
+    if s.error:
+        lines.append(f"error      {s.error.get('type')}: {s.error.get('message')}")
+    if s.dropped:
+        lines.append(f"dropped    {s.dropped} events (the disk refused writes)")
+    lines.append("sessions:")
+    for i, ses in enumerate(s.sessions, 1):
+        extra = f", resumed from step {ses.resume_step}" if ses.resume_step is not None else ""
+        sup = f", superseded {ses.superseded} points" if ses.superseded else ""
+        sig = f" ({ses.signal})" if ses.signal else ""
+        lines.append(
+            f"  {i}. {ses.status}{sig}  host {ses.host} pid {ses.pid}  started {fmt_time(ses.start_time)}{extra}{sup}"
+        )
+    if s.params:
+        lines.append("params:")
+        lines += [f"  {k} = {fmt_value(v)}" for k, v in s.params.items()]
+    if s.tags:
+        lines.append("tags:")
+        lines += [f"  {k} = {fmt_value(v)}" for k, v in s.tags.items()]
+    if s.metrics:
+        lines.append("metrics:")
+        rows = [
+            [
+                k,
+                fmt_value(m.last),
+                fmt_value(m.min),
+                fmt_value(m.max),
+                str(m.count),
+                f"{m.first_step}..{m.last_step}",
+            ]
+            for k, m in s.metrics.items()
+        ]
+        lines += indented_table(["key", "last", "min", "max", "count", "steps"], rows)
+    if s.artifacts:
+        lines.append("artifacts:")
+        lines += [
+            f"  {k}  {a.get('size')} bytes  sha256:{str(a.get('sha256'))[:16]}"
+            for k, a in s.artifacts.items()
+        ]
+    return lines

@@ -1,0 +1,25 @@
+"""``tracklog show``: everything about one run of the store."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..read.store import Store
+from .exits import EXIT_OK
+from .render import print_json, state_lines
+
+HELP = "everything about one run (id, unique id prefix or name)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    state = Store(args.root).run(args.run)
+    if args.json:
+        print_json(state.to_dict())
+    else:
+        print("\n".join(state_lines(state)))
+    return EXIT_OK

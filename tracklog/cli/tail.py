@@ -1,0 +1,77 @@
+"""``tracklog tail``: follow a run live, one line per step, then how it ended."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..read.store import Store
+from .exits import EXIT_OK
+from .render import print_json
+
+HELP = "follow a run's metrics live"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run")
+    p.add_argument("--metric", "-m", action="append", help="only these metric keys (repeatable)")
+    p.add_argument("--from-start", action="store_true")
+    p.add_argument("--no-follow", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
+    events = store.tail(args.run, keys=args.metric, follow=not args.no_follow, from_start=args.from_start)
+    widths: dict[str, int] = {}
+    line_step: int | None = None
+    line: dict[str, float] = {}
+
+    def flush_line() -> None:
+        if line_step is None or not line:
+            return
+        cells = []
+        for k, v in line.items():
+            text = f"{k}={v:.6g}"
+            widths[k] = max(widths.get(k, 0), len(text))
+            cells.append(text.ljust(widths[k]))
+        print(f"step {line_step:>8}  " + "  ".join(cells).rstrip(), flush=True)
+
+    try:
+        for ev in events:
+            if args.json:
+                print_json(
+                    {"kind": ev.kind, "key": ev.key, "value": ev.value, "step": ev.step, "time": ev.time}
+                )
+                continue
+            if ev.kind == "metric":
+                if ev.step != line_step:
+                    flush_line()
+                    line_step, line = ev.step, {}
+                line[ev.key] = ev.value  # type: ignore[index]
+                continue
+            flush_line()
+            line_step, line = None, {}
+            if ev.kind == "run_end":
+                err = ev.value.get("error")
+                sig = ev.value.get("signal")
+                print(
+                    f"run ended: {ev.value.get('status')}"
+                    + (f" ({sig})" if sig else "")
+                    + (f": {err.get('type')}: {err.get('message')}" if err else ""),
+                    flush=True,
+                )
+            elif ev.kind == "run_start":
+                print(
+                    f"session started on {ev.value.get('host')} pid {ev.value.get('pid')}"
+                    + (
+                        f", resuming from step {ev.value.get('resume_step')}"
+                        if ev.value.get("resume_step") is not None
+                        else ""
+                    ),
+                    flush=True,
+                )
+        flush_line()
+    except KeyboardInterrupt:
+        flush_line()
+        return EXIT_OK
+    return EXIT_OK
