@@ -427,9 +427,7 @@ class SegmentWriter:
                 items = self._take_pending()
             # I/O happens outside ``lock``: the training thread keeps appending meanwhile.
             with self._io_lock:
-                self._write_items(items)
-                if self._backlog or self._failing is not None:
-                    self._retry(force=False)
+                self._drain(items, force=False)
                 if self._dirty and time.monotonic() - self._last_fsync >= self._fsync_interval:
                     self._last_fsync = time.monotonic()
                     self._sync()
@@ -453,6 +451,15 @@ class SegmentWriter:
             if fd == self.fd:
                 self.synced_end = max(self.synced_end, end)
 
+    def _drain(self, items: tuple[list[Pending], bool], force: bool) -> bool:
+        """Write taken items, then retry a backlog (holding ``_io_lock``); True if some
+        records could still not be written."""
+        self._write_items(items)
+        if self._backlog or self._failing is not None:
+            self._retry(force=force)
+            return bool(self._backlog or self._failing is not None)
+        return False
+
     # -- flush and close -----------------------------------------------------------------------
 
     @property
@@ -465,11 +472,8 @@ class SegmentWriter:
         with self.lock:
             items = self._take_pending()
             with self._io_lock:
-                self._write_items(items)
-                if self._backlog or self._failing is not None:
-                    self._retry(force=True)
-                    if (self._backlog or self._failing is not None) and self.strict:
-                        raise WriteError(f"{len(self._backlog)} records for {self.path} could not be written")
+                if self._drain(items, force=True) and self.strict:
+                    raise WriteError(f"{len(self._backlog)} records for {self.path} could not be written")
                 if fsync and self.end != self.synced_end:
                     self._sync()
 
