@@ -91,7 +91,15 @@ def test_the_record_constructors_make_valid_records_of_the_documented_layout() -
             "signal": None,
         },
     ]
-    start = codec.run_start_record({"session": "ab", "time": 1.0}, "e", None, False, None, "batch", ["x"])
+    start = codec.run_start_record(
+        {"session": "ab", "time": 1.0},
+        "e",
+        None,
+        False,
+        None,
+        "batch",
+        {"argv": ["x"], "python": "3.11", "git": None},
+    )
     assert list(start[1]) == [
         "session",
         "time",
@@ -101,6 +109,8 @@ def test_the_record_constructors_make_valid_records_of_the_documented_layout() -
         "resume_step",
         "durability",
         "argv",
+        "python",
+        "git",
     ]
     recs = [
         start,

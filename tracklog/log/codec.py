@@ -288,9 +288,10 @@ def run_start_record(
     resume: bool,
     resume_step: int | None,
     durability: str,
-    argv: list[str],
+    source: dict[str, Any],
 ) -> list[Any]:
-    """A session's first record: its segment header's fields plus what the run is."""
+    """A session's first record: its segment header's fields, what the run is, and where
+    the session came from (``source``: ``argv``, ``python``, ``git``)."""
     info = {
         **header,
         "experiment": experiment,
@@ -298,9 +299,49 @@ def run_start_record(
         "resume": resume,
         "resume_step": resume_step,
         "durability": durability,
-        "argv": argv,
+        **source,
     }
     return [RUN_START, info]
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_git(g: Any) -> bool:
+    return (
+        type(g) is dict
+        and set(g) == {"commit", "branch", "dirty"}
+        and type(g["commit"]) is str
+        and len(g["commit"]) in (40, 64)  # sha1 or sha256 repositories
+        and set(g["commit"]) <= _HEX
+        and (g["branch"] is None or (type(g["branch"]) is str and len(g["branch"]) <= 1024))
+        and type(g["dirty"]) is bool
+    )
+
+
+def _is_short_str(v: Any) -> bool:
+    return type(v) is str and len(v) <= 4096
+
+
+def session_source(info: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a session came from, from its ``run_start`` fields: ``argv``, ``python``,
+    ``tracklog`` (version) and ``git`` (``{commit, branch, dirty}``), each None when absent
+    or not well-formed (an older writer, a damaged or hand-made log); None if all are."""
+    argv = info.get("argv")
+    out = {
+        "argv": argv if type(argv) is list and len(argv) <= 64 and all(map(_is_short_str, argv)) else None,
+        "python": info["python"] if _is_short_str(info.get("python")) else None,
+        "tracklog": info["tracklog"] if _is_short_str(info.get("tracklog")) else None,
+        "git": info["git"] if _is_git(info.get("git")) else None,
+    }
+    return out if any(v is not None for v in out.values()) else None
+
+
+def is_source(d: Any) -> bool:
+    """True if ``d`` is what ``session_source`` returns (a cache file's copy is checked)."""
+    return d is None or (
+        type(d) is dict and set(d) == {"argv", "python", "tracklog", "git"} and session_source(d) == d
+    )
 
 
 def run_end_record(status: str, t: float, error: BaseException | None, signal: str | None) -> list[Any]:

@@ -41,6 +41,7 @@ from ..log.codec import (
     Columns,
     decode_columns,
     record_problem,
+    session_source,
 )
 from .types import MetricSummary, RunState, SessionInfo
 
@@ -218,6 +219,7 @@ class FoldState:
             start_time=info["time"],
             resume=bool(info.get("resume")),
             resume_step=info.get("resume_step"),
+            source=session_source(info),
         )
         if self.sessions and sess.resume_step is not None:
             for series in self.series.values():

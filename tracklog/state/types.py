@@ -16,7 +16,15 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from ..errors import RunNotFoundError
-from ..log.codec import is_artifact_info, is_artifact_name, is_error_info, is_int64, is_plain, same_value
+from ..log.codec import (
+    is_artifact_info,
+    is_artifact_name,
+    is_error_info,
+    is_int64,
+    is_plain,
+    is_source,
+    same_value,
+)
 
 
 @dataclass
@@ -107,6 +115,7 @@ class SessionInfo:
     resume: bool = False
     resume_step: int | None = None
     superseded: int = 0  # earlier sessions' points this session's resume superseded
+    source: dict[str, Any] | None = None  # argv, python, tracklog version, git {commit, branch, dirty}
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -121,6 +130,8 @@ class SessionInfo:
             raise ValueError("session error is malformed")
         if d.get("resume_step") is not None and not is_int64(d["resume_step"]):
             raise ValueError("session resume_step is out of range")
+        if not is_source(d.get("source")):
+            raise ValueError("session source is malformed")
         out = cls(**d)
         if out.proc_start is not None:
             out.proc_start = float(out.proc_start)
@@ -154,6 +165,7 @@ _SESSION_TYPES: dict[str, tuple[type, ...]] = {
     "resume": (bool,),
     "resume_step": _I,
     "superseded": (int,),
+    "source": (dict, _NONE),
 }
 
 

@@ -11,7 +11,6 @@ exception, SIGTERM and interpreter exit each write a run_end event (see
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +53,7 @@ from ..store.paths import (
     segment_names,
 )
 from . import lifecycle
+from .provenance import source_info
 from .resume import PriorState, read_prior_state
 from .validate import (
     INT64_MAX,
@@ -419,7 +419,7 @@ def start_run(
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
             start = run_start_record(
-                header, experiment, name, bool(existing), resume_step, durability, list(sys.argv)[:64]
+                header, experiment, name, bool(existing), resume_step, durability, source_info()
             )
             # The start, params and tags go out with the header in one write and one fsync.
             first = [start]
