@@ -368,17 +368,29 @@ MAX_KEYS_PER_RECORD: Final = 65535  # key indices are at most uint16 (FORMAT.md)
 Pending = bytes | tuple[Any, Any, Any, float]
 
 
-def encode_pending(items: list[Pending], only_points: bool = False) -> list[tuple[bytes, int]]:
+def encode_pending(items: list[Pending], no_calls: bool = False) -> list[tuple[bytes, int]]:
     """Frame batch-mode items: runs of metric items become columnar records.
 
     Returns ``(frame, n_events)`` pairs in log order. A log_metrics call's
-    points always land in one record. ``only_points`` (no records, no
-    log_metrics calls among the items) takes a path with no per-item Python loop.
+    points always land in one record. ``no_calls`` (the items are single points and
+    packed records, no log_metrics call) takes a path with no per-item Python loop.
     """
-    if only_points:
-        step = MAX_POINTS_PER_RECORD
-        return [_points_columnar(items[i : i + step]) for i in range(0, len(items), step)]  # type: ignore[arg-type]
-    out: list[tuple[bytes, int]] = []
+    if no_calls:
+        out: list[tuple[bytes, int]] = []
+        types = list(map(type, items))
+        start = 0
+        while start < len(items):
+            try:
+                stop = types.index(bytes, start)  # the next record, found at C speed
+            except ValueError:
+                stop = len(items)
+            for i in range(start, stop, MAX_POINTS_PER_RECORD):
+                out.append(_points_columnar(items[i : min(i + MAX_POINTS_PER_RECORD, stop)]))  # type: ignore[arg-type]
+            if stop < len(items):
+                out.append((fmt.frame(items[stop]), 1))  # type: ignore[arg-type]
+            start = stop + 1
+        return out
+    out = []
     run: list[tuple[Any, Any, Any, float]] = []
     npoints = 0
     for it in items:
@@ -403,11 +415,14 @@ _col = [operator.itemgetter(i) for i in range(4)]
 
 def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes, int]:
     """Single points only: columns are built by C-level maps, not a Python loop."""
-    table: dict[str, int] = {}
     keys = list(map(_col[0], points))
-    idx = [table.setdefault(k, len(table)) for k in keys]
+    # First-appearance order, as setdefault would give, but built and mapped at C speed.
+    table = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     if len(table) > MAX_KEYS_PER_RECORD:
         return _columnar(points)
+    idx: list[int] | np.ndarray = (
+        np.zeros(len(keys), dtype=np.int64) if len(table) == 1 else list(map(table.__getitem__, keys))
+    )
     try:
         return _encode_columns(
             table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
@@ -477,7 +492,11 @@ def _narrow(steps: np.ndarray) -> np.ndarray:
 
 
 def _encode_columns(
-    table: dict[str, int], idx: list[int], steps: list[int], values: list[float], times: list[float]
+    table: dict[str, int],
+    idx: list[int] | np.ndarray,
+    steps: list[int],
+    values: list[float],
+    times: list[float],
 ) -> tuple[bytes, int]:
     n = len(values)
     step_arr = np.array(steps, dtype="<i8")

@@ -98,7 +98,7 @@ class SegmentWriter:
         self._pack = packer()  # ~2x faster than pack() per call; used under ``lock``
         # Batch mode's buffer. Run.log_metric appends to it directly (under ``lock``).
         self.pending: list[Pending] = []
-        self._special = 0  # pending items that are not single points (records, log_metrics calls)
+        self._calls = 0  # pending log_metrics calls (the rest are single points and records)
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()
         self._backlog_bytes = 0
         self._dropped = 0
@@ -185,7 +185,6 @@ class SegmentWriter:
             if len(payload) > fmt.MAX_PAYLOAD_BYTES:
                 fmt.frame(payload)  # raises the size error now, in the caller's thread
             self.pending.append(payload)
-            self._special += 1
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
@@ -224,7 +223,7 @@ class SegmentWriter:
         """Log one call's points, kept in one record. Call with ``lock`` held."""
         if self.durability == "batch":
             self.pending.append((tuple(keys), steps, values, t))
-            self._special += 1
+            self._calls += 1
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
@@ -368,10 +367,11 @@ class SegmentWriter:
             self._write_items(items)
 
     def _take_pending(self) -> tuple[list[Pending], bool]:
-        """Swap out the pending items (caller holds ``lock``); True if all are single points."""
-        items, only_points = self.pending, self._special == 0
-        self.pending, self._special = [], 0
-        return items, only_points
+        """Swap out the pending items (caller holds ``lock``); True if no log_metrics call
+        is among them."""
+        items, no_calls = self.pending, self._calls == 0
+        self.pending, self._calls = [], 0
+        return items, no_calls
 
     def _write_items(self, taken: tuple[list[Pending], bool]) -> None:
         try:
