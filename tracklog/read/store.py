@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
-from ..errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
+from ..errors import (
+    ArtifactNotFoundError,
+    RunNotFoundError,
+    StoreError,
+    TracklogError,
+    ValidationError,
+    ValueTypeError,
+)
 from ..log.codec import Event
 from ..log.reader import read_events
 from ..state import index
 from ..state.types import MetricHistory, RunState
+from ..store import artifacts
 from ..store.paths import (
+    check_artifact_name,
     check_run_dir,
     check_run_id,
     is_real_dir,
+    open_file,
     resolve_root,
     run_dir,
     run_names,
@@ -106,6 +116,50 @@ class Store:
         if series is None:
             raise RunNotFoundError(f"run {path.name} has no metric {key!r}")
         return MetricHistory(key, *series.arrays())
+
+    def artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's artifacts: name -> ``{"sha256", "size"}`` (a directory's files by path)."""
+        return self.run(run_id).artifacts
+
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        """The stored blob of one artifact file, checked to be there and whole (by size;
+        ``get_artifact`` verifies the sha256). Read it, never write it: blobs are shared."""
+        state = self.run(run_id)
+        info = state.artifacts.get(name) if isinstance(name, str) else None
+        if info is None:
+            raise ArtifactNotFoundError(f"run {state.id} has no artifact file {name!r}")
+        return artifacts.blob(self.root, info)
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        """One artifact file, open for reading (binary)."""
+        path = self.artifact_path(run_id, name)
+        try:
+            return os.fdopen(open_file(path, os.O_RDONLY), "rb")
+        except OSError as exc:
+            raise StoreError(f"cannot open artifact blob {path}: {exc.strerror or exc}") from exc
+
+    def get_artifact(
+        self, run_id: str, name: str, dest: str | os.PathLike[str] | None = None, overwrite: bool = False
+    ) -> list[Path]:
+        """Restore an artifact file, or every file of an artifact directory, verified against
+        its sha256. ``dest`` defaults to the artifact's last name component in the current
+        directory; for a file, an existing directory ``dest`` receives it. Returns the paths."""
+        state = self.run(run_id)
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"an artifact is named by a non-empty str, got {name!r}")
+        chosen = artifacts.select(state.artifacts, name)
+        if not chosen:
+            raise ArtifactNotFoundError(f"run {state.id} has no artifact {name!r}")
+        target = Path(dest) if dest is not None else Path(PurePosixPath(name.rstrip("/")).name)
+        if name in state.artifacts:  # one file
+            if target.is_dir():
+                target = target / PurePosixPath(name).name
+            return [artifacts.restore(self.root, state.artifacts[name], target, overwrite)]
+        out = []
+        for rel, info in chosen.items():
+            check_artifact_name(rel)  # never outside ``target``: names were validated when read
+            out.append(artifacts.restore(self.root, info, target.joinpath(*rel.split("/")), overwrite))
+        return out
 
     def runs(
         self,
