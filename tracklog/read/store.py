@@ -272,6 +272,46 @@ class Store:
             poll=poll,
         )
 
+    def runs_frame(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        stats: Sequence[str] = ("last",),
+    ) -> Any:
+        """The runs ``runs`` returns as one DataFrame, a row per run (needs pandas), like
+        ``mlflow.search_runs``: ``run_id``, ``experiment``, ``name``, ``status``,
+        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``,
+        and per metric ``metrics.<key>`` (its last value) or, for each other summary field
+        in ``stats`` (``min``, ``max``, ``count``, ``first_step``, ``last_step``,
+        ``last_time``), ``metrics.<key>.<stat>``. A run without a key has NaN there."""
+        import pandas as pd
+
+        allowed = ("last", "min", "max", "count", "first_step", "last_step", "last_time")
+        if isinstance(stats, str) or not all(s in allowed for s in stats):
+            raise ValidationError(f"stats must be a list of {', '.join(allowed)}; got {stats!r}")
+        rows = []
+        for r in self.runs(experiment, where, order_by, limit):
+            row: dict[str, Any] = {
+                "run_id": r.id,
+                "experiment": r.experiment,
+                "name": r.name,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+            }
+            row.update({f"params.{k}": v for k, v in r.params.items()})
+            row.update({f"tags.{k}": v for k, v in r.tags.items()})
+            for k, m in r.metrics.items():
+                for stat in stats:
+                    row[f"metrics.{k}" if stat == "last" else f"metrics.{k}.{stat}"] = getattr(m, stat)
+            rows.append(row)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(_FRAME_BASE))
+        for col in ("start_time", "end_time"):
+            frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+        return frame
+
     def histories(self, run_ids: Sequence[str], key: str) -> Any:
         """Every listed run's curve for ``key`` in one DataFrame (needs pandas)."""
         import pandas as pd
@@ -287,6 +327,9 @@ class Store:
             if frames
             else pd.DataFrame(columns=["run_id", "step", "value", "timestamp"])
         )
+
+
+_FRAME_BASE = ("run_id", "experiment", "name", "status", "start_time", "end_time")
 
 
 def _loader(path: Path, cache: RunCache) -> Any:
