@@ -39,6 +39,7 @@ from ..log.codec import (
 )
 from ..log.format import MAX_PAYLOAD_BYTES
 from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
+from ..read.store import Store
 from ..state import index
 from ..store import artifacts
 from ..store.lock import WriterLock, process_identity
@@ -58,6 +59,7 @@ from .resume import PriorState, read_prior_state
 from .validate import (
     INT64_MAX,
     INT64_MIN,
+    as_mapping,
     check_key,
     check_step,
     check_timestamp,
@@ -372,13 +374,17 @@ def start_run(
     path = run_dir(root_path, run_id)
 
     created = False
-    if resume is True:
-        if not os.path.lexists(path):
+    if resume is True and not os.path.lexists(path):
+        # As the CLI does: a unique id prefix or run name names the run (not with "allow",
+        # where a missing id means "create it", never "some other run that matches").
+        try:
+            run_id = Store(root_path).resolve(run_id)
+        except RunNotFoundError as exc:
             raise RunNotFoundError(
-                f"cannot resume run {run_id}: it does not exist under {root_path} "
-                "(pass resume='allow' to create it when missing)"
-            )
-    else:
+                f"cannot resume run {run_id}: {exc} (pass resume='allow' to create it when missing)"
+            ) from None
+        path = run_dir(root_path, run_id)
+    if resume is not True:
         try:
             os.mkdir(path, 0o755)
             created = True
@@ -493,8 +499,7 @@ def _remove_own_dir(path: Path) -> None:
 
 
 def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple[str, Any]]:
-    if not isinstance(tags, Mapping):
-        raise ValidationError(f"{what} takes a mapping of key to value, got {type(tags).__name__}")
+    tags = as_mapping(tags, what)
     return [
         (k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())
     ]
@@ -502,8 +507,7 @@ def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple
 
 def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:
     """Validate and convert params: (key, value, msgpack of value) in order."""
-    if not isinstance(params, Mapping):
-        raise ValidationError(f"params must be a mapping of key to value, got {type(params).__name__}")
+    params = as_mapping(params, "params")
     out = []
     for key, value in params.items():
         key = check_key(key, "param key")
