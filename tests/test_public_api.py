@@ -9,6 +9,7 @@ def test_exported_members_are_exactly_these() -> None:
     assert sorted(tracklog.__all__) == sorted(
         [
             "CompactReport",
+            "GcReport",
             "ArtifactNotFoundError",
             "CorruptLogError",
             "Event",
@@ -36,6 +37,8 @@ def test_exported_members_are_exactly_these() -> None:
             "WriteError",
             "__version__",
             "compact",
+            "delete_runs",
+            "gc",
             "read_events",
             "replay",
             "scan",

@@ -16,11 +16,13 @@ from .read.diff import RunDiff
 from .read.replay import replay
 from .read.store import Store
 from .state.types import MetricHistory, MetricSummary, RunState, SessionInfo
+from .write.housekeeping import GcReport, delete_runs, gc
 from .write.run import Run, start_run
 
 __all__ = [
     "CompactReport",
     "Event",
+    "GcReport",
     "MetricHistory",
     "MetricSummary",
     "Run",
@@ -31,6 +33,8 @@ __all__ = [
     "Store",
     "__version__",
     "compact",
+    "delete_runs",
+    "gc",
     "read_events",
     "replay",
     "scan",

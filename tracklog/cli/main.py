@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..errors import TracklogError, TracklogWarning
-from . import artifacts, compact, demo, diff, export, get, imports, replay, runs, show, tail, verify
+from . import artifacts, compact, demo, diff, export, gc, get, imports, replay, rm, runs, show, tail, verify
 from .exits import EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .render import one_line
 
@@ -44,6 +44,8 @@ COMMANDS: dict[str, Command] = {
     "tail": tail,
     "artifacts": artifacts,
     "get": get,
+    "rm": rm,
+    "gc": gc,
     "export": export,
     "import": imports,
     "demo": demo,

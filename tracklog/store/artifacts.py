@@ -47,6 +47,7 @@ def store_file(root: Path, src: Path) -> dict[str, Any]:
         dest = artifact_path(root, sha)
         if is_regular(dest) and os.lstat(dest).st_size == size:
             tmp.unlink()  # already stored, by this run or another
+            os.utime(dest)  # fresh again: gc's grace period covers the record about to name it
         else:
             artifact_dir(root, sha)
             os.replace(tmp, dest)  # replaces a non-regular entry itself, never a link's target

@@ -338,6 +338,34 @@ def artifact_path(root: Path, sha256: str) -> Path:
     return root / "artifacts" / "sha256" / sha256[:2] / sha256[2:]
 
 
+def artifact_blobs_dir(root: Path) -> Path:
+    """``artifacts/sha256``: one subdirectory per first two hex digits (not created)."""
+    return root / "artifacts" / "sha256"
+
+
+def artifact_tmp_path(root: Path) -> Path:
+    """``artifacts/tmp`` (not created: see ``artifact_tmp_dir``)."""
+    return root / "artifacts" / "tmp"
+
+
+DELETED_PREFIX: Final = ".deleted-"  # a run being deleted: hidden from every listing (a '.' name)
+
+
+def deleted_run_path(root: Path, run_id: str) -> Path:
+    """Where a run goes, in one rename, when it is deleted: out of every listing at once."""
+    return runs_dir(root) / f"{DELETED_PREFIX}{check_run_id(run_id)}-{os.urandom(4).hex()}"
+
+
+def deleted_runs(root: Path) -> list[Path]:
+    """Runs whose deletion was interrupted (renamed, not yet removed)."""
+    try:
+        return sorted(
+            runs_dir(root) / e.name for e in os.scandir(runs_dir(root)) if e.name.startswith(DELETED_PREFIX)
+        )
+    except OSError:
+        return []
+
+
 def artifact_tmp_dir(root: Path) -> Path:
     """``artifacts/tmp``, created, each level a real directory."""
     return make_dirs(root, "artifacts", "tmp")

@@ -1,0 +1,104 @@
+"""Housekeeping: deleting runs, and collecting artifact blobs no run references.
+
+Deleting a run takes its writer lock (a live run is refused, and no writer can start in
+it meanwhile), renames the directory out of ``runs/`` in one atomic step (to a hidden
+``.deleted-*`` name that no listing reads), then removes it. A crash at any point leaves
+the run either whole and listed, or hidden and half-removed; ``gc`` finishes the latter.
+
+``gc`` removes blobs that no run's artifacts name, older than a grace period (a live
+writer stores a blob a moment before it logs the record naming it), and temp files of
+interrupted copies. It lists what it would remove unless told to remove it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RunLockedError, StoreError, ValidationError
+from ..read.store import Store
+from ..store.lock import WriterLock, is_locked
+from ..store.paths import (
+    artifact_blobs_dir,
+    artifact_tmp_path,
+    deleted_run_path,
+    deleted_runs,
+    is_real_dir,
+    lock_path,
+)
+
+GC_GRACE_S = 3600.0
+
+
+@dataclass
+class GcReport:
+    """What ``gc`` removed (or, in a dry run, would remove)."""
+
+    blobs: list[Path] = field(default_factory=list)
+    bytes: int = 0
+    leftovers: list[Path] = field(default_factory=list)  # half-deleted runs, stale temp files
+    dry_run: bool = True
+
+
+def delete_runs(store: Store, runs: Sequence[str]) -> list[str]:
+    """Delete the named runs (ids, unique prefixes or names); returns their ids.
+
+    Every name is resolved and every run checked to be idle before any is deleted; a run
+    with a live writer raises ``RunLockedError``. Artifact blobs stay (``gc`` collects them).
+    """
+    if isinstance(runs, str) or not runs:
+        raise ValidationError(f"delete_runs takes a non-empty list of runs, got {runs!r}")
+    ids = list(dict.fromkeys(store.resolve(r) for r in runs))
+    for rid in ids:
+        if is_locked(lock_path(store.path_of(rid))):
+            raise RunLockedError(f"run {rid} has a live writer; stop it before deleting the run")
+    for rid in ids:
+        path = store.path_of(rid)
+        lock = WriterLock(lock_path(path), holder="a deletion")
+        lock.acquire({"deleting": True, "pid": os.getpid(), "time": time.time()}, timeout=0.0)
+        try:
+            hidden = deleted_run_path(store.root, rid)
+            try:
+                os.rename(path, hidden)  # the run leaves every listing here, atomically
+            except OSError as exc:
+                raise StoreError(f"cannot delete run {rid}: {exc.strerror or exc}") from exc
+        finally:
+            lock.release()
+        shutil.rmtree(hidden, ignore_errors=True)
+    return ids
+
+
+def gc(store: Store, dry_run: bool = True, grace_s: float = GC_GRACE_S) -> GcReport:
+    """Remove artifact blobs no run references (older than ``grace_s``), the remains of
+    interrupted deletions and stale temp files. ``dry_run`` (the default) only reports."""
+    report = GcReport(dry_run=dry_run)
+    referenced = {info["sha256"] for r in store.runs() for info in r.artifacts.values()}
+    cutoff = time.time() - grace_s
+    blobs = artifact_blobs_dir(store.root)
+    for sub in sorted(blobs.iterdir()) if is_real_dir(blobs) else []:
+        if not is_real_dir(sub):
+            continue
+        for f in sorted(sub.iterdir()):
+            st = f.lstat()
+            if not stat.S_ISREG(st.st_mode) or sub.name + f.name in referenced or st.st_mtime > cutoff:
+                continue
+            report.blobs.append(f)
+            report.bytes += st.st_size
+    report.leftovers += deleted_runs(store.root)
+    tmp = artifact_tmp_path(store.root)
+    if is_real_dir(tmp):
+        report.leftovers += [f for f in sorted(tmp.iterdir()) if f.lstat().st_mtime < cutoff]
+    if not dry_run:
+        for f in report.blobs:
+            f.unlink(missing_ok=True)
+        for entry in report.leftovers:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    return report
