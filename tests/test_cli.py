@@ -201,3 +201,57 @@ def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
         out = tl(*args, root=root)
         assert out.returncode == 0, out.stderr
         assert "Traceback" not in out.stderr and "1e+300" in out.stdout
+
+
+def tl_in(cwd: Path, *args: str, env_root: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``tracklog ARGS`` run in ``cwd`` without --root, $TRACKLOG_DIR set only if given."""
+    env = python_env()
+    env.pop("TRACKLOG_DIR", None)
+    if env_root is not None:
+        env["TRACKLOG_DIR"] = env_root
+    return subprocess.run(
+        [PY, "-m", "tracklog", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs"],
+        ["runs", "--json"],
+        ["show", "x"],
+        ["diff", "a", "b"],
+        ["compact"],
+        ["verify"],
+        ["verify", "x"],
+        ["export", "x", "-f", "csv", "-o", "out"],
+        ["tail", "x", "--no-follow"],
+    ],
+)
+def test_reading_where_there_is_no_store_says_where_it_looked_and_exits_2(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    out = tl_in(tmp_path, *argv)
+    assert out.returncode == 2 and out.stdout == "", (out.stdout, out.stderr)
+    assert out.stderr == (
+        f"tracklog: no store at {tmp_path / 'tlruns'} (./tlruns, the default without --root or "
+        "$TRACKLOG_DIR): no such directory\n"
+    )
+    assert not (tmp_path / "tlruns").exists()  # looking created nothing
+    out = tl_in(tmp_path, *argv, env_root=str(tmp_path / "env"))
+    assert out.returncode == 2 and f"no store at {tmp_path / 'env'} (from $TRACKLOG_DIR)" in out.stderr
+    out = tl_in(tmp_path, "--root", str(tmp_path / "nonexistent"), *argv)
+    assert out.returncode == 2 and f"no store at {tmp_path / 'nonexistent'} (from --root)" in out.stderr
+    assert not (tmp_path / "nonexistent").exists()
+    out = tl_in(tmp_path, "--root", str(tmp_path), *argv)  # a directory, but not a store
+    assert out.returncode == 2 and "it has no runs/ directory" in out.stderr
+
+
+def test_an_existing_empty_store_prints_its_empty_table(tmp_path: Path) -> None:
+    tracklog.Store(tmp_path / "s")  # creates nothing
+    (tmp_path / "s" / "runs").mkdir(parents=True)  # what start_run creates first
+    out = tl_in(tmp_path, "--root", str(tmp_path / "s"), "runs")
+    assert out.returncode == 0 and out.stdout.split() == ["id", "name", "status", "start", "duration"]
+    assert out.stderr == ""
+    out = tl_in(tmp_path, "--root", str(tmp_path / "s"), "verify")
+    assert out.returncode == 0 and "0 segments checked" in out.stderr

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from ..read.compact import compact
-from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json, progress_bar
 
 HELP = "fold logs into snapshots and refresh the index"
@@ -19,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = existing_store(args.root)
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
     show = sys.stderr.isatty()
 

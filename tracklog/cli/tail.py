@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json
 
 HELP = "follow a run's metrics live"
@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    # Following waits for a run (and a store) that a job is about to create; a one-off read
+    # of a store that is not there is a wrong root.
+    store = existing_store(args.root) if args.no_follow else Store(args.root)
     events = store.tail(args.run, keys=args.metric, follow=not args.no_follow, from_start=args.from_start)
     widths: dict[str, int] = {}
     line_step: int | None = None
