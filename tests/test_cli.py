@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,32 @@ def test_an_existing_empty_store_prints_its_empty_table(tmp_path: Path) -> None:
     assert out.stderr == ""
     out = tl_in(tmp_path, "--root", str(tmp_path / "s"), "verify")
     assert out.returncode == 0 and "0 segments checked" in out.stderr
+
+
+def test_tail_of_a_run_not_there_yet_says_it_waits(store: Path) -> None:
+    proc = subprocess.Popen(
+        [PY, "-m", "tracklog", "--root", str(store), "tail", "typo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+    guard = threading.Timer(120, proc.kill)  # a bound for a broken build, not a timing assumption
+    guard.start()
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the message comes before any waiting
+    finally:
+        guard.cancel()
+        proc.kill()
+        proc.communicate()
+    assert line == f"waiting for run 'typo' to appear in {store} (Ctrl-C to stop)\n"
+
+
+@pytest.mark.parametrize(("ref", "named"), [("0", "01alpha, 02beta, 03gamma"), ("alpha", "01alpha, 04alpha")])
+def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str, named: str) -> None:
+    with tracklog.start_run("exp", "alpha", run_id="04alpha"):
+        pass
+    out = tl("tail", ref, root=store)  # follows: it would wait forever if it did not refuse
+    assert out.returncode == 2 and "ambiguous" in out.stderr and named in out.stderr
+    assert out.stdout == ""

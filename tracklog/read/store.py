@@ -67,7 +67,7 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            named = [r.id for r in self.runs() if r.name == ref]
+            named = sorted(r.id for r in self.runs() if r.name == ref)
             if len(named) == 1:
                 return named[0]
             if len(named) > 1:
