@@ -285,3 +285,23 @@ def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str,
     out = tl("tail", ref, root=store)  # follows: it would wait forever if it did not refuse
     assert out.returncode == 2 and "ambiguous" in out.stderr and named in out.stderr
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tensorboard", "{tmp}/nonexistent"], "no TensorBoard log directory at {tmp}/nonexistent"),
+        (["tensorboard", "{tmp}/a-file"], "{tmp}/a-file is not a directory"),
+        (["mlflow", "{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
+        (["mlflow", "file://{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
+        (["mlflow", "sqlite:///{tmp}/none.db"], "no MLflow store at {tmp}/none.db"),
+    ],
+)
+def test_import_from_a_path_that_is_not_there_is_an_error_naming_it(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tl("import", *(a.format(tmp=tmp_path) for a in argv), root=tmp_path / "s")
+    assert out.returncode == 2 and out.stderr.startswith("tracklog: " + message.format(tmp=tmp_path))
+    assert "imported" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "s").exists() and not (tmp_path / "none.db").exists()
