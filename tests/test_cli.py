@@ -17,12 +17,15 @@ from .conftest import PY, python_env
 from .helpers import crash
 
 
-def tl(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+def tl(*args: str, root: Path, tz: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = python_env()
+    if tz is not None:
+        env["TZ"] = tz
     return subprocess.run(
         [PY, "-m", "tracklog", "--root", str(root), *args],
         capture_output=True,
         text=True,
-        env=python_env(),
+        env=env,
         timeout=120,
     )
 
@@ -305,3 +308,28 @@ def test_import_from_a_path_that_is_not_there_is_an_error_naming_it(
     assert out.returncode == 2 and out.stderr.startswith("tracklog: " + message.format(tmp=tmp_path))
     assert "imported" not in out.stderr and out.stdout == ""
     assert not (tmp_path / "s").exists() and not (tmp_path / "none.db").exists()
+
+
+def test_runs_filters_on_start_times_as_the_table_prints_them(store: Path) -> None:
+    tz = "TLT-05:30"  # local time UTC+05:30 (POSIX TZ, no tz database): local and UTC differ
+    table = tl("runs", root=store, tz=tz).stdout.splitlines()
+    printed = {ln.split()[0]: " ".join(ln.split()[3:5]) for ln in table[1:]}
+    first = printed["01alpha"]  # "YYYY-MM-DD HH:MM:SS", the seconds truncated
+    ids = [
+        ln.split()[0]
+        for ln in tl("runs", "-w", f"start_time >= '{first}'", root=store, tz=tz).stdout.splitlines()[1:]
+    ]
+    assert ids == ["03gamma", "02beta", "01alpha"]
+    out = tl("runs", "-w", f"start_time < '{first}'", root=store, tz=tz)
+    assert out.returncode == 0 and out.stdout.splitlines()[1:] == []
+    minute = first[:16]  # "YYYY-MM-DD HH:MM"
+    out = tl("runs", "-w", f"start_time >= '{minute}' AND end_time > '{first[:10]}'", root=store, tz=tz)
+    assert [ln.split()[0] for ln in out.stdout.splitlines()[1:]] == [
+        "02beta",
+        "01alpha",
+    ]  # 03gamma never ended
+    bad = tl("runs", "-w", "start_time > 'last tuesday'", root=store)
+    assert (
+        bad.returncode == 2
+        and "position 13: start_time is a time and 'last tuesday' is not a date" in bad.stderr
+    )
