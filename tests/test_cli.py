@@ -333,3 +333,13 @@ def test_runs_filters_on_start_times_as_the_table_prints_them(store: Path) -> No
         bad.returncode == 2
         and "position 13: start_time is a time and 'last tuesday' is not a date" in bad.stderr
     )
+
+
+def test_sort_and_column_errors_name_the_sort_key_or_column(store: Path) -> None:
+    out = tl("runs", "-s", "bogus", root=store)
+    assert out.returncode == 2 and out.stderr.startswith(
+        "tracklog: bad sort key 'bogus': unknown field 'bogus'"
+    )
+    out = tl("runs", "-c", "params.lr", "error", root=store)
+    assert out.returncode == 2 and out.stderr.startswith("tracklog: unknown column 'error': use params.KEY")
+    assert "bad filter" not in out.stderr and "start_time" in out.stderr and out.stdout == ""

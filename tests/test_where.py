@@ -246,3 +246,23 @@ def test_other_fields_still_compare_date_like_strings_as_text() -> None:
     run = SimpleNamespace(params={"day": "2026-12-02"}, name="2026-12-02 run")
     assert parse_filter("params.day = '2026-12-02'")(run)
     assert parse_filter("name LIKE '2026-%'")(run)
+
+
+def test_a_bad_sort_key_or_column_is_named_as_such_not_as_a_filter() -> None:
+    from tracklog.read.where import field_getter
+
+    with pytest.raises(FilterError) as info:
+        parse_order("bogus")
+    assert str(info.value).startswith("bad sort key 'bogus': unknown field 'bogus'; use params.KEY, tags.KEY")
+    assert "start_time, end_time" in str(info.value) and "filter" not in str(info.value)
+    with pytest.raises(FilterError, match=r"^bad sort key 'metrics.loss DESX' at position 13: expected ASC"):
+        parse_order(["name", "metrics.loss DESX"])
+    with pytest.raises(FilterError) as info:
+        field_getter("error", "column")
+    assert str(info.value).startswith("unknown column 'error': use params.KEY, tags.KEY, metrics.KEY, ")
+    assert "metrics.KEY.min|max|count|last|first_step|last_step" in str(info.value)
+    assert "id, status, name, experiment, start_time, end_time" in str(info.value)
+    with pytest.raises(
+        FilterError, match=r"^bad column 'metrics\.loss\.mean' at position 13: unknown metric"
+    ):
+        field_getter("metrics.loss.mean", "column")

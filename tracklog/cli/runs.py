@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             for k in r.metrics:
                 counts[k] = counts.get(k, 0) + 1
         columns = [f"metrics.`{k}`" for k in sorted(counts, key=lambda k: (-counts[k], k))[:3]]
-    getters = [(c, field_getter(c)) for c in columns]
+    getters = [(c, field_getter(c, "column")) for c in columns]
     headers = ["id", "name", "status", "start", "duration"] + [c.replace("`", "") for c, _ in getters]
     rows = [
         [r.id, r.name or "-", r.status, fmt_time(r.start_time), fmt_duration(r)]

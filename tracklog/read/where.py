@@ -103,9 +103,15 @@ def parse_time(text: str) -> float | None:
         return None
 
 
+FIELD_FORMS = (
+    f"params.KEY, tags.KEY, metrics.KEY, metrics.KEY.{'|'.join(AGGREGATES)} or one of {', '.join(ATTRIBUTES)}"
+)
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, what: str | None = None) -> None:
         self.text = text
+        self.what = what  # None for a filter; "sort key" or "column" for a single field
         self.pos = 0
         self.depth = 0
         self.attribute: str | None = None  # the attribute the last field() named, if any
@@ -114,7 +120,16 @@ class _Parser:
 
     def fail(self, msg: str, pos: int | None = None) -> FilterError:
         p = self.pos if pos is None else pos
-        return FilterError(f"bad filter at position {p}: {msg}\n  {self.text}\n  {' ' * p}^")
+        caret = f"\n  {self.text}\n  {' ' * p}^"
+        if self.what is None:
+            return FilterError(f"bad filter at position {p}: {msg}{caret}")
+        at = f" at position {p}" if p else ""
+        return FilterError(f"bad {self.what} {self.text!r}{at}: {msg}{caret if p else ''}")
+
+    def unknown_field(self, head: str, start: int) -> FilterError:
+        if self.what == "column" and start == 0:
+            return FilterError(f"unknown column {head!r}: use {FIELD_FORMS}")
+        return self.fail(f"unknown field {head!r}; use {FIELD_FORMS}", start)
 
     def ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -209,7 +224,7 @@ class _Parser:
         self.attribute = None
         m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
         if not m:
-            raise self.fail("expected a field such as params.x, metrics.x or status")
+            raise self.fail(f"expected a field: {FIELD_FORMS}")
         head = m.group(0).lower()
         self.pos = m.end()
         if head == "attributes" and self.text.startswith(".", self.pos):
@@ -241,7 +256,7 @@ class _Parser:
                         )
                 return _get_metric(key, agg)
             return _get_mapping("params" if head.startswith("param") else "tags", key)
-        raise self.fail(f"unknown field {head!r}; use params.x, tags.x, metrics.x or an attribute", start)
+        raise self.unknown_field(head, start)
 
     def key(self) -> str:
         if self.pos < len(self.text) and self.text[self.pos] in '`"':
@@ -431,11 +446,12 @@ def parse_filter(text: str) -> Predicate:
     return _Parser(text).parse()
 
 
-def field_getter(text: str) -> Getter:
-    """A getter for one field such as ``params.lr`` or ``metrics.loss.min``."""
+def field_getter(text: str, what: str = "field") -> Getter:
+    """A getter for one field such as ``params.lr`` or ``metrics.loss.min``; a FilterError
+    names it as a ``what`` ("field", "column", ...)."""
     if not isinstance(text, str):
-        raise FilterError(f"a field is a str, got {type(text).__name__}")
-    p = _Parser(text)
+        raise FilterError(f"a {what} is a str, got {type(text).__name__}")
+    p = _Parser(text, what)
     get = p.field()
     if not p.at_end():
         raise p.fail("expected only a field")
@@ -453,7 +469,7 @@ def parse_order(order_by: str | Sequence[str]) -> list[tuple[Getter, bool]]:
     out = []
     for item in items:
         for part in _split_top(item):
-            p = _Parser(part)
+            p = _Parser(part, "sort key")
             get = p.field()
             desc = p.word("DESC") is not None
             if not desc:
