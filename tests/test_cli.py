@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -343,3 +344,97 @@ def test_sort_and_column_errors_name_the_sort_key_or_column(store: Path) -> None
     out = tl("runs", "-c", "params.lr", "error", root=store)
     assert out.returncode == 2 and out.stderr.startswith("tracklog: unknown column 'error': use params.KEY")
     assert "bad filter" not in out.stderr and "start_time" in out.stderr and out.stdout == ""
+
+
+def _damage(seg: Path) -> tuple[list[tuple[int, int]], int]:
+    """Flip a byte in one record, zero another and tear the tail: (corrupt ranges, torn tail)."""
+    from tracklog.log import format as fmt
+
+    data = bytearray(seg.read_bytes())
+    spans = [(it[0] - 12, it[1]) for it in fmt.iter_frames(bytes(data), 12, len(data)) if type(it) is tuple]
+    a, b = spans[3]
+    data[a + 20] ^= 0xFF
+    c, d = spans[5]
+    data[c:d] = b"\0" * (d - c)
+    seg.write_bytes(bytes(data[: len(data) - 3]))
+    return [(a, b), (c, d)], spans[-1][0]
+
+
+def test_replay_of_a_damaged_copy_says_what_it_skipped_and_exits_1(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied" / "01alpha"
+    shutil.copytree(store / "runs" / "01alpha", copy)
+    seg = copy / "seg-000001.tlog"
+    clean = tl("replay", str(copy), root=tmp_path / "nowhere")
+    assert clean.returncode == 0 and clean.stderr == ""
+    ranges, torn = _damage(seg)
+    out = tl("replay", str(copy), root=tmp_path / "nowhere")
+    assert out.returncode == 1 and "run        01alpha" in out.stdout  # the state is still shown
+    (a, b), (c, d) = ranges
+    assert f"tracklog: {seg}: damaged bytes {a}..{b}, {c}..{d} skipped ({b - a + d - c} bytes)" in out.stderr
+    assert f"tracklog: note: {seg}: torn tail at byte {torn} (" in out.stderr
+    assert "Traceback" not in out.stderr
+    js = tl("replay", str(seg), "--json", root=tmp_path / "nowhere")  # one segment file, as JSON
+    assert js.returncode == 1 and json.loads(js.stdout)["id"] == "01alpha"
+
+
+def test_replay_notes_a_torn_tail_but_it_is_no_problem(store: Path) -> None:
+    seg = store / "runs" / "03gamma" / "seg-000001.tlog"
+    seg.write_bytes(seg.read_bytes()[:-2])
+    out = tl("replay", str(seg.parent), root=store)
+    assert out.returncode == 0
+    assert out.stderr.startswith(f"tracklog: note: {seg}: torn tail at byte ") and out.stderr.count("\n") == 1
+
+
+def test_replay_names_malformed_records_by_their_bytes(store: Path) -> None:
+    from tracklog.log import codec
+    from tracklog.log import format as fmt
+
+    seg = store / "runs" / "03gamma" / "seg-000001.tlog"
+    data = seg.read_bytes()
+    bad = fmt.frame(codec.pack([codec.METRIC, "loss", "not a step", 1.0, 1.0]))  # verifies, malformed
+    seg.write_bytes(data + bad)
+    out = tl("replay", str(seg.parent), root=store)
+    assert out.returncode == 1
+    assert f"{seg}: damaged bytes {len(data)}..{len(data) + len(bad)} skipped" in out.stderr
+
+
+def test_verify_takes_a_run_directory_or_segment_file_anywhere(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied" / "01alpha"
+    shutil.copytree(store / "runs" / "01alpha", copy)
+    seg = copy / "seg-000001.tlog"
+    for target in (copy, seg):  # no store needed: the root is a directory that does not exist
+        out = tl("verify", str(target), root=tmp_path / "nowhere")
+        assert out.returncode == 0 and f"{seg}: " in out.stdout and "1 segments checked" in out.stderr
+    ranges, _ = _damage(seg)
+    out = tl("verify", str(seg), "--json", "--salvage", str(tmp_path / "clean"), root=tmp_path / "nowhere")
+    assert out.returncode == 1
+    (entry,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert entry["run"] == "01alpha" and entry["corrupt"] == [list(r) for r in ranges]
+    assert tl("verify", root=tmp_path / "clean").returncode == 0  # the salvaged copy is a store
+    # A path and a run of the store in one call; a relative path too.
+    out = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(store), "verify", "copied/01alpha", "beta"],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 1 and out.stdout.startswith("copied/01alpha/seg-000001.tlog: ")
+    assert f"{store}/runs/02beta/seg-000001.tlog: 5 records, ok" in out.stdout
+
+
+def test_verify_refuses_a_path_without_segments_and_a_root_that_is_a_run(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tl("verify", str(tmp_path / "empty"), root=store)
+    assert out.returncode == 2 and f"no segment files (seg-*.tlog) in {tmp_path / 'empty'}" in out.stderr
+    out = tl("verify", str(store), root=store)
+    assert out.returncode == 2 and f"tracklog --root {store} verify" in out.stderr
+    out = tl("verify", str(tmp_path / "gone" / "01alpha"), root=tmp_path / "nowhere")
+    assert out.returncode == 2 and f"no run directory or segment file at {tmp_path / 'gone'}" in out.stderr
+    run_dir = store / "runs" / "01alpha"
+    out = tl("verify", root=run_dir)  # used to check 0 segments and exit 0
+    assert (
+        out.returncode == 2
+        and f"no store at {run_dir} (from --root): it has no runs/ directory" in out.stderr
+    )

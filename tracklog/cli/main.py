@@ -1,8 +1,9 @@
 """The ``tracklog`` command: a thin layer over the library, one module per command.
 
 Exit codes: 0 success; 1 a check found problems (``verify`` found corrupt
-records); 2 bad usage or input (unknown run, bad filter, unreadable store, a
-missing optional dependency); 130 interrupted (Ctrl-C). Errors are one line on
+records, ``replay`` skipped damaged ones); 2 bad usage or input (unknown or
+ambiguous run, bad filter, no store where one is read, a missing optional
+dependency); 130 interrupted (Ctrl-C). Errors are one line on
 stderr, never a traceback. Every listing command takes ``--json``.
 
 Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tracklog",
         description="crash-safe experiment tracking",
-        epilog="exit codes: 0 ok, 1 problems found (verify), 2 bad usage or input, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 problems found (verify, replay), 2 bad usage or input, 130 interrupted",
         parents=[common],
     )
     sub = parser.add_subparsers(dest="command", required=True)
