@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import subprocess
 import threading
@@ -438,3 +439,29 @@ def test_verify_refuses_a_path_without_segments_and_a_root_that_is_a_run(store: 
         out.returncode == 2
         and f"no store at {run_dir} (from --root): it has no runs/ directory" in out.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs"], ["show", "alpha"], ["tail", "alpha", "--from-start", "--no-follow"], ["runs", "--json"]],
+)
+def test_output_into_a_closed_pipe_ends_quietly_with_141(store: Path, argv: list[str]) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write (as `| head` after its lines)
+    try:
+        out = subprocess.run(
+            [PY, "-m", "tracklog", "--root", str(store), *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=python_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and out.stderr == ""
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    out = tl("--version", root=tmp_path)
+    assert out.returncode == 0 and out.stdout == f"tracklog {tracklog.__version__}\n"
