@@ -188,7 +188,7 @@ def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store
     assert "02beta: UNREADABLE" in verify.stdout and "01alpha/seg-000001.tlog" in verify.stdout
     compact = tl("compact", root=store)
     assert compact.returncode == 0, compact.stderr
-    assert "1 runs could not be compacted" in compact.stdout
+    assert "1 run could not be compacted" in compact.stdout  # issue 12: singular for one
     assert (store / "runs" / "01alpha" / "snapshot.tls").exists()
 
 
@@ -405,7 +405,7 @@ def test_verify_takes_a_run_directory_or_segment_file_anywhere(store: Path, tmp_
     seg = copy / "seg-000001.tlog"
     for target in (copy, seg):  # no store needed: the root is a directory that does not exist
         out = tl("verify", str(target), root=tmp_path / "nowhere")
-        assert out.returncode == 0 and f"{seg}: " in out.stdout and "1 segments checked" in out.stderr
+        assert out.returncode == 0 and f"{seg}: " in out.stdout and "1 segment checked" in out.stderr
     ranges, _ = _damage(seg)
     out = tl("verify", str(seg), "--json", "--salvage", str(tmp_path / "clean"), root=tmp_path / "nowhere")
     assert out.returncode == 1
@@ -465,3 +465,18 @@ def test_output_into_a_closed_pipe_ends_quietly_with_141(store: Path, argv: list
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
     out = tl("--version", root=tmp_path)
     assert out.returncode == 0 and out.stdout == f"tracklog {tracklog.__version__}\n"
+
+
+def test_counts_of_one_are_singular(store: Path) -> None:
+    out = tl("compact", "alpha", root=store)
+    assert out.returncode == 0 and out.stdout.startswith("compacted 1 run, folded ")
+    out = tl("verify", "alpha", root=store)
+    assert out.stderr == "1 segment checked, 0 corrupt ranges\n"
+
+
+def test_tail_takes_several_metric_keys_after_one_flag(store: Path) -> None:
+    for argv in (["-m", "acc", "loss"], ["-m", "acc", "-m", "loss"]):
+        out = tl("tail", "alpha", "--from-start", "--no-follow", "--json", *argv, root=store)
+        assert out.returncode == 0, out.stderr
+        keys = [e["key"] for e in map(json.loads, out.stdout.splitlines()) if e["kind"] == "metric"]
+        assert keys == ["loss", "acc"] * 5

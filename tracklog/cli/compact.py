@@ -7,7 +7,7 @@ import sys
 
 from ..read.compact import compact
 from .exits import EXIT_OK, existing_store
-from .render import print_json, progress_bar
+from .render import count, print_json, progress_bar
 
 HELP = "fold logs into snapshots and refresh the index"
 
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded, "failed": failed})
     else:
         print(
-            f"compacted {len(runs)} runs, folded {folded} new bytes"
+            f"compacted {count(len(runs), 'run')}, folded {count(folded, 'new byte')}"
             + (f" in {seconds:.2f} s" if seconds else "")
-            + (f"; {len(failed)} runs could not be compacted (named above)" if failed else "")
+            + (f"; {count(len(failed), 'run')} could not be compacted (named above)" if failed else "")
         )
     return EXIT_OK

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 from ..interop.imports import import_mlflow, import_tensorboard
 from ..read.store import Store
 from .exits import EXIT_OK, CliError
+from .render import count
 
 HELP = "bring in runs from mlflow or tensorboard"
 
@@ -62,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         ids = import_tensorboard(store, args.location, experiment=args.experiment or "tensorboard")
     for rid in ids:
         print(rid)
-    print(f"imported {len(ids)} run{'' if len(ids) == 1 else 's'} into {store.root}", file=sys.stderr)
+    print(f"imported {count(len(ids), 'run')} into {store.root}", file=sys.stderr)
     return EXIT_OK

@@ -15,7 +15,14 @@ HELP = "follow a run's metrics live"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run")
-    p.add_argument("--metric", "-m", action="append", help="only these metric keys (repeatable)")
+    p.add_argument(
+        "--metric",
+        "-m",
+        action="extend",
+        nargs="+",
+        metavar="KEY",
+        help="only these metric keys: -m a b, or -m a -m b (give RUN first)",
+    )
     p.add_argument("--from-start", action="store_true")
     p.add_argument("--no-follow", action="store_true")
     p.add_argument("--json", action="store_true")

@@ -18,7 +18,7 @@ from ..log.reader import scan, segment_paths
 from ..read.salvage import salvage
 from ..read.store import Store
 from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, existing_store
-from .render import one_line, print_json
+from .render import count, one_line, print_json
 
 HELP = "check every record; exit 1 when anything is corrupt"
 
@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
         written = salvage(targets, Path(args.salvage))
         print(f"salvaged {written} records into {args.salvage}", file=sys.stderr)
     if not args.json:
-        print(f"{len(out)} segments checked, {problems} corrupt ranges", file=sys.stderr)
+        print(f"{count(len(out), 'segment')} checked, {count(problems, 'corrupt range')}", file=sys.stderr)
     return EXIT_PROBLEMS if problems else EXIT_OK
