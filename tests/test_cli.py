@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,15 @@ from .conftest import PY, python_env
 from .helpers import crash
 
 
-def tl(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+def tl(*args: str, root: Path, tz: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = python_env()
+    if tz is not None:
+        env["TZ"] = tz
     return subprocess.run(
         [PY, "-m", "tracklog", "--root", str(root), *args],
         capture_output=True,
         text=True,
-        env=python_env(),
+        env=env,
         timeout=120,
     )
 
@@ -182,7 +188,7 @@ def test_one_unreadable_run_is_named_and_the_rest_of_the_store_still_works(store
     assert "02beta: UNREADABLE" in verify.stdout and "01alpha/seg-000001.tlog" in verify.stdout
     compact = tl("compact", root=store)
     assert compact.returncode == 0, compact.stderr
-    assert "1 runs could not be compacted" in compact.stdout
+    assert "1 run could not be compacted" in compact.stdout  # issue 12: singular for one
     assert (store / "runs" / "01alpha" / "snapshot.tls").exists()
 
 
@@ -219,3 +225,276 @@ def test_artifacts_lists_and_get_restores_a_directory(tmp_path: Path, root: Path
     assert again.returncode == 2 and "exists" in again.stderr
     missing = tl("get", "art", "nope", root=root)
     assert missing.returncode == 2 and "no artifact 'nope'" in missing.stderr
+
+
+def tl_in(cwd: Path, *args: str, env_root: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``tracklog ARGS`` run in ``cwd`` without --root, $TRACKLOG_DIR set only if given."""
+    env = python_env()
+    env.pop("TRACKLOG_DIR", None)
+    if env_root is not None:
+        env["TRACKLOG_DIR"] = env_root
+    return subprocess.run(
+        [PY, "-m", "tracklog", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs"],
+        ["runs", "--json"],
+        ["show", "x"],
+        ["diff", "a", "b"],
+        ["compact"],
+        ["verify"],
+        ["verify", "x"],
+        ["export", "x", "-f", "csv", "-o", "out"],
+        ["tail", "x", "--no-follow"],
+    ],
+)
+def test_reading_where_there_is_no_store_says_where_it_looked_and_exits_2(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    out = tl_in(tmp_path, *argv)
+    assert out.returncode == 2 and out.stdout == "", (out.stdout, out.stderr)
+    assert out.stderr == (
+        f"tracklog: no store at {tmp_path / 'tlruns'} (./tlruns, the default without --root or "
+        "$TRACKLOG_DIR): no such directory\n"
+    )
+    assert not (tmp_path / "tlruns").exists()  # looking created nothing
+    out = tl_in(tmp_path, *argv, env_root=str(tmp_path / "env"))
+    assert out.returncode == 2 and f"no store at {tmp_path / 'env'} (from $TRACKLOG_DIR)" in out.stderr
+    out = tl_in(tmp_path, "--root", str(tmp_path / "nonexistent"), *argv)
+    assert out.returncode == 2 and f"no store at {tmp_path / 'nonexistent'} (from --root)" in out.stderr
+    assert not (tmp_path / "nonexistent").exists()
+    out = tl_in(tmp_path, "--root", str(tmp_path), *argv)  # a directory, but not a store
+    assert out.returncode == 2 and "it has no runs/ directory" in out.stderr
+
+
+def test_an_existing_empty_store_prints_its_empty_table(tmp_path: Path) -> None:
+    tracklog.Store(tmp_path / "s")  # creates nothing
+    (tmp_path / "s" / "runs").mkdir(parents=True)  # what start_run creates first
+    out = tl_in(tmp_path, "--root", str(tmp_path / "s"), "runs")
+    assert out.returncode == 0 and out.stdout.split() == ["id", "name", "status", "start", "duration"]
+    assert out.stderr == ""
+    out = tl_in(tmp_path, "--root", str(tmp_path / "s"), "verify")
+    assert out.returncode == 0 and "0 segments checked" in out.stderr
+
+
+def test_tail_of_a_run_not_there_yet_says_it_waits(store: Path) -> None:
+    proc = subprocess.Popen(
+        [PY, "-m", "tracklog", "--root", str(store), "tail", "typo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+    guard = threading.Timer(120, proc.kill)  # a bound for a broken build, not a timing assumption
+    guard.start()
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the message comes before any waiting
+    finally:
+        guard.cancel()
+        proc.kill()
+        proc.communicate()
+    assert line == f"waiting for run 'typo' to appear in {store} (Ctrl-C to stop)\n"
+
+
+@pytest.mark.parametrize(("ref", "named"), [("0", "01alpha, 02beta, 03gamma"), ("alpha", "01alpha, 04alpha")])
+def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str, named: str) -> None:
+    with tracklog.start_run("exp", "alpha", run_id="04alpha"):
+        pass
+    out = tl("tail", ref, root=store)  # follows: it would wait forever if it did not refuse
+    assert out.returncode == 2 and "ambiguous" in out.stderr and named in out.stderr
+    assert out.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tensorboard", "{tmp}/nonexistent"], "no TensorBoard log directory at {tmp}/nonexistent"),
+        (["tensorboard", "{tmp}/a-file"], "{tmp}/a-file is not a directory"),
+        (["mlflow", "{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
+        (["mlflow", "file://{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
+        (["mlflow", "sqlite:///{tmp}/none.db"], "no MLflow store at {tmp}/none.db"),
+    ],
+)
+def test_import_from_a_path_that_is_not_there_is_an_error_naming_it(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tl("import", *(a.format(tmp=tmp_path) for a in argv), root=tmp_path / "s")
+    assert out.returncode == 2 and out.stderr.startswith("tracklog: " + message.format(tmp=tmp_path))
+    assert "imported" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "s").exists() and not (tmp_path / "none.db").exists()
+
+
+def test_runs_filters_on_start_times_as_the_table_prints_them(store: Path) -> None:
+    tz = "TLT-05:30"  # local time UTC+05:30 (POSIX TZ, no tz database): local and UTC differ
+    table = tl("runs", root=store, tz=tz).stdout.splitlines()
+    printed = {ln.split()[0]: " ".join(ln.split()[3:5]) for ln in table[1:]}
+    first = printed["01alpha"]  # "YYYY-MM-DD HH:MM:SS", the seconds truncated
+    ids = [
+        ln.split()[0]
+        for ln in tl("runs", "-w", f"start_time >= '{first}'", root=store, tz=tz).stdout.splitlines()[1:]
+    ]
+    assert ids == ["03gamma", "02beta", "01alpha"]
+    out = tl("runs", "-w", f"start_time < '{first}'", root=store, tz=tz)
+    assert out.returncode == 0 and out.stdout.splitlines()[1:] == []
+    minute = first[:16]  # "YYYY-MM-DD HH:MM"
+    out = tl("runs", "-w", f"start_time >= '{minute}' AND end_time > '{first[:10]}'", root=store, tz=tz)
+    assert [ln.split()[0] for ln in out.stdout.splitlines()[1:]] == [
+        "02beta",
+        "01alpha",
+    ]  # 03gamma never ended
+    bad = tl("runs", "-w", "start_time > 'last tuesday'", root=store)
+    assert (
+        bad.returncode == 2
+        and "position 13: start_time is a time and 'last tuesday' is not a date" in bad.stderr
+    )
+
+
+def test_sort_and_column_errors_name_the_sort_key_or_column(store: Path) -> None:
+    out = tl("runs", "-s", "bogus", root=store)
+    assert out.returncode == 2 and out.stderr.startswith(
+        "tracklog: bad sort key 'bogus': unknown field 'bogus'"
+    )
+    out = tl("runs", "-c", "params.lr", "error", root=store)
+    assert out.returncode == 2 and out.stderr.startswith("tracklog: unknown column 'error': use params.KEY")
+    assert "bad filter" not in out.stderr and "start_time" in out.stderr and out.stdout == ""
+
+
+def _damage(seg: Path) -> tuple[list[tuple[int, int]], int]:
+    """Flip a byte in one record, zero another and tear the tail: (corrupt ranges, torn tail)."""
+    from tracklog.log import format as fmt
+
+    data = bytearray(seg.read_bytes())
+    spans = [(it[0] - 12, it[1]) for it in fmt.iter_frames(bytes(data), 12, len(data)) if type(it) is tuple]
+    a, b = spans[3]
+    data[a + 20] ^= 0xFF
+    c, d = spans[5]
+    data[c:d] = b"\0" * (d - c)
+    seg.write_bytes(bytes(data[: len(data) - 3]))
+    return [(a, b), (c, d)], spans[-1][0]
+
+
+def test_replay_of_a_damaged_copy_says_what_it_skipped_and_exits_1(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied" / "01alpha"
+    shutil.copytree(store / "runs" / "01alpha", copy)
+    seg = copy / "seg-000001.tlog"
+    clean = tl("replay", str(copy), root=tmp_path / "nowhere")
+    assert clean.returncode == 0 and clean.stderr == ""
+    ranges, torn = _damage(seg)
+    out = tl("replay", str(copy), root=tmp_path / "nowhere")
+    assert out.returncode == 1 and "run        01alpha" in out.stdout  # the state is still shown
+    (a, b), (c, d) = ranges
+    assert f"tracklog: {seg}: damaged bytes {a}..{b}, {c}..{d} skipped ({b - a + d - c} bytes)" in out.stderr
+    assert f"tracklog: note: {seg}: torn tail at byte {torn} (" in out.stderr
+    assert "Traceback" not in out.stderr
+    js = tl("replay", str(seg), "--json", root=tmp_path / "nowhere")  # one segment file, as JSON
+    assert js.returncode == 1 and json.loads(js.stdout)["id"] == "01alpha"
+
+
+def test_replay_notes_a_torn_tail_but_it_is_no_problem(store: Path) -> None:
+    seg = store / "runs" / "03gamma" / "seg-000001.tlog"
+    seg.write_bytes(seg.read_bytes()[:-2])
+    out = tl("replay", str(seg.parent), root=store)
+    assert out.returncode == 0
+    assert out.stderr.startswith(f"tracklog: note: {seg}: torn tail at byte ") and out.stderr.count("\n") == 1
+
+
+def test_replay_names_malformed_records_by_their_bytes(store: Path) -> None:
+    from tracklog.log import codec
+    from tracklog.log import format as fmt
+
+    seg = store / "runs" / "03gamma" / "seg-000001.tlog"
+    data = seg.read_bytes()
+    bad = fmt.frame(codec.pack([codec.METRIC, "loss", "not a step", 1.0, 1.0]))  # verifies, malformed
+    seg.write_bytes(data + bad)
+    out = tl("replay", str(seg.parent), root=store)
+    assert out.returncode == 1
+    assert f"{seg}: damaged bytes {len(data)}..{len(data) + len(bad)} skipped" in out.stderr
+
+
+def test_verify_takes_a_run_directory_or_segment_file_anywhere(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied" / "01alpha"
+    shutil.copytree(store / "runs" / "01alpha", copy)
+    seg = copy / "seg-000001.tlog"
+    for target in (copy, seg):  # no store needed: the root is a directory that does not exist
+        out = tl("verify", str(target), root=tmp_path / "nowhere")
+        assert out.returncode == 0 and f"{seg}: " in out.stdout and "1 segment checked" in out.stderr
+    ranges, _ = _damage(seg)
+    out = tl("verify", str(seg), "--json", "--salvage", str(tmp_path / "clean"), root=tmp_path / "nowhere")
+    assert out.returncode == 1
+    (entry,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert entry["run"] == "01alpha" and entry["corrupt"] == [list(r) for r in ranges]
+    assert tl("verify", root=tmp_path / "clean").returncode == 0  # the salvaged copy is a store
+    # A path and a run of the store in one call; a relative path too.
+    out = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(store), "verify", "copied/01alpha", "beta"],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 1 and out.stdout.startswith("copied/01alpha/seg-000001.tlog: ")
+    assert f"{store}/runs/02beta/seg-000001.tlog: 5 records, ok" in out.stdout
+
+
+def test_verify_refuses_a_path_without_segments_and_a_root_that_is_a_run(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tl("verify", str(tmp_path / "empty"), root=store)
+    assert out.returncode == 2 and f"no segment files (seg-*.tlog) in {tmp_path / 'empty'}" in out.stderr
+    out = tl("verify", str(store), root=store)
+    assert out.returncode == 2 and f"tracklog --root {store} verify" in out.stderr
+    out = tl("verify", str(tmp_path / "gone" / "01alpha"), root=tmp_path / "nowhere")
+    assert out.returncode == 2 and f"no run directory or segment file at {tmp_path / 'gone'}" in out.stderr
+    run_dir = store / "runs" / "01alpha"
+    out = tl("verify", root=run_dir)  # used to check 0 segments and exit 0
+    assert (
+        out.returncode == 2
+        and f"no store at {run_dir} (from --root): it has no runs/ directory" in out.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs"], ["show", "alpha"], ["tail", "alpha", "--from-start", "--no-follow"], ["runs", "--json"]],
+)
+def test_output_into_a_closed_pipe_ends_quietly_with_141(store: Path, argv: list[str]) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write (as `| head` after its lines)
+    try:
+        out = subprocess.run(
+            [PY, "-m", "tracklog", "--root", str(store), *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=python_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and out.stderr == ""
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    out = tl("--version", root=tmp_path)
+    assert out.returncode == 0 and out.stdout == f"tracklog {tracklog.__version__}\n"
+
+
+def test_counts_of_one_are_singular(store: Path) -> None:
+    out = tl("compact", "alpha", root=store)
+    assert out.returncode == 0 and out.stdout.startswith("compacted 1 run, folded ")
+    out = tl("verify", "alpha", root=store)
+    assert out.stderr == "1 segment checked, 0 corrupt ranges\n"
+
+
+def test_tail_takes_several_metric_keys_after_one_flag(store: Path) -> None:
+    for argv in (["-m", "acc", "loss"], ["-m", "acc", "-m", "loss"]):
+        out = tl("tail", "alpha", "--from-start", "--no-follow", "--json", *argv, root=store)
+        assert out.returncode == 0, out.stderr
+        keys = [e["key"] for e in map(json.loads, out.stdout.splitlines()) if e["kind"] == "metric"]
+        assert keys == ["loss", "acc"] * 5

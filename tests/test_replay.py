@@ -146,3 +146,35 @@ def test_replay_of_a_missing_or_unusable_path_raises_run_not_found(tmp_path: Pat
         tracklog.replay(tmp_path / "nothing")
     with pytest.raises(tracklog.RunNotFoundError):
         tracklog.replay("bad\0path")
+
+
+def _with_malformed_point(path: Path, step: int) -> tuple[Path, int, int]:
+    """Insert, before point ``step``, a record whose frame verifies but whose step is a str."""
+    seg = path / "seg-000001.tlog"
+    data = seg.read_bytes()
+    at = _point_span(seg, step)[0]
+    bad = fmt.frame(codec.pack([codec.METRIC, "a", "three", 3.0, time.time()]))
+    seg.write_bytes(data[:at] + bad + data[at:])
+    return seg, at, at + len(bad)
+
+
+def test_replay_report_says_what_the_fold_skipped_in_one_read() -> None:
+    from tracklog.read.replay import replay_report
+
+    clean = replay_report(_closed(run_id="clean"))
+    assert not clean.damaged and clean.malformed == 0
+    assert [(r.corrupt, r.torn_tail) for r in clean.segments] == [([], None)]
+    seg, a, b = _corrupt_middle(_closed(run_id="bad"))
+    got = replay_report(seg.parent, on_corrupt="ignore")
+    assert got.damaged and got.segments[0].corrupt == [(a, b)] and got.malformed == 0
+    assert got.state == tracklog.replay(seg.parent, on_corrupt="ignore")
+    seg, a, b = _with_malformed_point(_closed(run_id="odd"), 3)
+    got = replay_report(seg.parent, on_corrupt="ignore")
+    assert got.damaged and got.malformed == 1 and got.state.metrics["a"].count == 10
+    assert tracklog.scan(seg)[0].corrupt == [(a, b)]  # scan says where the malformed record is
+    path = _closed(run_id="torn")
+    seg = path / "seg-000001.tlog"
+    start = _point_span(seg, 9)[0]
+    seg.write_bytes(seg.read_bytes()[: start + 7])  # cut inside point 9: what a crash leaves
+    got = replay_report(path)  # not a warning either: TracklogWarning is an error here
+    assert not got.damaged and got.segments[0].torn_tail == start and got.segments[0].corrupt == []

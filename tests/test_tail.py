@@ -201,3 +201,15 @@ def test_a_no_follow_tail_over_megabytes_without_a_record_returns(tmp_path: Path
         f.truncate(seg.stat().st_size + 17 * 1024 * 1024)
     got = list(tracklog.Store().tail("holes", follow=False, from_start=True))
     assert [e.kind for e in got][:2] == ["run_start", "metric"]
+
+
+@pytest.mark.parametrize(("ref", "ids"), [("t", ("t1", "t2")), ("twin", ("t1", "t2"))])
+def test_a_ref_that_several_runs_share_is_refused_at_once_not_waited_for(
+    ref: str, ids: tuple[str, ...]
+) -> None:
+    for rid in ids:
+        with tracklog.start_run(name="twin", run_id=rid) as run:
+            run.log_metric("a", 1.0)
+    with pytest.raises(tracklog.RunNotFoundError, match="ambiguous: t1, t2") as exc:
+        tracklog.Store().tail(ref)  # follow=True, no timeout: raised before anything is waited for
+    assert exc.value.candidates == ids

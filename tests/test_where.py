@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog.read.where import FilterError, parse_filter, parse_order, sort_runs
+from tracklog.read.where import FilterError, parse_filter, parse_order, parse_time, sort_runs
 
 
 @pytest.fixture
@@ -170,3 +174,95 @@ def test_like_matches_as_sql_like_does(text: str, pattern: str) -> None:
 
     rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
     assert like_match(text, pattern) == (re.fullmatch(rx, text, re.DOTALL) is not None)
+
+
+@pytest.fixture
+def kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time UTC+05:30 (a POSIX TZ string: no tz database needed), so local != UTC."""
+    monkeypatch.setenv("TZ", "TLT-05:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+_UTC = dt.timezone.utc
+_LOCAL_0758 = dt.datetime(2026, 12, 2, 7, 58, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
+
+
+@pytest.mark.parametrize(
+    ("literal", "when"),
+    [
+        ("2026-12-02", _LOCAL_0758.replace(hour=0, minute=0)),  # a date is its local midnight
+        ("2026-12-02 07:58", _LOCAL_0758),  # what `tracklog runs` prints, minus the seconds
+        ("2026-12-02 07:58:00", _LOCAL_0758),
+        ("2026-12-02T07:58:00", _LOCAL_0758),
+        ("2026-12-02T07:58:00.250", _LOCAL_0758 + dt.timedelta(milliseconds=250)),
+        ("2026-12-02T07:58:00Z", dt.datetime(2026, 12, 2, 7, 58, tzinfo=_UTC)),
+        ("2026-12-02T07:58Z", dt.datetime(2026, 12, 2, 7, 58, tzinfo=_UTC)),
+        ("2026-12-02 07:58:00+01:00", dt.datetime(2026, 12, 2, 6, 58, tzinfo=_UTC)),
+        ("2026-12-02T07:58:00-0500", dt.datetime(2026, 12, 2, 12, 58, tzinfo=_UTC)),
+    ],
+)
+def test_time_fields_compare_with_iso_dates_in_local_time_unless_offset(
+    kolkata: None, literal: str, when: dt.datetime
+) -> None:
+    t = when.timestamp()
+    before, at, after = (SimpleNamespace(start_time=t + d, end_time=None) for d in (-1.0, 0.0, 1.0))
+    assert parse_time(literal) == t
+    gt = parse_filter(f"start_time > '{literal}'")
+    assert [gt(r) for r in (before, at, after)] == [False, False, True]
+    le = parse_filter(f'attributes.start_time <= "{literal}"')
+    assert [le(r) for r in (before, at, after)] == [True, True, False]
+    assert parse_filter(f"start_time IN ('{literal}', 0)")(at)
+    assert not parse_filter(f"end_time < '{literal}'")(at)  # no end time: false, as for any missing field
+
+
+def test_a_printed_start_time_reads_back_as_the_same_instant(kolkata: None) -> None:
+    from tracklog.cli.render import fmt_time
+
+    t = 1_796_198_280.0  # printed in local time, so it must be read back in local time
+    assert parse_time(fmt_time(t)) == t
+
+
+@pytest.mark.parametrize(
+    ("text", "pos", "msg"),
+    [
+        ("start_time > 'yesterday'", 13, "start_time is a time and 'yesterday' is not a date"),
+        ("end_time < '2026-13-01'", 11, "end_time is a time and '2026-13-01' is not a date"),
+        ("start_time >= '2026-12-02 25:00'", 14, "start_time is a time and '2026-12-02 25:00' is not"),
+        ("start_time = '1700000000'", 13, "start_time is a time and '1700000000' is not"),
+        ("start_time IN ('2026-12-02', 'x')", 29, "start_time is a time and 'x' is not"),
+        ("start_time LIKE '2026%'", 11, "LIKE matches text and start_time is a time"),
+    ],
+)
+def test_a_time_field_against_a_string_that_is_not_a_date_is_an_error(text: str, pos: int, msg: str) -> None:
+    with pytest.raises(FilterError, match=re.escape(f"position {pos}: {msg}")) as info:
+        parse_filter(text)
+    assert info.value.args[0].splitlines()[-1] == "  " + " " * pos + "^"
+
+
+def test_other_fields_still_compare_date_like_strings_as_text() -> None:
+    run = SimpleNamespace(params={"day": "2026-12-02"}, name="2026-12-02 run")
+    assert parse_filter("params.day = '2026-12-02'")(run)
+    assert parse_filter("name LIKE '2026-%'")(run)
+
+
+def test_a_bad_sort_key_or_column_is_named_as_such_not_as_a_filter() -> None:
+    from tracklog.read.where import field_getter
+
+    with pytest.raises(FilterError) as info:
+        parse_order("bogus")
+    assert str(info.value).startswith("bad sort key 'bogus': unknown field 'bogus'; use params.KEY, tags.KEY")
+    assert "start_time, end_time" in str(info.value) and "filter" not in str(info.value)
+    with pytest.raises(FilterError, match=r"^bad sort key 'metrics.loss DESX' at position 13: expected ASC"):
+        parse_order(["name", "metrics.loss DESX"])
+    with pytest.raises(FilterError) as info:
+        field_getter("error", "column")
+    assert str(info.value).startswith("unknown column 'error': use params.KEY, tags.KEY, metrics.KEY, ")
+    assert "metrics.KEY.min|max|count|last|first_step|last_step" in str(info.value)
+    assert "id, status, name, experiment, start_time, end_time" in str(info.value)
+    with pytest.raises(
+        FilterError, match=r"^bad column 'metrics\.loss\.mean' at position 13: unknown metric"
+    ):
+        field_getter("metrics.loss.mean", "column")

@@ -80,7 +80,12 @@ class UnsupportedFormatError(CorruptLogError):
 
 
 class RunNotFoundError(TracklogError, LookupError):
-    """No run matches the given id, prefix or name."""
+    """No run matches the given id, prefix or name, or more than one does: ``candidates``
+    holds the ids an ambiguous prefix or name matches (empty when none does)."""
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class ArtifactNotFoundError(RunNotFoundError):

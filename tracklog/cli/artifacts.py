@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json, table
 
 HELP = "list a run's artifacts (name, size, sha256)"
@@ -17,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    arts = Store(args.root).artifacts(args.run)
+    arts = existing_store(args.root).artifacts(args.run)
     if args.json:
         for name, info in sorted(arts.items()):
             print_json({"name": name, **info})

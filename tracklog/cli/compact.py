@@ -6,9 +6,8 @@ import argparse
 import sys
 
 from ..read.compact import compact
-from ..read.store import Store
-from .exits import EXIT_OK
-from .render import print_json, progress_bar
+from .exits import EXIT_OK, existing_store
+from .render import count, print_json, progress_bar
 
 HELP = "fold logs into snapshots and refresh the index"
 
@@ -19,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = existing_store(args.root)
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
     show = sys.stderr.isatty()
 
@@ -36,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print_json({"runs": [r.__dict__ for r in runs], "bytes_folded": folded, "failed": failed})
     else:
         print(
-            f"compacted {len(runs)} runs, folded {folded} new bytes"
+            f"compacted {count(len(runs), 'run')}, folded {count(folded, 'new byte')}"
             + (f" in {seconds:.2f} s" if seconds else "")
-            + (f"; {len(failed)} runs could not be compacted (named above)" if failed else "")
+            + (f"; {count(len(failed), 'run')} could not be compacted (named above)" if failed else "")
         )
     return EXIT_OK

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..read.store import Store
 from ..state.types import MetricSummary
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import fmt_value, indented_table, print_json
 
 HELP = "params and tags that differ, metrics side by side"
@@ -25,7 +24,7 @@ def _summary(m: MetricSummary | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    diff = Store(args.root).diff(args.run_a, args.run_b)
+    diff = existing_store(args.root).diff(args.run_a, args.run_b)
     if args.json:
         print_json(diff.to_dict())
         return EXIT_OK

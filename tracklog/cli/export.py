@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..interop.export import export
-from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 
 HELP = "export runs to csv, jsonl, parquet, mlflow or tensorboard"
 
@@ -20,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = existing_store(args.root)
     ids = [store.resolve(r) for r in args.runs]
     print(export(store, ids, args.format, args.out))
     return EXIT_OK

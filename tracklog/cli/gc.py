@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..read.store import Store
 from ..write.housekeeping import GC_GRACE_S, gc
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json
 
 HELP = "remove artifact blobs no run references (a dry run unless --delete)"
@@ -25,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = gc(Store(args.root), dry_run=not args.delete, grace_s=args.grace)
+    report = gc(existing_store(args.root), dry_run=not args.delete, grace_s=args.grace)
     if args.json:
         print_json(
             {

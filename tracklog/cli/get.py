@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 
 HELP = "restore an artifact file or directory of a run, verified against its sha256"
 
@@ -19,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    written = Store(args.root).get_artifact(args.run, args.name, args.output, overwrite=args.force)
+    written = existing_store(args.root).get_artifact(args.run, args.name, args.output, overwrite=args.force)
     for path in written:
         print(path)
     print(f"restored {len(written)} file{'s' if len(written) != 1 else ''}, sha256 verified", file=sys.stderr)

@@ -1,9 +1,12 @@
 """The ``tracklog`` command: a thin layer over the library, one module per command.
 
 Exit codes: 0 success; 1 a check found problems (``verify`` found corrupt
-records); 2 bad usage or input (unknown run, bad filter, unreadable store, a
-missing optional dependency); 130 interrupted (Ctrl-C). Errors are one line on
-stderr, never a traceback. Every listing command takes ``--json``.
+records, ``replay`` skipped damaged ones); 2 bad usage or input (unknown or
+ambiguous run, bad filter, no store where one is read, a missing optional
+dependency); 130 interrupted (Ctrl-C). Errors are one line on
+stderr, never a traceback. Every listing command takes ``--json``. Output piped into
+a reader that stops early (``| head``) ends the command quietly with 141, the status
+a shell reports for a program killed by SIGPIPE (``yes | head``).
 
 Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
 this module wires them into one parser and turns errors into exit codes.
@@ -12,14 +15,16 @@ this module wires them into one parser and turns errors into exit codes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .._version import __version__
 from ..errors import TracklogError, TracklogWarning
 from . import artifacts, compact, demo, diff, export, gc, get, imports, replay, rm, runs, show, tail, verify
-from .exits import EXIT_INTERRUPTED, EXIT_USAGE, CliError
+from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .render import one_line
 
 
@@ -60,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tracklog",
         description="crash-safe experiment tracking",
-        epilog="exit codes: 0 ok, 1 problems found (verify), 2 bad usage or input, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 problems found (verify, replay), 2 bad usage or input, 130 interrupted, 141 stdout closed early",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"tracklog {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.HELP, parents=[common])
@@ -88,14 +94,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        return _broken_pipe()
     finally:
         warnings.showwarning = shown
+
+
+def _broken_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly (the Python docs' recipe).
+
+    stdout is pointed at devnull so the interpreter's own flush at exit cannot fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (an in-process caller's buffer)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        return _broken_pipe()
     except (TracklogError, CliError) as exc:
         print(f"tracklog: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -49,6 +49,11 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 run``, ``0 runs``, ``3 runs``: a number and its noun, singular for one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..read.store import Store
 from ..write.housekeeping import delete_runs
-from .exits import EXIT_OK, CliError
+from .exits import EXIT_OK, CliError, existing_store
 
 HELP = "delete runs (asks first; a run with a live writer is refused)"
 
@@ -18,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = existing_store(args.root)
     ids = list(dict.fromkeys(store.resolve(r) for r in args.runs))
     if not args.yes:
         if not sys.stdin.isatty():

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..read.store import Store
 from ..read.where import field_getter
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import fmt_duration, fmt_time, fmt_value, print_json, table
 
 HELP = "list runs as a table, newest first"
@@ -22,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = existing_store(args.root)
     runs = store.runs(experiment=args.experiment, where=args.where, order_by=args.sort, limit=args.limit)
     if args.json:
         for r in runs:
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             for k in r.metrics:
                 counts[k] = counts.get(k, 0) + 1
         columns = [f"metrics.`{k}`" for k in sorted(counts, key=lambda k: (-counts[k], k))[:3]]
-    getters = [(c, field_getter(c)) for c in columns]
+    getters = [(c, field_getter(c, "column")) for c in columns]
     headers = ["id", "name", "status", "start", "duration"] + [c.replace("`", "") for c, _ in getters]
     rows = [
         [r.id, r.name or "-", r.status, fmt_time(r.start_time), fmt_duration(r)]

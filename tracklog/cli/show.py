@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json, state_lines
 
 HELP = "everything about one run (id, unique id prefix or name)"
@@ -17,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    state = Store(args.root).run(args.run)
+    state = existing_store(args.root).run(args.run)
     if args.json:
         print_json(state.to_dict())
     else:

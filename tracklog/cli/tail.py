@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from ..errors import RunNotFoundError
 from ..read.store import Store
-from .exits import EXIT_OK
+from .exits import EXIT_OK, existing_store
 from .render import print_json
 
 HELP = "follow a run's metrics live"
@@ -13,15 +15,38 @@ HELP = "follow a run's metrics live"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run")
-    p.add_argument("--metric", "-m", action="append", help="only these metric keys (repeatable)")
+    p.add_argument(
+        "--metric",
+        "-m",
+        action="extend",
+        nargs="+",
+        metavar="KEY",
+        help="only these metric keys: -m a b, or -m a -m b (give RUN first)",
+    )
     p.add_argument("--from-start", action="store_true")
     p.add_argument("--no-follow", action="store_true")
     p.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    # Following waits for a run (and a store) that a job is about to create; a one-off read
+    # of a store that is not there is a wrong root.
+    store = existing_store(args.root) if args.no_follow else Store(args.root)
+    waiting = False
+    if not args.no_follow:
+        try:
+            store.resolve(args.run)
+        except RunNotFoundError as exc:
+            if exc.candidates:  # ambiguous: refused now, not waited on
+                raise
+            waiting = True
     events = store.tail(args.run, keys=args.metric, follow=not args.no_follow, from_start=args.from_start)
+    if waiting:
+        print(
+            f"waiting for run {args.run!r} to appear in {store.root} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
     widths: dict[str, int] = {}
     line_step: int | None = None
     line: dict[str, float] = {}

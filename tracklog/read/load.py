@@ -49,6 +49,7 @@ class Folded:
     bytes_folded: int
     points_before: int
     tails: dict[str, int | None] = field(default_factory=dict)  # see RunCache
+    reports: list[SegmentReport] = field(default_factory=list)  # the segments read by this load
 
 
 def load(
@@ -81,6 +82,7 @@ def load(
         marks = dict(snap.marks) if snap else {}
     before = sum(s.summary.count for s in state.series.values())
     folded = 0
+    reports = []
     for seg in segs:
         mark = marks.get(seg.name)
         start = mark.end if mark else 0
@@ -91,12 +93,13 @@ def load(
         except OSError:
             continue
         report = _fold_segment(state, seg, start, on_corrupt, durable, limit)
+        reports.append(report)
         if mark is None:
             crc = head_fingerprint(seg, report.header_size) or 0
             mark = SegmentMark(report.valid_end, report.header_size, crc)
         folded += max(0, report.valid_end - mark.end) if start else report.valid_end
         marks[seg.name] = SegmentMark(max(report.valid_end, start), mark.head_size, mark.head_crc)
-    return Folded(state, marks, snap, folded, before)
+    return Folded(state, marks, snap, folded, before, reports=reports)
 
 
 def load_state(run_path: Path, cache: RunCache | None = None) -> RunState:

@@ -2,7 +2,8 @@
 
 Each segment is rewritten under ``OUT/runs/<run_id>/`` with the same prefix and
 header and every record that verifies and decodes, re-framed; corrupt ranges
-and torn tails are left behind. The originals are never modified.
+and torn tails are left behind. The originals are never modified. A run is
+given as its directory, or as one segment file (its directory names the run).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from ..store.paths import (
 
 
 def salvage(run_paths: list[Path], out: Path) -> int:
-    """Copy every good record of the given runs under ``out``; return how many were written."""
+    """Copy every good record of the given runs (directories or segment files) under ``out``;
+    return how many were written."""
     written = 0
     for run_path in run_paths:
+        segs = [run_path] if run_path.is_file() else list_segments(run_path)
+        run_id = run_path.parent.name if run_path.is_file() else run_path.name
         out.mkdir(parents=True, exist_ok=True)
-        dest = make_dirs(out, RUNS_DIR, check_run_id(run_path.name))  # never a symlink followed
-        for seg in list_segments(run_path):
+        dest = make_dirs(out, RUNS_DIR, check_run_id(run_id))  # never a symlink followed
+        for seg in segs:
             report = SegmentReport(seg)
             buf = open_buffer(seg)
             frames = []
@@ -46,9 +50,9 @@ def salvage(run_paths: list[Path], out: Path) -> int:
             finally:
                 if isinstance(buf, mmap.mmap):
                     buf.close()
-            header = report.header or {"run_id": run_path.name, "salvaged": True}
+            header = report.header or {"run_id": run_id, "salvaged": True}
             replace_file(
-                segment_path(dest, segment_seq(seg) or 0), encode_segment_start(header) + b"".join(frames)
+                segment_path(dest, segment_seq(seg) or 1), encode_segment_start(header) + b"".join(frames)
             )
             written += len(frames)
     return written

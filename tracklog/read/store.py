@@ -77,13 +77,20 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            named = [r.id for r in self.runs() if r.name == ref]
+            named = sorted(r.id for r in self.runs() if r.name == ref)
             if len(named) == 1:
                 return named[0]
             if len(named) > 1:
-                raise RunNotFoundError(f"run name {ref!r} is ambiguous: {', '.join(named[:5])}; use an id")
+                raise RunNotFoundError(
+                    f"run name {ref!r} is ambiguous: {_listed(named)}; use an id", tuple(named)
+                )
             raise RunNotFoundError(f"no run {ref!r} in {self.root}")
-        raise RunNotFoundError(f"run id prefix {ref!r} is ambiguous: {', '.join(matches[:5])}")
+        raise RunNotFoundError(f"run id prefix {ref!r} is ambiguous: {_listed(matches)}", tuple(matches))
+
+    def exists(self) -> bool:
+        """True when the root holds a store: it has a ``runs`` entry (an empty store has one;
+        ``start_run`` creates it). Reading a root that holds none answers as an empty store."""
+        return os.path.lexists(runs_dir(self.root))
 
     def path_of(self, run_id: str) -> Path:
         """The directory of a run (id, unique id prefix or unique name); it must be a real
@@ -222,12 +229,13 @@ class Store:
         following across ends and resumes; ``timeout`` stops after that many
         seconds without an event; ``poll=True`` never uses native notifications.
         ``keys`` filters metric points; other events always come through. A run
-        that does not exist yet is waited for.
+        that does not exist yet is waited for; a prefix or name that several runs share
+        raises RunNotFoundError at once, naming them (``candidates``).
         """
         try:
             path = self.path_of(run_id)
-        except RunNotFoundError:
-            if not follow:
+        except RunNotFoundError as exc:
+            if not follow or exc.candidates:
                 raise
             path = run_dir(self.root, run_id)  # a job about to start: wait for it
             if os.path.lexists(path):
@@ -330,6 +338,12 @@ class Store:
 
 
 _FRAME_BASE = ("run_id", "experiment", "name", "status", "start_time", "end_time")
+
+
+def _listed(ids: list[str], most: int = 5) -> str:
+    """``a, b, c`` (and how many more)."""
+    shown = ", ".join(ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def _loader(path: Path, cache: RunCache) -> Any:

@@ -13,10 +13,20 @@ Operators: ``= != < <= > >= LIKE ILIKE IN NOT IN``, combined with AND, OR, NOT
 and parentheses. A comparison on a field the run lacks is false (so its NOT is
 true); NaN satisfies no comparison and sorts last. Parsing is a small recursive
 descent over characters: nothing is ever evaluated as Python.
+
+The time fields (``start_time``, ``end_time``: seconds since the epoch) compare with
+numbers, or with ISO dates and date-times as strings (``parse_time``)::
+
+    start_time >= '2026-12-02' AND start_time < '2026-12-02 07:58'
+    end_time > '2026-12-02T07:58:00Z'      start_time < '2026-12-02T07:58:00+01:00'
+
+A date-time without an offset is local time, the time zone ``tracklog runs`` prints
+times in; a date alone is its midnight. A string that is not a date is a FilterError.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -26,9 +36,16 @@ from ..errors import FilterError
 
 MISSING: Any = object()
 ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time")
+TIME_FIELDS = ("start_time", "end_time")
 AGGREGATES = ("min", "max", "count", "last", "first_step", "last_step")
 _KEY_STOP = set(" \t\r\n=!<>(),'\"`.")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)", re.IGNORECASE)
+
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"[ ]?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?"
+)
 
 MAX_DEPTH = 64  # nested NOTs and parentheses; deeper filters are refused, not a RecursionError
 Predicate = Callable[[Any], bool]
@@ -51,17 +68,68 @@ def _get_metric(key: str, agg: str) -> Getter:
     return get
 
 
+def parse_time(text: str) -> float | None:
+    """Seconds since the epoch for an ISO 8601 date or date-time, or None if ``text`` is not one.
+
+    ``2026-12-02``, ``2026-12-02 07:58``, ``2026-12-02T07:58:00.5``, each optionally with
+    ``Z`` or an offset (``+01:00``, ``+0100``, ``-05``). Without an offset the time is
+    local time (as ``datetime.fromtimestamp`` shows times); a date alone is its midnight.
+    """
+    m = _DATE.fullmatch(text.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, sec, frac, zulu, sign, off_h, off_m = m.groups()
+    tz: dt.tzinfo | None = None
+    if zulu:
+        tz = dt.timezone.utc
+    elif sign:
+        if int(off_h) > 23 or int(off_m or 0) > 59:
+            return None
+        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m or 0))
+        tz = dt.timezone(-offset if sign == "-" else offset)
+    try:
+        when = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(sec or 0),
+            int((frac or "0")[:6].ljust(6, "0")),
+            tzinfo=tz,
+        )
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):  # 2026-13-45, 25:00, year 0
+        return None
+
+
+FIELD_FORMS = (
+    f"params.KEY, tags.KEY, metrics.KEY, metrics.KEY.{'|'.join(AGGREGATES)} or one of {', '.join(ATTRIBUTES)}"
+)
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, what: str | None = None) -> None:
         self.text = text
+        self.what = what  # None for a filter; "sort key" or "column" for a single field
         self.pos = 0
         self.depth = 0
+        self.attribute: str | None = None  # the attribute the last field() named, if any
 
     # -- lexing helpers ------------------------------------------------------------------------
 
     def fail(self, msg: str, pos: int | None = None) -> FilterError:
         p = self.pos if pos is None else pos
-        return FilterError(f"bad filter at position {p}: {msg}\n  {self.text}\n  {' ' * p}^")
+        caret = f"\n  {self.text}\n  {' ' * p}^"
+        if self.what is None:
+            return FilterError(f"bad filter at position {p}: {msg}{caret}")
+        at = f" at position {p}" if p else ""
+        return FilterError(f"bad {self.what} {self.text!r}{at}: {msg}{caret if p else ''}")
+
+    def unknown_field(self, head: str, start: int) -> FilterError:
+        if self.what == "column" and start == 0:
+            return FilterError(f"unknown column {head!r}: use {FIELD_FORMS}")
+        return self.fail(f"unknown field {head!r}; use {FIELD_FORMS}", start)
 
     def ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -153,9 +221,10 @@ class _Parser:
     def field(self) -> Getter:
         self.ws()
         start = self.pos
+        self.attribute = None
         m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
         if not m:
-            raise self.fail("expected a field such as params.x, metrics.x or status")
+            raise self.fail(f"expected a field: {FIELD_FORMS}")
         head = m.group(0).lower()
         self.pos = m.end()
         if head == "attributes" and self.text.startswith(".", self.pos):
@@ -166,6 +235,7 @@ class _Parser:
             if head not in ATTRIBUTES:
                 raise self.fail(f"unknown attribute; use one of {', '.join(ATTRIBUTES)}", start)
         if head in ATTRIBUTES:
+            self.attribute = head
             return _get_attr(head)
         if head in ("params", "param", "tags", "tag", "metrics", "metric"):
             if not self.text.startswith(".", self.pos):
@@ -186,7 +256,7 @@ class _Parser:
                         )
                 return _get_metric(key, agg)
             return _get_mapping("params" if head.startswith("param") else "tags", key)
-        raise self.fail(f"unknown field {head!r}; use params.x, tags.x, metrics.x or an attribute", start)
+        raise self.unknown_field(head, start)
 
     def key(self) -> str:
         if self.pos < len(self.text) and self.text[self.pos] in '`"':
@@ -220,21 +290,43 @@ class _Parser:
                 return float(s)
         raise self.fail("expected a number, a 'quoted string', TRUE or FALSE")
 
+    def operand(self, time_field: str | None) -> Any:
+        """A value; for a time field a date string becomes seconds since the epoch."""
+        self.ws()
+        start = self.pos
+        value = self.value()
+        if time_field is None or not isinstance(value, str):
+            return value
+        t = parse_time(value)
+        if t is None:
+            raise self.fail(
+                f"{time_field} is a time and {value!r} is not a date: use an ISO date such as "
+                "'2026-12-02' or '2026-12-02 07:58' (local time unless it ends in Z or an offset "
+                "such as +01:00), or a number of seconds since the epoch",
+                start,
+            )
+        return t
+
     def comparison(self) -> Predicate:
         get = self.field()
+        time_field = self.attribute if self.attribute in TIME_FIELDS else None
         self.ws()
         op_pos = self.pos
         negate = bool(self.word("NOT"))
         if self.word("IN"):
             if not self.char("("):
                 raise self.fail("expected '(' after IN")
-            values = [self.value()]
+            values = [self.operand(time_field)]
             while self.char(","):
-                values.append(self.value())
+                values.append(self.operand(time_field))
             if not self.char(")"):
                 raise self.fail("expected ',' or ')'")
             return _in(get, values, negate)
         like = self.word("LIKE", "ILIKE")
+        if like and time_field:
+            raise self.fail(
+                f"{like} matches text and {time_field} is a time: compare it with < or > and a date", op_pos
+            )
         if like:
             self.ws()
             value_pos = self.pos
@@ -246,7 +338,7 @@ class _Parser:
             raise self.fail("expected IN or LIKE after NOT", op_pos)
         for op in ("<=", ">=", "!=", "<>", "=", "<", ">"):
             if self.char(op):
-                return _compare(get, "!=" if op == "<>" else op, self.value())
+                return _compare(get, "!=" if op == "<>" else op, self.operand(time_field))
         raise self.fail("expected an operator: = != < <= > >= LIKE ILIKE IN")
 
 
@@ -354,11 +446,12 @@ def parse_filter(text: str) -> Predicate:
     return _Parser(text).parse()
 
 
-def field_getter(text: str) -> Getter:
-    """A getter for one field such as ``params.lr`` or ``metrics.loss.min``."""
+def field_getter(text: str, what: str = "field") -> Getter:
+    """A getter for one field such as ``params.lr`` or ``metrics.loss.min``; a FilterError
+    names it as a ``what`` ("field", "column", ...)."""
     if not isinstance(text, str):
-        raise FilterError(f"a field is a str, got {type(text).__name__}")
-    p = _Parser(text)
+        raise FilterError(f"a {what} is a str, got {type(text).__name__}")
+    p = _Parser(text, what)
     get = p.field()
     if not p.at_end():
         raise p.fail("expected only a field")
@@ -376,7 +469,7 @@ def parse_order(order_by: str | Sequence[str]) -> list[tuple[Getter, bool]]:
     out = []
     for item in items:
         for part in _split_top(item):
-            p = _Parser(part)
+            p = _Parser(part, "sort key")
             get = p.field()
             desc = p.word("DESC") is not None
             if not desc:
