@@ -144,3 +144,106 @@ def test_cli_export_and_import_round_trip_through_mlflow(run_id: str, root: Path
     src = tracklog.Store(root).run(run_id)
     assert state.metrics["train/loss"].count == src.metrics["train/loss"].count == 300
     assert state.history("val/acc").value.tolist() == src.history("val/acc").value.tolist()
+
+
+# -- issue 12: MLflow and TensorBoard interop ---------------------------------------------------
+
+
+def _tl(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        timeout=300,
+    )
+
+
+def test_mlflow_folder_store_round_trip_through_the_cli(run_id: str, root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    mlruns = tmp_path / "mlruns"
+    env = python_env()
+    env.pop("MLFLOW_ALLOW_FILE_STORE", None)  # MLflow 3 refuses folders without it
+    out = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(root), "export", run_id, "-f", "mlflow", "-o", str(mlruns)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and mlruns.is_dir()
+    back = tmp_path / "back"
+    out = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(back), "import", "mlflow", str(mlruns)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    (state,) = tracklog.Store(back).runs()
+    assert state.name == "src" and state.metrics["train/loss"].count == 300
+
+
+def test_mlflow_folder_store_in_process_leaves_the_environment_as_it_was(
+    run_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    import os
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tracklog.Store()
+    export(store, [run_id], "mlflow", str(tmp_path / "mlruns"))
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    import_mlflow(tracklog.Store(tmp_path / "back"), f"file://{tmp_path / 'mlruns'}")
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")  # the caller's value comes back
+    export(store, [run_id], "mlflow", str(tmp_path / "mlruns2"))
+    assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "false"
+
+
+def test_mlflow_failures_are_one_line_tracklog_errors(run_id: str, root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    store = tracklog.Store()
+    with pytest.raises(tracklog.InteropError, match="nosuchscheme://x") as info:
+        export(store, [run_id], "mlflow", "nosuchscheme://x")
+    assert "\n" not in str(info.value)
+    with pytest.raises(tracklog.InteropError, match="does not exist"):
+        import_mlflow(tracklog.Store(tmp_path / "back"), str(tmp_path / "missing"))
+    assert not (tmp_path / "missing").exists()  # MLflow would have made an empty store
+    out = _tl("export", run_id, "-f", "mlflow", "-o", "nosuchscheme://x", root=root)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("tracklog: ") and out.stderr.count("\n") == 1, out.stderr
+    out = _tl("import", "mlflow", str(tmp_path / "missing"), root=tmp_path / "back")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr
+
+
+def test_mlflow_server_uris_are_passed_through_unchanged(
+    run_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    import os
+
+    import mlflow.tracking
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Unreachable:
+        def __init__(self, tracking_uri: str) -> None:
+            seen.append((tracking_uri, os.environ.get("MLFLOW_ALLOW_FILE_STORE")))
+
+        def __getattr__(self, name: str) -> object:
+            def refuse(*args: object, **kw: object) -> object:
+                raise ConnectionError("connection refused\n(no server in a test)")
+
+            return refuse
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setattr(mlflow.tracking, "MlflowClient", Unreachable)
+    uri = "http://127.0.0.1:5000/some/path?x=1"
+    with pytest.raises(tracklog.InteropError, match="connection refused"):
+        export(tracklog.Store(), [run_id], "mlflow", uri)
+    with pytest.raises(tracklog.InteropError, match="connection refused"):
+        import_mlflow(tracklog.Store(tmp_path / "back"), uri)
+    assert seen == [(uri, None), (uri, None)]

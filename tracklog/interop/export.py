@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..read.store import Store
 from ..state.fold import RunState
+from ._mlflow import failures, mlflow_client
 
 
 def json_safe(obj: Any) -> Any:
@@ -123,9 +124,13 @@ _MLFLOW_STATUS = {
 
 def _export_mlflow(states: list[RunState], uri: str) -> str:
     from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    with mlflow_client(uri) as client, failures(f"exporting to MLflow at {uri}"):
+        n = _export_mlflow_runs(client, states, Metric, Param)
+    return f"exported {len(states)} runs and {n} points to MLflow at {uri}"
+
+
+def _export_mlflow_runs(client: Any, states: list[RunState], Metric: Any, Param: Any) -> int:
     n = 0
     for s in states:
         exp_name = s.experiment or "default"
@@ -153,7 +158,7 @@ def _export_mlflow(states: list[RunState], uri: str) -> str:
             _MLFLOW_STATUS.get(s.status, "FAILED"),
             end_time=int(s.end_time * 1000) if s.end_time else None,
         )
-    return f"exported {len(states)} runs and {n} points to MLflow at {uri}"
+    return n
 
 
 def _export_tensorboard(states: list[RunState], dest: Path) -> str:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..read.store import Store
 from ..write.run import start_run
+from ._mlflow import failures, mlflow_client
 
 
 def import_mlflow(store: Store, uri: str, experiment: str | None = None) -> list[str]:
     """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``."""
-    from mlflow.tracking import MlflowClient
+    with mlflow_client(uri, must_exist=True) as client, failures(f"importing from MLflow at {uri}"):
+        return _import_mlflow_runs(client, store, experiment)
 
-    client = MlflowClient(tracking_uri=uri)
+
+def _import_mlflow_runs(client: Any, store: Store, experiment: str | None) -> list[str]:
     out = []
     for exp in client.search_experiments():
         if experiment is not None and exp.name != experiment:
