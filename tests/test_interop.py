@@ -63,7 +63,7 @@ def test_mlflow_import_brings_every_point(tmp_path: Path) -> None:
         for i in range(1500):
             mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
     store = tracklog.Store(tmp_path / "store")
-    (rid,) = import_mlflow(store, uri)
+    (rid,) = import_mlflow(store, uri).created
     state = store.run(rid)
     assert state.experiment == "peer" and state.name == "theirs" and state.params == {"opt": "adam"}
     h = state.history("loss")
@@ -99,7 +99,7 @@ def test_tensorboard_import_of_what_tensorboardx_wrote(tmp_path: Path) -> None:
         w.add_scalar("lr", 0.1, global_step=i)
     w.close()
     store = tracklog.Store(tmp_path / "store")
-    (rid,) = import_tensorboard(store, tmp_path / "logs")
+    (rid,) = import_tensorboard(store, tmp_path / "logs").created
     state = store.run(rid)
     assert state.name == "exp1" and state.metrics["loss"].count == 2000 and state.metrics["lr"].count == 2000
     assert math.isclose(state.history("loss").value[999], 1.0 / 1000, rel_tol=1e-6)

@@ -16,9 +16,11 @@ mlflow is an optional extra: it is imported inside the functions that use it.
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,60 @@ def mlflow_client(uri: str, *, must_exist: bool = False) -> Iterator[Any]:
         with failures(f"cannot open the MLflow store at {uri}"):
             client = MlflowClient(tracking_uri=uri)
         yield client
+
+
+# -- names MLflow refuses ------------------------------------------------------------------------
+# mlflow.utils.validation: metric, param and tag names match ``^[/\w.\- :]*$`` (no colon on
+# Windows), must equal their posixpath.normpath, must not be "." or start with ".." or "/",
+# and have at most 250 characters.
+
+KEY_TAG = "tracklog.key."  # tracklog.key.<mapped name> = the name as tracklog logged it
+MAX_NAME = 250
+MAX_MAPPED = MAX_NAME - len(KEY_TAG)  # so that the tag that keeps the original fits too
+_ALLOWED = re.compile(r"[/\w.\- :]")
+_VALID = re.compile(r"[/\w.\- :]*")
+
+
+def mlflow_accepts(name: str) -> bool:
+    """Whether MLflow accepts ``name`` as a metric, param or tag name (its own rule, restated)."""
+    if not name or len(name) > MAX_NAME or not _VALID.fullmatch(name):
+        return False
+    norm = posixpath.normpath(name)
+    return norm == name and norm != "." and not norm.startswith(("..", "/"))
+
+
+def _mapped(name: str) -> str:
+    out = "".join(c if _ALLOWED.fullmatch(c) else "_" for c in name)
+    if not mlflow_accepts(out):
+        # Still a path that normalises to another name: "/" becomes "_" too, and so do
+        # leading dots ("a//b" -> "a__b", "../x" -> "___x", "." -> "_").
+        out = out.replace("/", "_")
+        stripped = out.lstrip(".")
+        out = "_" * (len(out) - len(stripped)) + stripped
+    return out[:MAX_MAPPED]
+
+
+def map_names(names: Iterable[str]) -> dict[str, str]:
+    """The MLflow name of every name MLflow refuses, one injective map for a run's names.
+
+    Each character MLflow does not allow becomes ``_`` (then path-like leftovers, see
+    ``_mapped``); the result is cut to ``MAX_MAPPED`` characters; if it equals a name
+    the run already has (as is, or mapped earlier) ``_2``, ``_3``... is added. Names
+    MLflow accepts are not in the map. Names are taken in sorted order, so the map
+    does not depend on the order they were logged in.
+    """
+    names = sorted(set(names))
+    taken = {n for n in names if mlflow_accepts(n)}
+    out: dict[str, str] = {}
+    for name in names:
+        if name in taken:
+            continue
+        base = _mapped(name)
+        cand, i = base, 1
+        while cand in taken or not mlflow_accepts(cand):
+            i += 1
+            suffix = f"_{i}"
+            cand = base[: MAX_MAPPED - len(suffix)] + suffix
+        taken.add(cand)
+        out[name] = cand
+    return out
