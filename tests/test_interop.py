@@ -247,3 +247,162 @@ def test_mlflow_server_uris_are_passed_through_unchanged(
     with pytest.raises(tracklog.InteropError, match="connection refused"):
         import_mlflow(tracklog.Store(tmp_path / "back"), uri)
     assert seen == [(uri, None), (uri, None)]
+
+
+def _mlflow_runs(uri: str, exp_name: str, deleted: bool = False) -> list[object]:
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(exp_name)
+    view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
+    return list(client.search_runs([exp.experiment_id], run_view_type=view))
+
+
+def test_mlflow_export_maps_names_mlflow_refuses_and_import_restores_them(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    from tracklog.interop.export import export_mlflow
+
+    with tracklog.start_run(
+        "names", "odd", params={"opt@x": "adam", "opt_x": "sgd"}, tags={"who?": "me"}
+    ) as run:
+        for i in range(3):
+            run.log_metric("acc@1", i / 10, timestamp=1_700_000_000.0 + i)
+        run.log_metric("acc_1", 0.25)  # the name "acc@1" maps to: the mapped one takes a suffix
+        run.log_metric("a//b", 1.0)
+        run.log_metric("../up", 2.0)
+    uri = f"sqlite:///{tmp_path / 'names.db'}"
+    report = export_mlflow(tracklog.Store(), [run.id], uri)
+    assert [t.action for t in report.runs] == ["created"]
+    (mrun,) = _mlflow_runs(uri, "names")
+    assert mrun.info.status == "FINISHED"
+    assert set(mrun.data.metrics) == {"acc_1", "acc_1_2", "a__b", "___up"}
+    assert mrun.data.params == {"opt_x": "sgd", "opt_x_2": "adam"}
+    tags = mrun.data.tags
+    assert tags["who_"] == "me" and tags["tracklog.key.who_"] == "who?"
+    assert tags["tracklog.key.acc_1_2"] == "acc@1" and tags["tracklog.key.___up"] == "../up"
+    assert "tracklog.key.acc_1" not in tags  # a name MLflow accepts is kept as it is
+    hist = MlflowClient(tracking_uri=uri).get_metric_history(mrun.info.run_id, "acc_1_2")
+    assert [m.value for m in hist] == [0.0, 0.1, 0.2]
+
+    back = tracklog.Store(tmp_path / "back")
+    (rid,) = import_mlflow(back, uri).created
+    state = back.run(rid)
+    assert set(state.metrics) == {"acc@1", "acc_1", "a//b", "../up"}
+    assert state.params == {"opt@x": "adam", "opt_x": "sgd"}
+    assert state.tags["who?"] == "me" and not any(k.startswith("tracklog.key.") for k in state.tags)
+    assert state.history("acc@1").value.tolist() == [0.0, 0.1, 0.2]
+
+
+def test_mlflow_failure_mid_export_leaves_no_running_run(
+    run_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    real = MlflowClient.log_batch
+
+    def refuse_metrics(self: object, run_id: str, metrics: object = (), **kw: object) -> object:
+        if metrics:
+            raise MlflowException("the store is full\nsecond line")
+        return real(self, run_id, metrics=metrics or [], **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MlflowClient, "log_batch", refuse_metrics)
+    uri = f"sqlite:///{tmp_path / 'fail.db'}"
+    with pytest.raises(
+        tracklog.InteropError, match=f"run {run_id}.*FAILED and deleted.*store is full"
+    ) as info:
+        export(tracklog.Store(), [run_id], "mlflow", uri)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(MlflowClient, "log_batch", real)
+    assert _mlflow_runs(uri, "interop") == []  # nothing RUNNING, nothing half-made in view
+    (gone,) = _mlflow_runs(uri, "interop", deleted=True)
+    assert gone.info.status == "FAILED" and "store is full" in gone.data.tags["tracklog.export_error"]
+    # The next export is whole, and counts as created (the deleted one does not count).
+    from tracklog.interop.export import export_mlflow
+
+    assert export_mlflow(tracklog.Store(), [run_id], uri).created != []
+    (mrun,) = _mlflow_runs(uri, "interop")
+    assert mrun.info.status == "FINISHED" and len(mrun.data.metrics) == 2
+
+
+def test_mlflow_export_and_import_are_idempotent(run_id: str, root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    from tracklog.interop.export import export_mlflow
+
+    uri = f"sqlite:///{tmp_path / 'idem.db'}"
+    store = tracklog.Store()
+    first = export_mlflow(store, [run_id], uri)
+    again = export_mlflow(store, [run_id], uri)
+    assert [t.action for t in first.runs] == ["created"] and [t.action for t in again.runs] == ["skipped"]
+    assert again.runs[0].dest == first.runs[0].dest and len(_mlflow_runs(uri, "interop")) == 1
+    assert "1 skipped" in again.summary()
+    # The run goes on (a resume): the next export replaces the MLflow run with a whole new one.
+    with tracklog.start_run(run_id=run_id, resume=True) as run:
+        run.log_metric("val/acc", 1.0, step=300)
+    upd = export_mlflow(store, [run_id], uri)
+    assert [t.action for t in upd.runs] == ["updated"]
+    (mrun,) = _mlflow_runs(uri, "interop")
+    assert mrun.info.run_id == upd.runs[0].dest != first.runs[0].dest
+    assert len(MlflowClient(tracking_uri=uri).get_metric_history(mrun.info.run_id, "val/acc")) == 31
+    assert len(_mlflow_runs(uri, "interop", deleted=True)) == 1  # the old one, restorable
+    out = _tl("export", run_id, "-f", "mlflow", "-o", uri, root=root)
+    assert out.returncode == 0 and "1 skipped" in out.stderr, out.stderr
+    assert out.stdout.split() == [run_id, "skipped", upd.runs[0].dest]
+
+    back = tracklog.Store(tmp_path / "back")
+    a = import_mlflow(back, uri)
+    b = import_mlflow(back, uri)
+    assert [t.action for t in a.runs] == ["created"] and [t.action for t in b.runs] == ["skipped"]
+    assert b.runs[0].dest == a.runs[0].dest and len(back.runs()) == 1
+    assert back.run(a.runs[0].dest).tags["mlflow.run_id"] == mrun.info.run_id
+    out = _tl("import", "mlflow", uri, root=tmp_path / "back")
+    assert out.returncode == 0 and "0 created, 0 updated, 1 skipped" in out.stderr, out.stderr
+    assert len(back.runs()) == 1
+
+
+def test_mlflow_artifacts_round_trip_byte_for_byte(tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    from tracklog.store.paths import artifact_path
+
+    blob = bytes(range(256)) * 40 + b"\x00\xff"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(blob)
+    (tmp_path / "model" / "sub").mkdir()
+    (tmp_path / "model" / "sub" / "cfg.json").write_text('{"a": 1}')
+    (tmp_path / "notes.txt").write_text("hello")
+    with tracklog.start_run("arts", "with-files") as run:
+        run.log_metric("loss", 1.0)
+        run.log_artifact(tmp_path / "model")
+        run.log_artifact(tmp_path / "notes.txt", name="docs/notes.txt")
+    uri = f"sqlite:///{tmp_path / 'arts.db'}"
+    export(tracklog.Store(), [run.id], "mlflow", uri)
+    (mrun,) = _mlflow_runs(uri, "arts")
+    got = Path(MlflowClient(tracking_uri=uri).download_artifacts(mrun.info.run_id, "", str(tmp_path / "dl")))
+    assert (got / "model" / "weights.bin").read_bytes() == blob
+    assert (got / "model" / "sub" / "cfg.json").read_text() == '{"a": 1}'
+    assert (got / "docs" / "notes.txt").read_text() == "hello"
+
+    # And an MLflow run's own artifacts come in.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("native2")
+    with mlflow.start_run():
+        mlflow.log_artifact(str(tmp_path / "model" / "weights.bin"), artifact_path="ckpt")
+    back = tracklog.Store(tmp_path / "back")
+    report = import_mlflow(back, uri)
+    by_name = {back.run(r).name: back.run(r) for r in report.created}
+    state = by_name["with-files"]
+    assert set(state.artifacts) == {"model/weights.bin", "model/sub/cfg.json", "docs/notes.txt"}
+    for name, data in (("model/weights.bin", blob), ("docs/notes.txt", b"hello")):
+        info = state.artifacts[name]
+        assert artifact_path(back.root, info["sha256"]).read_bytes() == data and info["size"] == len(data)
+    (native,) = [s for s in by_name.values() if s.experiment == "native2"]
+    info = native.artifacts["ckpt/weights.bin"]
+    assert artifact_path(back.root, info["sha256"]).read_bytes() == blob
