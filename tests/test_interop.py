@@ -406,3 +406,126 @@ def test_mlflow_artifacts_round_trip_byte_for_byte(tmp_path: Path) -> None:
     (native,) = [s for s in by_name.values() if s.experiment == "native2"]
     info = native.artifacts["ckpt/weights.bin"]
     assert artifact_path(back.root, info["sha256"]).read_bytes() == blob
+
+
+def test_mlflow_import_keeps_the_sources_times_and_order(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'times.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    starts = {"old": 1_600_000_000_000, "new": 1_650_000_000_000}
+    for exp_name, t0 in starts.items():
+        r = client.create_run(client.create_experiment(exp_name), start_time=t0, run_name=exp_name)
+        client.log_batch(
+            r.info.run_id, metrics=[Metric("loss", 1.0 / (i + 1), t0 + 1000 * i, i) for i in range(5)]
+        )
+        client.set_terminated(r.info.run_id, "FINISHED", end_time=t0 + 60_000)
+    store = tracklog.Store(tmp_path / "back")
+    import_mlflow(store, uri, "new")  # the newer run comes in first
+    import_mlflow(store, uri, "old")
+    assert [s.name for s in store.runs()] == ["new", "old"]  # newest first: by the source's start
+    for s in store.runs():
+        t0 = starts[s.name] / 1000
+        assert (s.start_time, s.end_time) == (t0, t0 + 60)
+        assert s.history("loss").timestamp.tolist() == [t0 + i for i in range(5)]
+
+
+def test_tensorboard_import_keeps_event_times(tmp_path: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX", reason="the interop extra is not installed")
+    pytest.importorskip("tensorboard", reason="the interop extra is not installed")
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "old"))
+    for i in range(10):
+        w.add_scalar("loss", 1.0 / (i + 1), global_step=i, walltime=1_500_000_000.0 + i)
+    w.close()
+    store = tracklog.Store(tmp_path / "store")
+    (rid,) = import_tensorboard(store, tmp_path / "logs").created
+    state = store.run(rid)
+    assert (state.start_time, state.end_time) == (1_500_000_000.0, 1_500_000_009.0)
+    assert state.history("loss").timestamp.tolist()[0] == state.start_time
+
+
+def _write_tensorboard_logs(logs: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX", reason="the interop extra is not installed")
+    pytest.importorskip("tensorboard", reason="the interop extra is not installed")
+    w = tbx.SummaryWriter(logdir=str(logs / "exp1"))
+    for i in range(5):
+        w.add_scalar("loss", 1.0 / (i + 1), global_step=i, walltime=1_600_000_000.0 + i)
+        w.add_scalars("grp", {"a": float(i), "b": 2.0 * i}, global_step=i, walltime=1_600_000_000.0 + i)
+        w.add_scalars("x/y", {"c": 3.0 * i}, global_step=i, walltime=1_600_000_000.0 + i)
+    w.add_text("notes", "some words", 0)
+    w.add_histogram("weights", np.arange(10.0), 0)
+    w.add_hparams({"lr": 0.1, "opt": "adam", "bn": True}, {"hp/acc": 0.9}, name="hp")
+    w.close()
+    w = tbx.SummaryWriter(logdir=str(logs / "exp2"))
+    w.add_scalar("loss", 0.5, global_step=0)
+    w.add_hparams({"lr": 0.2}, {"hp/acc": 0.7})  # default sub-folder name: the time
+    w.close()
+    # PyTorch's SummaryWriter.add_scalars names its sub-folders <run>/<tag>_<name>.
+    w = tbx.SummaryWriter(logdir=str(logs / "exp2" / "val_top1"))
+    w.add_scalar("val", 0.75, global_step=3)
+    w.close()
+
+
+def test_tensorboard_import_folds_add_scalars_and_add_hparams_into_their_run(tmp_path: Path) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    store = tracklog.Store(tmp_path / "store")
+    with pytest.warns(tracklog.TracklogWarning, match=r"left out 1 histograms, 1 text series"):
+        report = import_tensorboard(store, tmp_path / "logs")
+    assert len(report.created) == 2 and report.not_imported == {"histograms": 1, "text": 1}
+    runs = {store.run(r).name: store.run(r) for r in report.created}
+    one, two = runs["exp1"], runs["exp2"]
+    assert set(one.metrics) == {"loss", "grp/a", "grp/b", "x/y/c", "hp/acc"}
+    assert one.params == {"lr": 0.1, "opt": "adam", "bn": True}
+    assert one.history("grp/b").value.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert one.history("x/y/c").step.tolist() == [0, 1, 2, 3, 4]
+    assert math.isclose(one.history("hp/acc").value[0], 0.9, rel_tol=1e-6)
+    assert set(two.metrics) == {"loss", "hp/acc", "val/top1"} and two.params == {"lr": 0.2}
+    assert two.history("val/top1").step.tolist() == [3]
+
+
+def test_tensorboard_hparams_that_disagree_stay_a_run_of_their_own(tmp_path: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX", reason="the interop extra is not installed")
+    pytest.importorskip("tensorboard", reason="the interop extra is not installed")
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "sweep"))
+    w.add_hparams({"lr": 0.1}, {"acc": 0.5}, name="t1")
+    w.add_hparams({"lr": 0.2}, {"acc": 0.6}, name="t2")
+    w.close()
+    store = tracklog.Store(tmp_path / "store")
+    report = import_tensorboard(store, tmp_path / "logs")
+    runs = {store.run(r).name: store.run(r) for r in report.created}
+    assert set(runs) == {"sweep", "sweep/t2"}
+    assert runs["sweep"].params == {"lr": 0.1} and runs["sweep/t2"].params == {"lr": 0.2}
+
+
+def test_cli_tensorboard_import_reports_what_it_left_out(tmp_path: Path) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    out = _tl("import", "tensorboard", str(tmp_path / "logs"), "-e", "tb-mine", root=tmp_path / "store")
+    assert out.returncode == 0, out.stderr
+    assert "left out 1 histograms, 1 text series" in out.stderr
+    assert "2 runs (2 created, 0 updated, 0 skipped)" in out.stderr
+    assert {s.experiment for s in tracklog.Store(tmp_path / "store").runs()} == {"tb-mine"}
+    out = _tl("import", "tensorboard", str(tmp_path / "logs"), "--from-experiment", "x", root=tmp_path / "s2")
+    assert out.returncode == 2 and "--from-experiment is for 'import mlflow'" in out.stderr
+
+
+def test_cli_import_mlflow_e_is_the_destination_and_from_experiment_the_source(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'flags.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    for exp_name in ("peer", "other"):
+        r = client.create_run(client.create_experiment(exp_name), run_name=f"in-{exp_name}")
+        client.log_metric(r.info.run_id, "loss", 1.0)
+        client.set_terminated(r.info.run_id)
+    out = _tl("import", "mlflow", uri, "--from-experiment", "peer", "-e", "mine", root=tmp_path / "s")
+    assert out.returncode == 0, out.stderr
+    (state,) = tracklog.Store(tmp_path / "s").runs()
+    assert (state.experiment, state.name) == ("mine", "in-peer")
+    out = _tl("import", "mlflow", uri, "--from-experiment", "nope", root=tmp_path / "s")
+    assert out.returncode == 2 and "no experiment 'nope'" in out.stderr
+    back = tracklog.Store(tmp_path / "lib")
+    report = import_mlflow(back, uri, experiment="mine")  # the library: the same meaning
+    assert {back.run(r).experiment for r in report.created} == {"mine"} and len(report.created) == 2
