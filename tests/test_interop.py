@@ -529,3 +529,47 @@ def test_cli_import_mlflow_e_is_the_destination_and_from_experiment_the_source(t
     back = tracklog.Store(tmp_path / "lib")
     report = import_mlflow(back, uri, experiment="mine")  # the library: the same meaning
     assert {back.run(r).experiment for r in report.created} == {"mine"} and len(report.created) == 2
+
+
+def test_name_mapping_gives_names_mlflows_own_validator_accepts() -> None:
+    validation = pytest.importorskip("mlflow.utils.validation", reason="the interop extra is not installed")
+    from tracklog.interop._mlflow import MAX_MAPPED, map_names, mlflow_accepts
+
+    names = [
+        "acc@1",
+        "acc_1",
+        "a//b",
+        "../up",
+        ".",
+        "x/",
+        "/abs",
+        "é:ü ok",
+        "q?" * 125,
+        "r#" * 125,
+        "ok/name",
+    ]
+    mapped = map_names(names)
+    assert map_names(reversed(names)) == mapped  # the order names were logged in does not matter
+    assert set(mapped) == {n for n in names if not mlflow_accepts(n)}
+    assert "acc_1" not in mapped and "ok/name" not in mapped and "é:ü ok" not in mapped
+    assert len(set(mapped.values())) == len(mapped) and not set(mapped.values()) & set(names)
+    for name in [*mapped.values(), "acc_1", "ok/name"]:
+        validation._validate_metric_name(name)  # raises if MLflow refuses it
+        validation._validate_param_name(name)
+        validation._validate_tag_name(name)
+    assert all(len(m) <= MAX_MAPPED for m in mapped.values())
+    for refused in names:
+        if not mlflow_accepts(refused):
+            with pytest.raises(Exception, match=r"Invalid value|must be"):
+                validation._validate_metric_name(refused)
+                validation._validate_length_limit("Metric name", 250, refused)
+
+
+def test_start_run_and_close_take_the_times_importers_pass(root: Path) -> None:
+    with tracklog.start_run("t", "past", _time=1_000_000.0) as run:
+        run.log_metric("x", 1.0, timestamp=1_000_001.0)
+        run.close(_time=1_000_002.0)
+    state = tracklog.Store().run(run.id)
+    assert (state.start_time, state.end_time, state.status) == (1_000_000.0, 1_000_002.0, "finished")
+    with pytest.raises(tracklog.ValidationError, match="start time"):
+        tracklog.start_run("t", _time=math.inf)
