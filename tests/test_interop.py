@@ -19,6 +19,12 @@ from tracklog.interop.imports import import_mlflow, import_tensorboard
 from .conftest import PY, python_env
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow's database stores keep artifacts in ./mlruns of the current directory by default.
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_id(root: Path) -> str:
     with tracklog.start_run(
