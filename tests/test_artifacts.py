@@ -131,3 +131,74 @@ def test_a_failed_copy_logs_nothing_and_leaves_no_temp_file(
     assert list((root / "artifacts" / "tmp").iterdir()) == []
     assert not _blob(root, b"data").exists()
     assert tracklog.replay(run.path).artifacts == {}
+
+
+# -- getting artifacts back out (Store.artifacts, artifact_path, open_artifact, get_artifact) ------
+
+
+def _logged(tmp_path: Path) -> tuple[tracklog.Store, dict[str, bytes]]:
+    src = tmp_path / "model"
+    (src / "sub").mkdir(parents=True)
+    files = {"a.bin": os.urandom(3000), "sub/b.txt": b"hello"}
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    (tmp_path / "cfg.yaml").write_bytes(b"lr: 1\n")
+    with tracklog.start_run(run_id="r") as run:
+        run.log_artifact(src)
+        run.log_artifact(tmp_path / "cfg.yaml")
+    return tracklog.Store(), files
+
+
+def test_a_file_and_a_directory_come_back_verified(tmp_path: Path) -> None:
+    store, files = _logged(tmp_path)
+    assert sorted(store.artifacts("r")) == ["cfg.yaml", "model/a.bin", "model/sub/b.txt"]
+    out = tmp_path / "out"
+    got = store.get_artifact("r", "model", out)
+    assert sorted(p.relative_to(out).as_posix() for p in got) == sorted(files)
+    assert all((out / rel).read_bytes() == data for rel, data in files.items())
+    out.joinpath("x").mkdir()
+    (cfg,) = store.get_artifact("r", "cfg.yaml", out / "x")  # an existing directory receives the file
+    assert cfg == out / "x" / "cfg.yaml" and cfg.read_bytes() == b"lr: 1\n"
+    with store.open_artifact("r", "model/sub/b.txt") as f:
+        assert f.read() == b"hello"
+    assert store.artifact_path("r", "model/a.bin").read_bytes() == files["a.bin"]
+
+
+def test_an_existing_file_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    store, _ = _logged(tmp_path)
+    dest = tmp_path / "cfg.yaml.out"
+    dest.write_bytes(b"mine")
+    with pytest.raises(tracklog.StoreError, match="exists"):
+        store.get_artifact("r", "cfg.yaml", dest)
+    assert dest.read_bytes() == b"mine"
+    store.get_artifact("r", "cfg.yaml", dest, overwrite=True)
+    assert dest.read_bytes() == b"lr: 1\n"
+
+
+def test_a_damaged_blob_is_refused_and_nothing_is_written(tmp_path: Path, root: Path) -> None:
+    store, files = _logged(tmp_path)
+    blob = _blob(root, files["a.bin"])
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1  # same size: only the hash can tell
+    blob.write_bytes(bytes(data))
+    dest = tmp_path / "a.bin"
+    with pytest.raises(tracklog.StoreError, match="does not match its sha256"):
+        store.get_artifact("r", "model/a.bin", dest)
+    assert not dest.exists() and list(tmp_path.glob(".a.bin.*")) == []  # no partial file either
+    blob.write_bytes(bytes(data[:-1]))
+    with pytest.raises(tracklog.StoreError, match="has 2999 bytes"):
+        store.artifact_path("r", "model/a.bin")
+    blob.unlink()
+    with pytest.raises(tracklog.StoreError, match="missing"):
+        store.open_artifact("r", "model/a.bin")
+
+
+def test_unknown_names_are_artifact_not_found(tmp_path: Path) -> None:
+    store, _ = _logged(tmp_path)
+    with pytest.raises(tracklog.ArtifactNotFoundError, match="'nope'"):
+        store.get_artifact("r", "nope", tmp_path / "o")
+    with pytest.raises(tracklog.ArtifactNotFoundError, match="artifact file 'model'"):
+        store.artifact_path("r", "model")  # a directory has no single blob
+    with pytest.raises(tracklog.ValidationError):
+        store.get_artifact("r", "", tmp_path / "o")
+    assert artifacts.select({"a/b": {}, "ab": {}, "a/c/d": {}}, "a") == {"b": {}, "c/d": {}}

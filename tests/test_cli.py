@@ -201,3 +201,21 @@ def test_show_and_runs_print_times_no_calendar_holds(root: Path) -> None:
         out = tl(*args, root=root)
         assert out.returncode == 0, out.stderr
         assert "Traceback" not in out.stderr and "1e+300" in out.stdout
+
+
+def test_artifacts_lists_and_get_restores_a_directory(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "w.npy").write_bytes(b"\x93NUMPY" + bytes(100))
+    with tracklog.start_run(run_id="art") as run:
+        run.log_artifact(src)
+    listed = tl("artifacts", "art", root=root)
+    assert listed.returncode == 0 and "ckpt/w.npy" in listed.stdout and "106" in listed.stdout
+    got = tl("get", "art", "ckpt", "-o", str(tmp_path / "back"), root=root)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "back" / "w.npy").read_bytes() == (src / "w.npy").read_bytes()
+    assert "restored 1 file, sha256 verified" in got.stderr
+    again = tl("get", "art", "ckpt", "-o", str(tmp_path / "back"), root=root)
+    assert again.returncode == 2 and "exists" in again.stderr
+    missing = tl("get", "art", "nope", root=root)
+    assert missing.returncode == 2 and "no artifact 'nope'" in missing.stderr

@@ -19,6 +19,7 @@ TREE = [  # class, its tracklog parent, the built-in it also is (errors.py docst
     (tracklog.CorruptLogError, tracklog.TracklogError, ValueError),
     (tracklog.UnsupportedFormatError, tracklog.CorruptLogError, ValueError),
     (tracklog.RunNotFoundError, tracklog.TracklogError, LookupError),
+    (tracklog.ArtifactNotFoundError, tracklog.RunNotFoundError, LookupError),
     (tracklog.RunExistsError, tracklog.TracklogError, FileExistsError),
     (tracklog.RunLockedError, tracklog.TracklogError, TimeoutError),
     (tracklog.RunClosedError, tracklog.TracklogError, RuntimeError),

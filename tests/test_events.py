@@ -1,4 +1,5 @@
-"""events: the one set of rules that says whether a decoded record is valid."""
+"""log/codec.py: the one set of rules that says whether a decoded record is valid, and the
+encoders that build records."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import pytest
 
 from tracklog.errors import CorruptLogError
+from tracklog.log import codec
 from tracklog.log.codec import decode_events, is_plain, record_problem
 
 SHA = "ab" * 32
@@ -68,3 +70,58 @@ def test_plain_values_are_bounded_in_depth() -> None:
     assert is_plain(v)
     assert not is_plain([[[[v]]]])
     assert not is_plain({"a": b"bin"}) and not is_plain({1: 2}) and not is_plain(2**63)
+
+
+def test_encode_pending_never_splits_one_log_metrics_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "MAX_POINTS_PER_RECORD", 4)
+    call = (("a", "b", "c"), [1, 1, 1], [1.0, 2.0, 3.0], 5.0)
+    frames = codec.encode_pending([call, call, ("z", 0, 0.0, 1.0), call])
+    assert [n for _, n in frames] == [6, 4]
+
+
+def test_the_record_constructors_make_valid_records_of_the_documented_layout() -> None:
+    err = ValueError("x" * 5000)
+    end = codec.run_end_record("failed", 2.0, err, None)
+    assert end == [
+        2,
+        {
+            "status": "failed",
+            "time": 2.0,
+            "error": {"type": "ValueError", "message": "x" * 4096},
+            "signal": None,
+        },
+    ]
+    start = codec.run_start_record(
+        {"session": "ab", "time": 1.0},
+        "e",
+        None,
+        False,
+        None,
+        "batch",
+        {"argv": ["x"], "python": "3.11", "git": None},
+    )
+    assert list(start[1]) == [
+        "session",
+        "time",
+        "experiment",
+        "name",
+        "resume",
+        "resume_step",
+        "durability",
+        "argv",
+        "python",
+        "git",
+    ]
+    recs = [
+        start,
+        end,
+        codec.run_end_record("finished", 2.0, None, "SIGTERM"),
+        codec.keyed_record(codec.PARAM, "lr", 0.1, 1.0),
+        codec.keyed_record(codec.ARTIFACT, "m/w.npy", {"sha256": SHA, "size": 1}, 1.0),
+        codec.call_record(["a", "b"], [3, 3], [1.0, 2.0], 1.0),
+        codec.call_record(["a", "b"], [3, 4], [1.0, 2.0], 1.0),
+        codec.dropped_record(3, 1.0),
+    ]
+    for rec in recs:
+        assert record_problem(rec) is None, rec
+    assert recs[5][3] == 3 and recs[6][3] == b"\x03" + b"\0" * 7 + b"\x04" + b"\0" * 7

@@ -9,6 +9,7 @@ def test_exported_members_are_exactly_these() -> None:
     assert sorted(tracklog.__all__) == sorted(
         [
             "CompactReport",
+            "ArtifactNotFoundError",
             "CorruptLogError",
             "Event",
             "FilterError",

@@ -125,3 +125,23 @@ def test_resume_refuses_another_experiment_and_keeps_the_first() -> None:
     with tracklog.start_run("exp", run_id="e", resume=True) as again:
         assert again.experiment == "exp"
     assert tracklog.replay(run.path).experiment == "exp"
+
+
+def test_resume_true_accepts_a_unique_id_prefix_or_run_name_as_the_cli_does(root: Path) -> None:
+    with tracklog.start_run(name="baseline", run_id="20261203-abcdef") as run:
+        run.log_metric("loss", 1.0)
+    with tracklog.start_run(run_id="20261203-ab", resume=True) as again:
+        again.log_metric("loss", 0.5)
+    assert again.id == "20261203-abcdef"
+    with tracklog.start_run(run_id="baseline", resume=True) as third:
+        assert third.id == "20261203-abcdef"
+    assert tracklog.replay(root / "runs" / "20261203-abcdef").metrics["loss"].count == 2
+    with tracklog.start_run(run_id="20261203-abzzzz"):
+        pass
+    with pytest.raises(tracklog.RunNotFoundError, match="ambiguous"):
+        tracklog.start_run(run_id="20261203-ab", resume=True)
+    with pytest.raises(tracklog.RunNotFoundError, match="resume='allow'"):
+        tracklog.start_run(run_id="nothing", resume=True)
+    # "allow" never takes a prefix for another run: a missing id is created.
+    with tracklog.start_run(run_id="20261203-a", resume="allow") as new:
+        assert new.id == "20261203-a"

@@ -150,3 +150,27 @@ def test_store_compact_resolves_a_name(three: tracklog.Store) -> None:
     assert [r.run_id for r in report.runs] == ["aa1"] and report.runs[0].wrote_snapshot
     assert (three.root / "runs" / "aa1" / "snapshot.tls").is_file()
     assert not (three.root / "runs" / "aa2" / "snapshot.tls").exists()
+
+
+def test_runs_frame_is_one_row_per_run_with_params_tags_and_metric_summaries(root: Path) -> None:
+    pd = pytest.importorskip("pandas", reason="pandas is not installed (the interop extra)")
+    with tracklog.start_run("exp", "a", run_id="01a", params={"lr": 0.1}, tags={"t": "x"}) as run:
+        for i in range(3):
+            run.log_metrics({"loss": 1.0 / (i + 1), "acc": i / 10}, step=i)
+    with tracklog.start_run("exp", "b", run_id="02b", params={"lr": 0.2}) as run:
+        run.log_metric("loss", 5.0, step=7)
+    store = tracklog.Store(root)
+    frame = store.runs_frame(stats=("last", "min", "count"), order_by="params.lr ASC")
+    assert list(frame["run_id"]) == ["01a", "02b"]
+    assert list(frame["params.lr"]) == [0.1, 0.2] and list(frame["status"]) == ["finished"] * 2
+    assert frame.loc[0, "tags.t"] == "x" and pd.isna(frame.loc[1, "tags.t"])
+    assert list(frame["metrics.loss"]) == [1.0 / 3, 5.0] and list(frame["metrics.loss.min"]) == [1.0 / 3, 5.0]
+    assert frame.loc[0, "metrics.acc.count"] == 3 and pd.isna(frame.loc[1, "metrics.acc"])
+    assert (
+        isinstance(frame["start_time"].dtype, pd.DatetimeTZDtype) and str(frame["start_time"].dt.tz) == "UTC"
+    )
+    assert frame.loc[0, "start_time"].timestamp() == pytest.approx(store.run("01a").start_time)
+    empty = store.runs_frame(where="params.lr > 1")
+    assert len(empty) == 0 and list(empty.columns)[:4] == ["run_id", "experiment", "name", "status"]
+    with pytest.raises(tracklog.ValidationError, match="stats"):
+        store.runs_frame(stats=("median",))

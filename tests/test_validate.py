@@ -206,3 +206,38 @@ def test_huge_param_is_refused_not_written() -> None:
             run.log_param("blob", "x" * (17 * 1024 * 1024))
         run.log_param("small", 1)
     assert [e.key for e in events_of(run.path) if e.kind == "param"] == ["small"]
+
+
+def test_params_and_tags_may_be_an_argparse_namespace_or_a_dataclass(root: Path) -> None:
+    import argparse
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Optim:
+        name: str = "adam"
+        betas: tuple[float, float] = (0.9, 0.999)
+
+    @dataclasses.dataclass
+    class Config:
+        lr: float = 0.1
+        optim: Optim = dataclasses.field(default_factory=Optim)
+
+    args = argparse.Namespace(epochs=3, data="/d")
+    with tracklog.start_run(run_id="r", params=args) as run:
+        run.log_params(Config())
+        run.set_tags(argparse.Namespace(team="vision"))
+    state = tracklog.replay(root / "runs" / "r")
+    assert state.params == {
+        "epochs": 3,
+        "data": "/d",
+        "lr": 0.1,
+        "optim": {"name": "adam", "betas": [0.9, 0.999]},
+    }
+    assert state.tags == {"team": "vision"}
+    with (
+        tracklog.start_run(run_id="s") as run,
+        pytest.raises(tracklog.ValidationError, match="dataclass, got list"),
+    ):
+        run.log_params([("a", 1)])  # type: ignore[arg-type]
+    with tracklog.start_run(run_id="t") as run, pytest.raises(tracklog.ValidationError, match="got type"):
+        run.log_params(Config)  # the class, not an instance

@@ -193,13 +193,6 @@ def test_batch_mode_coalesces_points_into_columnar_records() -> None:
     assert pts[-2:] == [("x", 0, 1.0), ("y", 0, 2.0)] and len(pts) == 2002
 
 
-def test_encode_pending_never_splits_one_log_metrics_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_mod, "MAX_POINTS_PER_RECORD", 4)
-    call = (("a", "b", "c"), [1, 1, 1], [1.0, 2.0, 3.0], 5.0)
-    frames = writer_mod.encode_pending([call, call, ("z", 0, 0.0, 1.0), call])
-    assert [n for _, n in frames] == [6, 4]
-
-
 @pytest.mark.parametrize("durability", ["batch", "process", "machine"])
 def test_one_log_metrics_call_of_more_than_65535_keys_is_written_whole(durability: str) -> None:
     keys = [f"k{i}" for i in range(70_000)]

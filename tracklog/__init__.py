@@ -15,7 +15,7 @@ from .read.compact import CompactReport, compact
 from .read.diff import RunDiff
 from .read.replay import replay
 from .read.store import Store
-from .state.fold import MetricHistory, MetricSummary, RunState, SessionInfo
+from .state.types import MetricHistory, MetricSummary, RunState, SessionInfo
 from .write.run import Run, start_run
 
 __all__ = [

@@ -12,6 +12,7 @@ callers may catch either::
     ├── CorruptLogError (ValueError)          bytes that are not a valid log
     │   └── UnsupportedFormatError            a segment from a newer major version
     ├── RunNotFoundError (LookupError)        no run with that id or name
+    │   └── ArtifactNotFoundError             the run has no artifact of that name
     ├── RunExistsError (FileExistsError)      start_run with an id that is taken
     ├── RunLockedError (TimeoutError)         another live writer holds the run
     ├── RunClosedError (RuntimeError)         logging to a closed or forked-away run
@@ -27,6 +28,7 @@ and for corrupt ranges skipped by a salvaging reader.
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactNotFoundError",
     "CorruptLogError",
     "FilterError",
     "InteropError",
@@ -81,6 +83,10 @@ class UnsupportedFormatError(CorruptLogError):
 
 class RunNotFoundError(TracklogError, LookupError):
     """No run matches the given id, prefix or name."""
+
+
+class ArtifactNotFoundError(RunNotFoundError):
+    """The run has no artifact (file or directory) of that name."""
 
 
 class RunExistsError(TracklogError, FileExistsError):

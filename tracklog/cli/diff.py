@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..read.store import Store
-from ..state.fold import MetricSummary
+from ..state.types import MetricSummary
 from .exits import EXIT_OK
 from .render import fmt_value, indented_table, print_json
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..errors import TracklogError, TracklogWarning
-from . import compact, demo, diff, export, imports, replay, runs, show, tail, verify
+from . import artifacts, compact, demo, diff, export, get, imports, replay, runs, show, tail, verify
 from .exits import EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .render import one_line
 
@@ -42,6 +42,8 @@ COMMANDS: dict[str, Command] = {
     "verify": verify,
     "compact": compact,
     "tail": tail,
+    "artifacts": artifacts,
+    "get": get,
     "export": export,
     "import": imports,
     "demo": demo,

@@ -8,11 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import shlex
 from typing import Any
 
 from ..interop.export import json_safe
 from ..read.where import MISSING
-from ..state.fold import RunState
+from ..state.types import RunState
 
 
 def fmt_time(t: float | None) -> str:
@@ -102,6 +103,7 @@ def state_lines(s: RunState) -> list[str]:
         lines.append(
             f"  {i}. {ses.status}{sig}  host {ses.host} pid {ses.pid}  started {fmt_time(ses.start_time)}{extra}{sup}"
         )
+        lines += ["     " + line for line in source_lines(ses.source)]
     if s.params:
         lines.append("params:")
         lines += [f"  {k} = {fmt_value(v)}" for k, v in s.params.items()]
@@ -129,3 +131,20 @@ def state_lines(s: RunState) -> list[str]:
             for k, a in s.artifacts.items()
         ]
     return lines
+
+
+def source_lines(source: dict[str, Any] | None) -> list[str]:
+    """Where a session came from: git commit (branch, dirty), Python and tracklog, command."""
+    if not source:
+        return []
+    out = []
+    git = source.get("git")
+    if git:
+        where = ", ".join(x for x in (git["branch"] or "detached", "dirty" if git["dirty"] else "") if x)
+        out.append(f"git {git['commit'][:12]} ({where})")
+    versions = [f"{k} {source[k]}" for k in ("python", "tracklog") if source.get(k)]
+    if versions:
+        out.append(", ".join(versions))
+    if source.get("argv"):
+        out.append("command " + " ".join(shlex.quote(a) for a in source["argv"]))
+    return out

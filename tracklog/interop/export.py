@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InteropError, StoreError, TracklogError, ValidationError
 from ..read.store import Store
-from ..state.fold import RunState
+from ..state.types import RunState
 from ..store.paths import artifact_path, open_file
 from ._mlflow import KEY_TAG, failures, map_names, mlflow_client, reason
 from .report import Transfer, TransferReport

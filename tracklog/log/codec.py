@@ -1,7 +1,8 @@
 """Records: event kinds, every encoder and decoder of a payload (FORMAT.md, "Records").
 
-The only module that imports msgpack. A record payload is a msgpack array whose first
-item is a small int kind code.
+The only module that imports msgpack, and the one that lays records out: ``Run`` and the
+writer build theirs here, batch mode's columnar encoding included, and frame and write them.
+A record payload is a msgpack array whose first item is a small int kind code.
 ``Event`` is the logical item users see: one per metric point, param, tag,
 artifact, run start or run end, whatever record carried it.
 """
@@ -9,9 +10,12 @@ artifact, run start or run end, whatever record carried it.
 from __future__ import annotations
 
 import math
+import operator
+import struct
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Final, TypeGuard
 
 import msgpack
@@ -261,6 +265,263 @@ def metrics_record(
     little-endian int64 / float64. Replaying it is ``np.frombuffer``, not a loop.
     """
     return [METRICS, list(keys), idx, steps, values, times]
+
+
+def call_record(keys: list[str], steps: list[int], values: list[float], t: float) -> list[Any]:
+    """The columnar record of one log_metrics call: point i has key keys[i], so no index."""
+    n = len(keys)
+    s0 = steps[0]
+    # struct, not numpy: for a handful of values numpy's call overhead dominates.
+    steps_col = s0 if steps.count(s0) == n else struct.pack(f"<{n}q", *steps)
+    return metrics_record(keys, None, steps_col, struct.pack(f"<{n}d", *values), t)
+
+
+def keyed_record(kind: int, key: str, value: Any, t: float) -> list[Any]:
+    """A param, tag or artifact record: ``[kind, key or name, value or info, time]``."""
+    return [kind, key, value, t]
+
+
+def run_start_record(
+    header: dict[str, Any],
+    experiment: str,
+    name: str | None,
+    resume: bool,
+    resume_step: int | None,
+    durability: str,
+    source: dict[str, Any],
+) -> list[Any]:
+    """A session's first record: its segment header's fields, what the run is, and where
+    the session came from (``source``: ``argv``, ``python``, ``git``)."""
+    info = {
+        **header,
+        "experiment": experiment,
+        "name": name,
+        "resume": resume,
+        "resume_step": resume_step,
+        "durability": durability,
+        **source,
+    }
+    return [RUN_START, info]
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_git(g: Any) -> bool:
+    return (
+        type(g) is dict
+        and set(g) == {"commit", "branch", "dirty"}
+        and type(g["commit"]) is str
+        and len(g["commit"]) in (40, 64)  # sha1 or sha256 repositories
+        and set(g["commit"]) <= _HEX
+        and (g["branch"] is None or (type(g["branch"]) is str and len(g["branch"]) <= 1024))
+        and type(g["dirty"]) is bool
+    )
+
+
+def _is_short_str(v: Any) -> bool:
+    return type(v) is str and len(v) <= 4096
+
+
+def session_source(info: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a session came from, from its ``run_start`` fields: ``argv``, ``python``,
+    ``tracklog`` (version) and ``git`` (``{commit, branch, dirty}``), each None when absent
+    or not well-formed (an older writer, a damaged or hand-made log); None if all are."""
+    argv = info.get("argv")
+    out = {
+        "argv": argv if type(argv) is list and len(argv) <= 64 and all(map(_is_short_str, argv)) else None,
+        "python": info["python"] if _is_short_str(info.get("python")) else None,
+        "tracklog": info["tracklog"] if _is_short_str(info.get("tracklog")) else None,
+        "git": info["git"] if _is_git(info.get("git")) else None,
+    }
+    return out if any(v is not None for v in out.values()) else None
+
+
+def is_source(d: Any) -> bool:
+    """True if ``d`` is what ``session_source`` returns (a cache file's copy is checked)."""
+    return d is None or (
+        type(d) is dict and set(d) == {"argv", "python", "tracklog", "git"} and session_source(d) == d
+    )
+
+
+def run_end_record(status: str, t: float, error: BaseException | None, signal: str | None) -> list[Any]:
+    """How a session ended; ``error`` becomes ``{type, message}`` (message cut at 4 KiB)."""
+    end: dict[str, Any] = {"status": status, "time": t, "error": None, "signal": signal}
+    if error is not None:
+        end["error"] = {"type": type(error).__name__, "message": str(error)[:4096]}
+    return [RUN_END, end]
+
+
+def dropped_record(count: int, t: float) -> list[Any]:
+    """``count`` events were lost while the disk refused writes (or could not be encoded)."""
+    return [DROPPED, {"count": count, "time": t}]
+
+
+# -- batch-mode encoding: pending items to columnar records ------------------------------------
+
+MAX_POINTS_PER_RECORD: Final = 100_000
+MAX_KEYS_PER_RECORD: Final = 65535  # key indices are at most uint16 (FORMAT.md)
+
+# Batch-mode pending items: bytes (a packed non-metric record), a 4-tuple
+# (key, step, value, time) for one point, or a 4-tuple (keys, steps, values, time)
+# for one log_metrics call, which is never split across records.
+Pending = bytes | tuple[Any, Any, Any, float]
+
+
+def encode_pending(items: list[Pending], no_calls: bool = False) -> list[tuple[bytes, int]]:
+    """Frame batch-mode items: runs of metric items become columnar records.
+
+    Returns ``(frame, n_events)`` pairs in log order. A log_metrics call's
+    points always land in one record. ``no_calls`` (the items are single points and
+    packed records, no log_metrics call) takes a path with no per-item Python loop.
+    """
+    if no_calls:
+        out: list[tuple[bytes, int]] = []
+        types = list(map(type, items))
+        start = 0
+        while start < len(items):
+            try:
+                stop = types.index(bytes, start)  # the next record, found at C speed
+            except ValueError:
+                stop = len(items)
+            for i in range(start, stop, MAX_POINTS_PER_RECORD):
+                out.append(_points_columnar(items[i : min(i + MAX_POINTS_PER_RECORD, stop)]))  # type: ignore[arg-type]
+            if stop < len(items):
+                out.append((fmt.frame(items[stop]), 1))  # type: ignore[arg-type]
+            start = stop + 1
+        return out
+    out = []
+    run: list[tuple[Any, Any, Any, float]] = []
+    npoints = 0
+    for it in items:
+        if type(it) is bytes:
+            if run:
+                out.append(_columnar(run))
+                run, npoints = [], 0
+            out.append((fmt.frame(it), 1))
+            continue
+        run.append(it)  # type: ignore[arg-type]
+        npoints += len(it[0]) if type(it[0]) is tuple else 1
+        if npoints >= MAX_POINTS_PER_RECORD:
+            out.append(_columnar(run))
+            run, npoints = [], 0
+    if run:
+        out.append(_columnar(run))
+    return out
+
+
+_col = [operator.itemgetter(i) for i in range(4)]
+
+
+def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes, int]:
+    """Single points only: columns are built by C-level maps, not a Python loop."""
+    keys = list(map(_col[0], points))
+    # First-appearance order, as setdefault would give, but built and mapped at C speed.
+    table = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    if len(table) > MAX_KEYS_PER_RECORD:
+        return _columnar(points)
+    idx: list[int] | np.ndarray = (
+        np.zeros(len(keys), dtype=np.int64) if len(table) == 1 else list(map(table.__getitem__, keys))
+    )
+    try:
+        return _encode_columns(
+            table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
+        )
+    except ValidationError:
+        return _columnar(points)  # too large for one record: split
+
+
+def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
+    """One columnar record for ``run``, or several framed records when one would not fit
+    (more than 65,535 distinct keys, or over the frame size limit): split in halves, never
+    inside one log_metrics call (a call alone always fits: ``Run.log_metrics`` checks)."""
+    if len(run) > 1:
+        try:
+            return _columnar_one(run)
+        except ValidationError:
+            pass
+        half = len(run) // 2
+        a, na = _columnar(run[:half])
+        b, nb = _columnar(run[half:])
+        return a + b, na + nb
+    return _columnar_one(run)
+
+
+def _columnar_one(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
+    table: dict[str, int] = {}
+    keys: Any
+    idx: Any
+    steps: Any
+    values: Any
+    times: Any
+    if all(type(it[0]) is str for it in run):  # only single points: transpose at C speed
+        keys, steps, values, times = zip(*run, strict=True)
+        idx = [table.setdefault(k, len(table)) for k in keys]
+    elif all(type(it[0]) is tuple for it in run):  # only log_metrics calls: flatten at C speed
+        per_call: dict[tuple[str, ...], list[int]] = {}
+        for keys_t in set(map(_col[0], run)):
+            per_call[keys_t] = [table.setdefault(k, len(table)) for k in keys_t]
+        idx = list(chain.from_iterable(map(per_call.__getitem__, map(_col[0], run))))
+        steps = list(chain.from_iterable(map(_col[1], run)))
+        values = list(chain.from_iterable(map(_col[2], run)))
+        times = np.repeat(np.array(list(map(_col[3], run))), list(map(len, map(_col[0], run))))
+    else:
+        idx, steps, values, times = [], [], [], []
+        for key, step, value, t in run:
+            if type(key) is tuple:  # one log_metrics call
+                idx.extend(table.setdefault(k, len(table)) for k in key)
+                steps.extend(step)
+                values.extend(value)
+                times.extend([t] * len(key))
+            else:
+                idx.append(table.setdefault(key, len(table)))
+                steps.append(step)
+                values.append(value)
+                times.append(t)
+    return _encode_columns(table, idx, steps, values, times)
+
+
+def _narrow(steps: np.ndarray) -> np.ndarray:
+    """The steps as the narrowest little-endian signed ints that hold them all."""
+    lo, hi = int(steps.min()), int(steps.max())
+    for dt in ("<i1", "<i2", "<i4"):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return steps.astype(dt)
+    return steps
+
+
+def _encode_columns(
+    table: dict[str, int],
+    idx: list[int] | np.ndarray,
+    steps: list[int],
+    values: list[float],
+    times: list[float],
+) -> tuple[bytes, int]:
+    n = len(values)
+    step_arr = np.array(steps, dtype="<i8")
+    time_arr = np.array(times, dtype="<f8")
+    keys_col = list(table)
+    # Columns take the narrowest width that holds them; a reader infers it from len / n.
+    # An identity mapping (point i has key i: one log_metrics call) stores no index at all,
+    # so a single call may have more keys than a uint16 index could address.
+    idx_all = np.array(idx, dtype=np.int64)
+    identity = len(keys_col) == n and bool((idx_all == np.arange(n)).all())
+    if not identity and len(keys_col) > MAX_KEYS_PER_RECORD:
+        raise ValidationError(f"{len(keys_col)} distinct keys do not fit one record's uint16 index")
+    idx_arr = idx_all.astype("<u1" if len(keys_col) <= 256 else "<u2")
+    steps_col: int | bytes = (
+        int(step_arr[0]) if (step_arr == step_arr[0]).all() else _narrow(step_arr).tobytes()
+    )
+    times_col: float | bytes = float(time_arr[0]) if (time_arr == time_arr[0]).all() else time_arr.tobytes()
+    rec = metrics_record(
+        keys_col,
+        None if identity else idx_arr.tobytes(),
+        steps_col,
+        np.array(values, dtype="<f8").tobytes(),
+        times_col,
+    )
+    return fmt.frame(pack(rec)), n
 
 
 # -- decoding --------------------------------------------------------------------------------

@@ -265,7 +265,8 @@ _LEARN = 8  # frames seen one by one before looking for a period
 _WAIT_MAX = 4096
 _ROWS_MIN = 64  # periods in the first block checked at once; grows 4x while blocks hold
 _PERIOD_MAX = 16  # records in the longest repeating pattern looked for
-_PATTERN_BYTES_MAX = 1024  # block checks cost a numpy pass per payload byte of the pattern
+_PATTERN_BYTES_MAX = 1024  # bytes of one repetition of the pattern, at most
+_CRC_ROWS_MAX = 96  # payloads up to this long are CRC'd by crc_rows (a numpy pass per byte)
 
 
 def _frames(blocks: list[tuple[np.ndarray, np.ndarray]], starts: list[int], ends: list[int]) -> Frames:
@@ -337,7 +338,14 @@ def _check_block(
         upto = (first_bad - slot + period - 1) // period  # rows of this slot before first_bad
         if upto <= 0:
             continue
-        good = crc_rows(grid[:upto, off + FRAME_SIZE : off + FRAME_SIZE + n]) == pcrcs[slot][:upto]
+        if n <= _CRC_ROWS_MAX:
+            good = crc_rows(grid[:upto, off + FRAME_SIZE : off + FRAME_SIZE + n]) == pcrcs[slot][:upto]
+        else:  # a longer payload: zlib per record beats a numpy pass per byte
+            at = pos + off + FRAME_SIZE
+            mv = memoryview(buf)
+            crcs = [_crc32(mv[a : a + n], CRC_SEED) for a in range(at, at + upto * width, width)]
+            mv.release()
+            good = np.array(crcs, dtype=np.uint32) == pcrcs[slot][:upto]
         if not good.all():
             first_bad = min(first_bad, int(np.argmin(good)) * period + slot)
     del grid  # a view of ``buf``: an mmap cannot close while one is alive

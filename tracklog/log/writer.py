@@ -7,7 +7,8 @@ Durability (README, "Durability"):
   ``fsync_interval`` seconds, bounding what a power cut can take.
 - ``machine``: each record is written and fdatasync'ed before the call returns.
 - ``batch``: records are buffered in memory and written by a background thread
-  every ``flush_interval`` seconds, metrics coalesced into columnar records.
+  every ``flush_interval`` seconds, metrics coalesced into columnar records
+  (``codec.encode_pending``).
   The training thread only appends to a list; it never waits for I/O unless
   the buffer reaches ``MAX_PENDING`` items (then it writes a batch itself).
 
@@ -24,24 +25,28 @@ from __future__ import annotations
 
 import collections
 import errno
-import operator
 import os
-import struct
 import threading
 import time
 import warnings
 import zlib
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any, Final, Literal
-
-import numpy as np
 
 from ..errors import TracklogWarning, ValidationError, WriteError
 from ..store.paths import fsync_dir, segment_path
 from . import format as fmt
-from .codec import DROPPED, METRIC, encode_segment_start, metrics_record, pack, packer
+from .codec import (
+    METRIC,
+    Pending,
+    call_record,
+    dropped_record,
+    encode_pending,
+    encode_segment_start,
+    pack,
+    packer,
+)
 
 Durability = Literal["process", "machine", "batch"]
 DURABILITIES: Final = ("process", "machine", "batch")
@@ -50,7 +55,6 @@ FLUSH_INTERVAL_S: Final = 0.5
 RETRY_INTERVAL_S: Final = 0.5
 MAX_PENDING: Final = 1_000_000  # batch-mode items before the logging thread writes itself
 MAX_BACKLOG_BYTES: Final = 64 * 1024 * 1024
-MAX_POINTS_PER_RECORD: Final = 100_000
 _WRITE_CHUNK: Final = 4 * 1024 * 1024
 
 # Module-level aliases: one global lookup on the hot path, and the seam fault tests patch.
@@ -60,11 +64,6 @@ _ftruncate = os.ftruncate
 _crc32 = zlib.crc32
 _SEED: Final = fmt.CRC_SEED
 _LEN_HEAD = fmt.LEN_HEAD
-
-# Batch-mode pending items: bytes (a packed non-metric record), a 4-tuple
-# (key, step, value, time) for one point, or a 4-tuple (keys, steps, values, time)
-# for one log_metrics call, which is never split across records.
-Pending = bytes | tuple[Any, Any, Any, float]
 
 
 class SegmentWriter:
@@ -99,7 +98,7 @@ class SegmentWriter:
         self._pack = packer()  # ~2x faster than pack() per call; used under ``lock``
         # Batch mode's buffer. Run.log_metric appends to it directly (under ``lock``).
         self.pending: list[Pending] = []
-        self._special = 0  # pending items that are not single points (records, log_metrics calls)
+        self._calls = 0  # pending log_metrics calls (the rest are single points and records)
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()
         self._backlog_bytes = 0
         self._dropped = 0
@@ -186,7 +185,6 @@ class SegmentWriter:
             if len(payload) > fmt.MAX_PAYLOAD_BYTES:
                 fmt.frame(payload)  # raises the size error now, in the caller's thread
             self.pending.append(payload)
-            self._special += 1
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
@@ -201,6 +199,7 @@ class SegmentWriter:
             self.flush_pending_locked()
 
     def _point_direct(self, key: str, step: int, value: float, t: float) -> None:
+        # codec's METRIC record, [5, key, step, value, time], built inline: a call less per point.
         p = self._pack((METRIC, key, step, value, t))
         n = len(p)
         data = (_LEN_HEAD.get(n) or fmt.len_head(n)) + _crc32(p, _SEED).to_bytes(4, "little") + p
@@ -224,16 +223,11 @@ class SegmentWriter:
         """Log one call's points, kept in one record. Call with ``lock`` held."""
         if self.durability == "batch":
             self.pending.append((tuple(keys), steps, values, t))
-            self._special += 1
+            self._calls += 1
             if len(self.pending) >= MAX_PENDING:
                 self.flush_pending_locked()
             return
-        n = len(keys)
-        s0 = steps[0]
-        # struct, not numpy: for a handful of values numpy's call overhead dominates.
-        steps_col = s0 if steps.count(s0) == n else struct.pack(f"<{n}q", *steps)
-        rec = metrics_record(keys, None, steps_col, struct.pack(f"<{n}d", *values), t)
-        self._write_frame(fmt.frame(self._pack(rec)), n)
+        self._write_frame(fmt.frame(self._pack(call_record(keys, steps, values, t))), len(keys))
 
     def _write_frame(self, data: bytes, n_events: int) -> None:
         if self._backlog or self._failing is not None:
@@ -316,8 +310,7 @@ class SegmentWriter:
                 self._backlog.popleft()
                 self._backlog_bytes -= len(data)
             if self._dropped:
-                rec = [DROPPED, {"count": self._dropped, "time": time.time()}]
-                self._append(fmt.frame(self._pack(rec)))
+                self._append(fmt.frame(self._pack(dropped_record(self._dropped, time.time()))))
                 self._dropped = 0
         except OSError:
             return
@@ -374,10 +367,11 @@ class SegmentWriter:
             self._write_items(items)
 
     def _take_pending(self) -> tuple[list[Pending], bool]:
-        """Swap out the pending items (caller holds ``lock``); True if all are single points."""
-        items, only_points = self.pending, self._special == 0
-        self.pending, self._special = [], 0
-        return items, only_points
+        """Swap out the pending items (caller holds ``lock``); True if no log_metrics call
+        is among them."""
+        items, no_calls = self.pending, self._calls == 0
+        self.pending, self._calls = [], 0
+        return items, no_calls
 
     def _write_items(self, taken: tuple[list[Pending], bool]) -> None:
         try:
@@ -411,8 +405,7 @@ class SegmentWriter:
                     stacklevel=2,
                 )
         if lost:  # written in log order, where the lost events were
-            rec = [DROPPED, {"count": lost, "time": time.time()}]
-            out.append((fmt.frame(pack(rec)), 0))
+            out.append((fmt.frame(pack(dropped_record(lost, time.time()))), 0))
         return out
 
     # -- background ----------------------------------------------------------------------------
@@ -434,9 +427,7 @@ class SegmentWriter:
                 items = self._take_pending()
             # I/O happens outside ``lock``: the training thread keeps appending meanwhile.
             with self._io_lock:
-                self._write_items(items)
-                if self._backlog or self._failing is not None:
-                    self._retry(force=False)
+                self._drain(items, force=False)
                 if self._dirty and time.monotonic() - self._last_fsync >= self._fsync_interval:
                     self._last_fsync = time.monotonic()
                     self._sync()
@@ -460,6 +451,15 @@ class SegmentWriter:
             if fd == self.fd:
                 self.synced_end = max(self.synced_end, end)
 
+    def _drain(self, items: tuple[list[Pending], bool], force: bool) -> bool:
+        """Write taken items, then retry a backlog (holding ``_io_lock``); True if some
+        records could still not be written."""
+        self._write_items(items)
+        if self._backlog or self._failing is not None:
+            self._retry(force=force)
+            return bool(self._backlog or self._failing is not None)
+        return False
+
     # -- flush and close -----------------------------------------------------------------------
 
     @property
@@ -472,11 +472,8 @@ class SegmentWriter:
         with self.lock:
             items = self._take_pending()
             with self._io_lock:
-                self._write_items(items)
-                if self._backlog or self._failing is not None:
-                    self._retry(force=True)
-                    if (self._backlog or self._failing is not None) and self.strict:
-                        raise WriteError(f"{len(self._backlog)} records for {self.path} could not be written")
+                if self._drain(items, force=True) and self.strict:
+                    raise WriteError(f"{len(self._backlog)} records for {self.path} could not be written")
                 if fsync and self.end != self.synced_end:
                     self._sync()
 
@@ -519,141 +516,3 @@ class SegmentWriter:
             os.close(self.fd)
         except OSError:
             pass
-
-
-def encode_pending(items: list[Pending], only_points: bool = False) -> list[tuple[bytes, int]]:
-    """Frame batch-mode items: runs of metric items become columnar records.
-
-    Returns ``(frame, n_events)`` pairs in log order. A log_metrics call's
-    points always land in one record. ``only_points`` (no records, no
-    log_metrics calls among the items) takes a path with no per-item Python loop.
-    """
-    if only_points:
-        step = MAX_POINTS_PER_RECORD
-        return [_points_columnar(items[i : i + step]) for i in range(0, len(items), step)]  # type: ignore[arg-type]
-    out: list[tuple[bytes, int]] = []
-    run: list[tuple[Any, Any, Any, float]] = []
-    npoints = 0
-    for it in items:
-        if type(it) is bytes:
-            if run:
-                out.append(_columnar(run))
-                run, npoints = [], 0
-            out.append((fmt.frame(it), 1))
-            continue
-        run.append(it)  # type: ignore[arg-type]
-        npoints += len(it[0]) if type(it[0]) is tuple else 1
-        if npoints >= MAX_POINTS_PER_RECORD:
-            out.append(_columnar(run))
-            run, npoints = [], 0
-    if run:
-        out.append(_columnar(run))
-    return out
-
-
-_col = [operator.itemgetter(i) for i in range(4)]
-MAX_KEYS_PER_RECORD: Final = 65535  # key indices are at most uint16 (FORMAT.md)
-
-
-def _points_columnar(points: list[tuple[str, int, float, float]]) -> tuple[bytes, int]:
-    """Single points only: columns are built by C-level maps, not a Python loop."""
-    table: dict[str, int] = {}
-    keys = list(map(_col[0], points))
-    idx = [table.setdefault(k, len(table)) for k in keys]
-    if len(table) > MAX_KEYS_PER_RECORD:
-        return _columnar(points)
-    try:
-        return _encode_columns(
-            table, idx, list(map(_col[1], points)), list(map(_col[2], points)), list(map(_col[3], points))
-        )
-    except ValidationError:
-        return _columnar(points)  # too large for one record: split
-
-
-def _columnar(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
-    """One columnar record for ``run``, or several framed records when one would not fit
-    (more than 65,535 distinct keys, or over the frame size limit): split in halves, never
-    inside one log_metrics call (a call alone always fits: ``Run.log_metrics`` checks)."""
-    if len(run) > 1:
-        try:
-            return _columnar_one(run)
-        except ValidationError:
-            pass
-        half = len(run) // 2
-        a, na = _columnar(run[:half])
-        b, nb = _columnar(run[half:])
-        return a + b, na + nb
-    return _columnar_one(run)
-
-
-def _columnar_one(run: list[tuple[Any, Any, Any, float]]) -> tuple[bytes, int]:
-    table: dict[str, int] = {}
-    keys: Any
-    idx: Any
-    steps: Any
-    values: Any
-    times: Any
-    if all(type(it[0]) is str for it in run):  # only single points: transpose at C speed
-        keys, steps, values, times = zip(*run, strict=True)
-        idx = [table.setdefault(k, len(table)) for k in keys]
-    elif all(type(it[0]) is tuple for it in run):  # only log_metrics calls: flatten at C speed
-        per_call: dict[tuple[str, ...], list[int]] = {}
-        for keys_t in set(map(_col[0], run)):
-            per_call[keys_t] = [table.setdefault(k, len(table)) for k in keys_t]
-        idx = list(chain.from_iterable(map(per_call.__getitem__, map(_col[0], run))))
-        steps = list(chain.from_iterable(map(_col[1], run)))
-        values = list(chain.from_iterable(map(_col[2], run)))
-        times = np.repeat(np.array(list(map(_col[3], run))), list(map(len, map(_col[0], run))))
-    else:
-        idx, steps, values, times = [], [], [], []
-        for key, step, value, t in run:
-            if type(key) is tuple:  # one log_metrics call
-                idx.extend(table.setdefault(k, len(table)) for k in key)
-                steps.extend(step)
-                values.extend(value)
-                times.extend([t] * len(key))
-            else:
-                idx.append(table.setdefault(key, len(table)))
-                steps.append(step)
-                values.append(value)
-                times.append(t)
-    return _encode_columns(table, idx, steps, values, times)
-
-
-def _narrow(steps: np.ndarray) -> np.ndarray:
-    """The steps as the narrowest little-endian signed ints that hold them all."""
-    lo, hi = int(steps.min()), int(steps.max())
-    for dt in ("<i1", "<i2", "<i4"):
-        info = np.iinfo(dt)
-        if info.min <= lo and hi <= info.max:
-            return steps.astype(dt)
-    return steps
-
-
-def _encode_columns(
-    table: dict[str, int], idx: list[int], steps: list[int], values: list[float], times: list[float]
-) -> tuple[bytes, int]:
-    n = len(values)
-    step_arr = np.array(steps, dtype="<i8")
-    time_arr = np.array(times, dtype="<f8")
-    keys_col = list(table)
-    # Columns take the narrowest width that holds them; a reader infers it from len / n.
-    # An identity mapping (point i has key i: one log_metrics call) stores no index at all,
-    # so a single call may have more keys than a uint16 index could address.
-    idx_all = np.array(idx, dtype=np.int64)
-    identity = len(keys_col) == n and bool((idx_all == np.arange(n)).all())
-    if not identity and len(keys_col) > MAX_KEYS_PER_RECORD:
-        raise ValidationError(f"{len(keys_col)} distinct keys do not fit one record's uint16 index")
-    idx_arr = idx_all.astype("<u1" if len(keys_col) <= 256 else "<u2")
-    steps_col: int | bytes = (
-        int(step_arr[0]) if (step_arr == step_arr[0]).all() else _narrow(step_arr).tobytes()
-    )
-    times_col: float | bytes = float(time_arr[0]) if (time_arr == time_arr[0]).all() else time_arr.tobytes()
-    rec = metrics_record(
-        keys_col,
-        None if identity else idx_arr.tobytes(),
-        steps_col,
-        np.array(values, dtype="<f8").tobytes(),
-        times_col,
-    )
-    return fmt.frame(pack(rec)), n

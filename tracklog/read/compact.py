@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import RunNotFoundError, TracklogError, ValidationError
 from ..state import index, snapshot
-from ..state.fold import RunState
+from ..state.types import RunState
 from ..store.lock import exclusive, is_locked
 from ..store.paths import (
     check_dir,

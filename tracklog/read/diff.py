@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..state.fold import MetricSummary, RunState
+from ..state.types import MetricSummary, RunState
 
 
 @dataclass(frozen=True)

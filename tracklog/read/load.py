@@ -32,8 +32,9 @@ from ..log.reader import (
     undecodable,
 )
 from ..state import snapshot
-from ..state.fold import FoldState, RunState, Series
+from ..state.fold import FoldState, Series
 from ..state.snapshot import SegmentMark, head_fingerprint
+from ..state.types import RunState
 from ..store.lock import is_locked
 from ..store.paths import list_segments, lock_path, open_file, segment_seq
 

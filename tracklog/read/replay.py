@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..log.reader import OnCorrupt, segment_paths
-from ..state.fold import RunState
+from ..state.types import RunState
 from ..store.lock import is_locked
 from ..store.paths import lock_path
 from .load import load

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
-from ..errors import RunNotFoundError, TracklogError, ValidationError, ValueTypeError
+from ..errors import (
+    ArtifactNotFoundError,
+    RunNotFoundError,
+    StoreError,
+    TracklogError,
+    ValidationError,
+    ValueTypeError,
+)
 from ..log.codec import Event
 from ..log.reader import read_events
 from ..state import index
-from ..state.fold import MetricHistory, RunState
+from ..state.types import MetricHistory, RunState
+from ..store import artifacts
 from ..store.paths import (
+    check_artifact_name,
     check_run_dir,
     check_run_id,
     is_real_dir,
+    open_file,
     resolve_root,
     run_dir,
     run_names,
@@ -106,6 +116,50 @@ class Store:
         if series is None:
             raise RunNotFoundError(f"run {path.name} has no metric {key!r}")
         return MetricHistory(key, *series.arrays())
+
+    def artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's artifacts: name -> ``{"sha256", "size"}`` (a directory's files by path)."""
+        return self.run(run_id).artifacts
+
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        """The stored blob of one artifact file, checked to be there and whole (by size;
+        ``get_artifact`` verifies the sha256). Read it, never write it: blobs are shared."""
+        state = self.run(run_id)
+        info = state.artifacts.get(name) if isinstance(name, str) else None
+        if info is None:
+            raise ArtifactNotFoundError(f"run {state.id} has no artifact file {name!r}")
+        return artifacts.blob(self.root, info)
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        """One artifact file, open for reading (binary)."""
+        path = self.artifact_path(run_id, name)
+        try:
+            return os.fdopen(open_file(path, os.O_RDONLY), "rb")
+        except OSError as exc:
+            raise StoreError(f"cannot open artifact blob {path}: {exc.strerror or exc}") from exc
+
+    def get_artifact(
+        self, run_id: str, name: str, dest: str | os.PathLike[str] | None = None, overwrite: bool = False
+    ) -> list[Path]:
+        """Restore an artifact file, or every file of an artifact directory, verified against
+        its sha256. ``dest`` defaults to the artifact's last name component in the current
+        directory; for a file, an existing directory ``dest`` receives it. Returns the paths."""
+        state = self.run(run_id)
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"an artifact is named by a non-empty str, got {name!r}")
+        chosen = artifacts.select(state.artifacts, name)
+        if not chosen:
+            raise ArtifactNotFoundError(f"run {state.id} has no artifact {name!r}")
+        target = Path(dest) if dest is not None else Path(PurePosixPath(name.rstrip("/")).name)
+        if name in state.artifacts:  # one file
+            if target.is_dir():
+                target = target / PurePosixPath(name).name
+            return [artifacts.restore(self.root, state.artifacts[name], target, overwrite)]
+        out = []
+        for rel, info in chosen.items():
+            check_artifact_name(rel)  # never outside ``target``: names were validated when read
+            out.append(artifacts.restore(self.root, info, target.joinpath(*rel.split("/")), overwrite))
+        return out
 
     def runs(
         self,
@@ -218,6 +272,46 @@ class Store:
             poll=poll,
         )
 
+    def runs_frame(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        stats: Sequence[str] = ("last",),
+    ) -> Any:
+        """The runs ``runs`` returns as one DataFrame, a row per run (needs pandas), like
+        ``mlflow.search_runs``: ``run_id``, ``experiment``, ``name``, ``status``,
+        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``,
+        and per metric ``metrics.<key>`` (its last value) or, for each other summary field
+        in ``stats`` (``min``, ``max``, ``count``, ``first_step``, ``last_step``,
+        ``last_time``), ``metrics.<key>.<stat>``. A run without a key has NaN there."""
+        import pandas as pd
+
+        allowed = ("last", "min", "max", "count", "first_step", "last_step", "last_time")
+        if isinstance(stats, str) or not all(s in allowed for s in stats):
+            raise ValidationError(f"stats must be a list of {', '.join(allowed)}; got {stats!r}")
+        rows = []
+        for r in self.runs(experiment, where, order_by, limit):
+            row: dict[str, Any] = {
+                "run_id": r.id,
+                "experiment": r.experiment,
+                "name": r.name,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+            }
+            row.update({f"params.{k}": v for k, v in r.params.items()})
+            row.update({f"tags.{k}": v for k, v in r.tags.items()})
+            for k, m in r.metrics.items():
+                for stat in stats:
+                    row[f"metrics.{k}" if stat == "last" else f"metrics.{k}.{stat}"] = getattr(m, stat)
+            rows.append(row)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(_FRAME_BASE))
+        for col in ("start_time", "end_time"):
+            frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+        return frame
+
     def histories(self, run_ids: Sequence[str], key: str) -> Any:
         """Every listed run's curve for ``key`` in one DataFrame (needs pandas)."""
         import pandas as pd
@@ -233,6 +327,9 @@ class Store:
             if frames
             else pd.DataFrame(columns=["run_id", "step", "value", "timestamp"])
         )
+
+
+_FRAME_BASE = ("run_id", "experiment", "name", "status", "start_time", "end_time")
 
 
 def _loader(path: Path, cache: RunCache) -> Any:

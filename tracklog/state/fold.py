@@ -19,7 +19,6 @@ dropped. Superseded points are counted per session; raw logs are never edited.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,91 +40,15 @@ from ..log.codec import (
     TAG,
     Columns,
     decode_columns,
-    is_artifact_info,
-    is_artifact_name,
-    is_error_info,
-    is_int64,
-    is_plain,
     record_problem,
-    same_value,
+    session_source,
 )
+from .types import MetricSummary, RunState, SessionInfo
 
 _JUST_INT = {int}
 _JUST_FLOAT = {float}
 _EMPTY_I8 = np.zeros(0, dtype=np.int64)
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
-
-
-@dataclass
-class MetricSummary:
-    """One key's points after superseded ones are removed; min/max skip NaN."""
-
-    count: int = 0
-    first_step: int | None = None
-    last_step: int | None = None
-    last: float = math.nan
-    min: float = math.nan
-    max: float = math.nan
-    last_time: float | None = None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetricSummary):
-            return NotImplemented
-        return same_value(self.to_dict(), other.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "first_step": self.first_step,
-            "last_step": self.last_step,
-            "last": self.last,
-            "min": self.min,
-            "max": self.max,
-            "last_time": self.last_time,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> MetricSummary:
-        """Rebuild from ``to_dict`` data read from a cache file; ValueError if it does not validate."""
-        _check_fields(d, _SUMMARY_TYPES, "metric summary")
-        if d["count"] < 0:
-            raise ValueError("metric summary count is negative")
-        return cls(
-            count=d["count"],
-            first_step=d.get("first_step"),
-            last_step=d.get("last_step"),
-            last=float(d["last"]),
-            min=float(d["min"]),
-            max=float(d["max"]),
-            last_time=d.get("last_time"),
-        )
-
-
-@dataclass(frozen=True)
-class MetricHistory:
-    """A key's points in fold order: ``step`` int64, ``value`` and ``timestamp`` float64."""
-
-    key: str
-    step: np.ndarray
-    value: np.ndarray
-    timestamp: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "step": self.step.tolist(),
-            "value": self.value.tolist(),
-            "timestamp": self.timestamp.tolist(),
-        }
-
-    def to_pandas(self) -> Any:
-        """A DataFrame with columns step, value, timestamp (needs pandas)."""
-        import pandas as pd
-
-        return pd.DataFrame({"step": self.step, "value": self.value, "timestamp": self.timestamp})
 
 
 class Series:
@@ -195,105 +118,6 @@ class Series:
 
 
 @dataclass
-class SessionInfo:
-    """One writer session: who wrote, from when, and how it ended."""
-
-    session: str
-    host: str | None = None
-    pid: int | None = None
-    proc_start: float | None = None
-    start_time: float | None = None
-    end_time: float | None = None
-    status: str | None = None  # finished / failed / killed; None until ended (then crashed or running)
-    error: dict[str, Any] | None = None
-    signal: str | None = None
-    resume: bool = False
-    resume_step: int | None = None
-    superseded: int = 0  # earlier sessions' points this session's resume superseded
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> SessionInfo:
-        """Rebuild from ``to_dict`` data read from a cache file; ValueError if it does not validate."""
-        _check_fields(d, _SESSION_TYPES, "session")
-        if d.get("status") is not None and d["status"] not in RUN_STATUSES:
-            raise ValueError(f"session status {d['status']!r} is unknown")
-        if not is_error_info(d.get("error")):
-            raise ValueError("session error is malformed")
-        if d.get("resume_step") is not None and not is_int64(d["resume_step"]):
-            raise ValueError("session resume_step is out of range")
-        out = cls(**d)
-        if out.proc_start is not None:
-            out.proc_start = float(out.proc_start)
-        return out
-
-
-RUN_STATUSES = ("running", "finished", "failed", "killed", "crashed")
-_NONE = type(None)
-_F = (float, _NONE)
-_I = (int, _NONE)
-_S = (str, _NONE)
-_SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
-    "count": (int,),
-    "first_step": _I,
-    "last_step": _I,
-    "last": (float, int),
-    "min": (float, int),
-    "max": (float, int),
-    "last_time": _F,
-}
-_SESSION_TYPES: dict[str, tuple[type, ...]] = {
-    "session": (str,),
-    "host": _S,
-    "pid": _I,
-    "proc_start": (float, int, _NONE),
-    "start_time": _F,
-    "end_time": _F,
-    "status": _S,
-    "error": (dict, _NONE),
-    "signal": _S,
-    "resume": (bool,),
-    "resume_step": _I,
-    "superseded": (int,),
-}
-
-
-def _check_fields(d: Any, types: dict[str, tuple[type, ...]], what: str, optional: bool = True) -> None:
-    """``d`` is a dict whose keys are among ``types`` and whose values have those exact types.
-
-    Cache files (snapshot, index) go through this before anything is built from them.
-    """
-    if type(d) is not dict:
-        raise ValueError(f"{what} is not a map")
-    get = types.get
-    for name, value in d.items():  # listing checks thousands of these: one pass, no sets
-        allowed = get(name)
-        if allowed is None:
-            raise ValueError(f"{what} has an unknown field {str(name)[:40]!r}")
-        if type(value) not in allowed:
-            raise ValueError(f"{what} field {name!r} has type {type(value).__name__}")
-    if len(d) != len(types):
-        for name, allowed in types.items():
-            if name not in d and not (optional and _NONE in allowed):
-                raise ValueError(f"{what} lacks {name!r}")
-
-
-def check_plain_map(d: Any, what: str) -> dict[str, Any]:
-    """A str-keyed map of JSON-like values (params, tags), else ValueError."""
-    if type(d) is not dict or not all(type(k) is str for k in d) or not is_plain(d):
-        raise ValueError(f"{what} is malformed")
-    return d
-
-
-def check_artifacts(d: Any) -> dict[str, dict[str, Any]]:
-    if type(d) is not dict or not all(is_artifact_name(k) and is_artifact_info(v) for k, v in d.items()):
-        raise ValueError("artifacts are malformed")
-    return d
-
-
-@dataclass
 class FoldState:
     """Everything folded so far. ``apply`` is the fold; ``run_state`` the answer."""
 
@@ -356,7 +180,7 @@ class FoldState:
         return self
 
     def _apply_other(self, kind: int, rec: list[Any]) -> None:
-        # The same rules as scan and read_events (events.record_problem): what they call
+        # The same rules as scan and read_events (codec.record_problem): what they call
         # malformed is counted here and changes nothing.
         if record_problem(rec) is not None:
             self.malformed += 1
@@ -395,6 +219,7 @@ class FoldState:
             start_time=info["time"],
             resume=bool(info.get("resume")),
             resume_step=info.get("resume_step"),
+            source=session_source(info),
         )
         if self.sessions and sess.resume_step is not None:
             for series in self.series.values():
@@ -444,23 +269,6 @@ class FoldState:
         )
 
 
-_RUN_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,),
-    "experiment": _S,
-    "name": _S,
-    "status": (str,),
-    "start_time": _F,
-    "end_time": _F,
-    "error": (dict, _NONE),
-    "params": (dict,),
-    "tags": (dict,),
-    "artifacts": (dict,),
-    "sessions": (list,),
-    "metrics": (dict,),
-    "dropped": (int,),
-}
-
-
 class _PointBatch:
     """Points gathered between session boundaries, folded into series in one go."""
 
@@ -491,7 +299,7 @@ class _PointBatch:
         if not self.p_code:
             return
         codes = np.array(self.p_code, dtype=np.int64)
-        # Exact types, as events.record_problem demands (a bool is not a step, an int is not a
+        # Exact types, as codec.record_problem demands (a bool is not a step, an int is not a
         # value); set(map(type, ...)) runs at C speed.
         well_typed = (
             set(map(type, self.p_step)) == _JUST_INT
@@ -559,113 +367,3 @@ class _PointBatch:
             series.append(
                 np.array(s, dtype=np.int64), np.array(v, dtype=np.float64), np.array(t, dtype=np.float64)
             )
-
-
-@dataclass(eq=False)
-class RunState:
-    """A run as folded from its logs (and snapshot): what happened, and how it ended.
-
-    ``status`` is running, finished, failed, killed or crashed. ``==`` compares
-    everything but metric histories, NaN equal to NaN.
-    """
-
-    id: str
-    path: Path | None
-    experiment: str | None
-    name: str | None
-    status: str
-    start_time: float | None
-    end_time: float | None
-    error: dict[str, Any] | None
-    params: dict[str, Any]
-    tags: dict[str, Any]
-    artifacts: dict[str, dict[str, Any]]
-    sessions: list[SessionInfo]
-    metrics: dict[str, MetricSummary]
-    dropped: int = 0
-    _series: dict[str, Series] | None = field(default=None, repr=False)
-    _loader: Any = field(default=None, repr=False)
-
-    def history(self, key: str) -> MetricHistory:
-        """The key's points as numpy arrays, in fold order."""
-        from ..errors import RunNotFoundError
-
-        if self._series is None and self._loader is not None:
-            self._series = self._loader()._series  # an index entry: fold the run on first use
-        series = (self._series or {}).get(key)
-        if series is None or not series.summary.count:
-            raise RunNotFoundError(f"run {self.id} has no metric {key!r}")
-        s, v, t = series.arrays()
-        return MetricHistory(key, s, v, t)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-friendly apart from NaN and inf floats)."""
-        return {
-            "id": self.id,
-            "path": str(self.path) if self.path else None,
-            "experiment": self.experiment,
-            "name": self.name,
-            "status": self.status,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "error": self.error,
-            "params": self.params,
-            "tags": self.tags,
-            "artifacts": self.artifacts,
-            "sessions": [s.to_dict() for s in self.sessions],
-            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
-            "dropped": self.dropped,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any, path: Path | None = None, loader: Any = None) -> RunState:
-        """Rebuild from ``to_dict`` data (a store index entry); ValueError if it does not validate.
-
-        ``loader`` folds the run on the first ``history`` call (an entry holds no points).
-        """
-        _check_fields(d, _RUN_TYPES, "index entry", optional=False)
-        if d["status"] not in RUN_STATUSES or not is_error_info(d["error"]):
-            raise ValueError("index entry status or error is malformed")
-        if type(d["sessions"]) is not list or type(d["metrics"]) is not dict:
-            raise ValueError("index entry sessions or metrics are malformed")
-        if d["dropped"] < 0:
-            raise ValueError("index entry dropped count is negative")
-        metrics = {}
-        for k, m in d["metrics"].items():
-            if type(k) is not str:
-                raise ValueError("index entry metric key is not a str")
-            metrics[k] = MetricSummary.from_dict(m)
-        return cls(
-            id=d["id"],
-            path=path,
-            experiment=d["experiment"],
-            name=d["name"],
-            status=d["status"],
-            start_time=d["start_time"],
-            end_time=d["end_time"],
-            error=d["error"],
-            params=check_plain_map(d["params"], "params"),
-            tags=check_plain_map(d["tags"], "tags"),
-            artifacts=check_artifacts(d["artifacts"]),
-            sessions=[SessionInfo.from_dict(x) for x in d["sessions"]],
-            metrics=metrics,
-            dropped=d["dropped"],
-            _loader=loader,
-        )
-
-    def to_pandas(self) -> Any:
-        """One row per metric key (its summary), with the run's id, name and status (needs pandas)."""
-        import pandas as pd
-
-        rows = [
-            {"run_id": self.id, "name": self.name, "status": self.status, "key": k, **m.to_dict()}
-            for k, m in self.metrics.items()
-        ]
-        return pd.DataFrame(rows, columns=["run_id", "name", "status", "key", *MetricSummary().to_dict()])
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RunState):
-            return NotImplemented
-        return same_value(self.to_dict(), other.to_dict())
-
-    __hash__ = None  # type: ignore[assignment]

@@ -33,7 +33,7 @@ from ..store.paths import (
     replace_file,
 )
 from .docfile import DOC_PREFIX, decode_doc, encode_doc
-from .fold import RunState
+from .types import RunState
 
 INDEX_MAGIC: Final = b"\x89TLINDX\n"
 INDEX_VERSION: Final = 1

@@ -40,14 +40,8 @@ from ..store.paths import (
     snapshot_path,
 )
 from .docfile import DOC_PREFIX, decode_doc, encode_doc
-from .fold import (
-    FoldState,
-    MetricSummary,
-    Series,
-    SessionInfo,
-    check_artifacts,
-    check_plain_map,
-)
+from .fold import FoldState, Series
+from .types import RUN_FIELD_TYPES, MetricSummary, decode_run_fields
 
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"
 SNAP_VERSION: Final = 1
@@ -146,27 +140,16 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
             return None
     if not marks and doc["series"]:
         raise ValueError("snapshot holds points but claims no folded segment")
-    f = doc.get("fold")
-    if type(f) is not dict or set(f) != _FOLD_FIELDS:
-        raise ValueError("snapshot fold state is malformed")
-    for name in ("run_id", "experiment", "name"):
-        if type(f[name]) not in (str, type(None)):
-            raise ValueError(f"snapshot {name} is malformed")
-    if type(f["sessions"]) is not list or type(f["seen"]) is not list:
-        raise ValueError("snapshot sessions are malformed")
+    f: Any = doc.get("fold")
+    fields = decode_run_fields(f, _FOLD_TYPES, "snapshot fold state")
+    _uint(fields["dropped"], "dropped count")  # here also at most int64 (an index entry: any int)
     if not all(type(k) is str for k in f["seen"]):
         raise ValueError("snapshot seen keys are malformed")
     state = FoldState(
         run_id=f["run_id"],
-        experiment=f["experiment"],
-        name=f["name"],
-        params=check_plain_map(f["params"], "snapshot params"),
-        tags=check_plain_map(f["tags"], "snapshot tags"),
-        artifacts=check_artifacts(f["artifacts"]),
-        sessions=[SessionInfo.from_dict(x) for x in f["sessions"]],
-        dropped=_uint(f["dropped"], "dropped count"),
         seen=set(f["seen"]),
         malformed=_uint(f["malformed"], "malformed count"),
+        **fields,
     )
     hist_name = doc.get("hist")
     if hist_name is not None:
@@ -210,20 +193,13 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
     return snap
 
 
-_FOLD_FIELDS: Final = frozenset(
-    (
-        "run_id",
-        "experiment",
-        "name",
-        "params",
-        "tags",
-        "artifacts",
-        "sessions",
-        "dropped",
-        "seen",
-        "malformed",
-    )
-)
+# The fold state a snapshot holds (``_encode_state``): the run fields, plus the fold's own.
+_FOLD_TYPES: Final = {
+    "run_id": (str, type(None)),
+    **RUN_FIELD_TYPES,
+    "seen": (list,),
+    "malformed": (int,),
+}
 
 
 def write(

@@ -11,7 +11,6 @@ exception, SIGTERM and interpreter exit each write a run_end event (see
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,9 +27,19 @@ from ..errors import (
     TracklogError,
     ValidationError,
 )
-from ..log.codec import ARTIFACT, PARAM, RUN_END, RUN_START, TAG, pack, unpack
+from ..log.codec import (
+    ARTIFACT,
+    PARAM,
+    TAG,
+    keyed_record,
+    pack,
+    run_end_record,
+    run_start_record,
+    unpack,
+)
 from ..log.format import MAX_PAYLOAD_BYTES
 from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durability, SegmentWriter
+from ..read.store import Store
 from ..state import index
 from ..store import artifacts
 from ..store.lock import WriterLock, process_identity
@@ -45,10 +54,12 @@ from ..store.paths import (
     segment_names,
 )
 from . import lifecycle
+from .provenance import source_info
 from .resume import PriorState, read_prior_state
 from .validate import (
     INT64_MAX,
     INT64_MIN,
+    as_mapping,
     check_key,
     check_step,
     check_timestamp,
@@ -224,7 +235,7 @@ class Run:
         w = self._writer
         with w.lock:
             for key, value, packed in _new_params(self._params, checked):
-                w.emit([PARAM, key, value, t])
+                w.emit(keyed_record(PARAM, key, value, t))
                 self._params[key] = packed
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -240,7 +251,7 @@ class Run:
         w = self._writer
         with w.lock:
             for key, value in checked:
-                w.emit([TAG, key, value, t])
+                w.emit(keyed_record(TAG, key, value, t))
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -264,7 +275,7 @@ class Run:
             except OSError as exc:
                 raise StoreError(f"cannot store artifact {art_name!r} from {src}: {exc}") from exc
             with self._writer.lock:
-                self._writer.emit([ARTIFACT, art_name, info, _now()])
+                self._writer.emit(keyed_record(ARTIFACT, art_name, info, _now()))
             out[art_name] = info
         return out
 
@@ -309,16 +320,9 @@ class Run:
         lifecycle.forget(self)
         if self._signal is not None and status != "failed":
             status, signal = "killed", signal or self._signal
-        end: dict[str, Any] = {
-            "status": status,
-            "time": _now() if at is None else at,
-            "error": None,
-            "signal": signal,
-        }
-        if error is not None:
-            end["error"] = {"type": type(error).__name__, "message": str(error)[:4096]}
+        end = run_end_record(status, _now() if at is None else at, error, signal)
         try:
-            self._writer.close([[RUN_END, end]], join=join)
+            self._writer.close([end], join=join)
         finally:
             self._lock.release()
 
@@ -391,13 +395,17 @@ def start_run(
     path = run_dir(root_path, run_id)
 
     created = False
-    if resume is True:
-        if not os.path.lexists(path):
+    if resume is True and not os.path.lexists(path):
+        # As the CLI does: a unique id prefix or run name names the run (not with "allow",
+        # where a missing id means "create it", never "some other run that matches").
+        try:
+            run_id = Store(root_path).resolve(run_id)
+        except RunNotFoundError as exc:
             raise RunNotFoundError(
-                f"cannot resume run {run_id}: it does not exist under {root_path} "
-                "(pass resume='allow' to create it when missing)"
-            )
-    else:
+                f"cannot resume run {run_id}: {exc} (pass resume='allow' to create it when missing)"
+            ) from None
+        path = run_dir(root_path, run_id)
+    if resume is not True:
         try:
             os.mkdir(path, 0o755)
             created = True
@@ -438,21 +446,20 @@ def start_run(
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
             if start_time is not None:
-                now = start_time
-            start = {
-                **header,
-                "time": now,
-                "experiment": experiment,
-                "name": name,
-                "resume": bool(existing),
-                "resume_step": resume_step,
-                "durability": durability,
-                "argv": list(sys.argv)[:64],
-            }
+                now = start_time  # an importer's: the time of run_start, and of its params and tags
+            start = run_start_record(
+                {**header, "time": now},
+                experiment,
+                name,
+                bool(existing),
+                resume_step,
+                durability,
+                source_info(),
+            )
             # The start, params and tags go out with the header in one write and one fsync.
-            first: list[list[Any]] = [[RUN_START, start]]
-            first += [[PARAM, k, v, now] for k, v, _ in new_params]
-            first += [[TAG, k, v, now] for k, v in start_tags]
+            first = [start]
+            first += [keyed_record(PARAM, k, v, now) for k, v, _ in new_params]
+            first += [keyed_record(TAG, k, v, now) for k, v in start_tags]
             writer = SegmentWriter(
                 path,
                 seq,
@@ -521,8 +528,7 @@ def _remove_own_dir(path: Path) -> None:
 
 
 def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple[str, Any]]:
-    if not isinstance(tags, Mapping):
-        raise ValidationError(f"{what} takes a mapping of key to value, got {type(tags).__name__}")
+    tags = as_mapping(tags, what)
     return [
         (k, to_json_like(k, v, "tag")) for k, v in ((check_key(k, "tag key"), v) for k, v in tags.items())
     ]
@@ -530,8 +536,7 @@ def _checked_tags(tags: Mapping[str, Any], what: str = "set_tags") -> list[tuple
 
 def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:
     """Validate and convert params: (key, value, msgpack of value) in order."""
-    if not isinstance(params, Mapping):
-        raise ValidationError(f"params must be a mapping of key to value, got {type(params).__name__}")
+    params = as_mapping(params, "params")
     out = []
     for key, value in params.items():
         key = check_key(key, "param key")

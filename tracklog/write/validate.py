@@ -8,6 +8,8 @@ params and tags. Nothing here touches the filesystem (see ``paths``).
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import enum
 import math
 import operator
@@ -111,6 +113,21 @@ def to_json_like(key: str, value: object, what: str = "param") -> Any:
         ) from exc
 
 
+def as_mapping(obj: object, what: str) -> Mapping[str, Any]:
+    """Params or tags as a mapping: a Mapping itself, an ``argparse.Namespace`` (its
+    attributes) or a dataclass instance (its fields, nested dataclasses as dicts)."""
+    if isinstance(obj, Mapping):
+        return obj
+    if isinstance(obj, argparse.Namespace):
+        return vars(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    raise ValidationError(
+        f"{what} takes a mapping of key to value, an argparse.Namespace or a dataclass, "
+        f"got {type(obj).__name__}"
+    )
+
+
 def _convert(key: str, value: object, what: str, depth: int) -> Any:
     if depth > MAX_NESTING:
         raise ValidationError(f"{what} {key!r}: value is nested deeper than {MAX_NESTING} levels")
@@ -132,6 +149,8 @@ def _convert(key: str, value: object, what: str, depth: int) -> Any:
                 raise ValueTypeError(f"{what} {key!r}: dict keys must be str, got {type(k).__name__} {k!r}")
             out[str(k)] = _convert(key, v, what, depth + 1)
         return out
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _convert(key, as_mapping(value, what), what, depth + 1)
     if isinstance(value, os.PathLike):
         return os.fspath(value) if isinstance(os.fspath(value), str) else os.fsdecode(value)
     if isinstance(value, np.generic):
