@@ -26,6 +26,7 @@ TREE = [  # class, its tracklog parent, the built-in it also is (errors.py docst
     (tracklog.StoreError, tracklog.TracklogError, OSError),
     (tracklog.UnsafePathError, tracklog.StoreError, OSError),
     (tracklog.WriteError, tracklog.TracklogError, OSError),
+    (tracklog.InteropError, tracklog.TracklogError, RuntimeError),
 ]
 
 

@@ -14,6 +14,7 @@ def test_exported_members_are_exactly_these() -> None:
             "CorruptLogError",
             "Event",
             "FilterError",
+            "InteropError",
             "MetricHistory",
             "MetricSummary",
             "ParamConflictError",

@@ -18,7 +18,8 @@ callers may catch either::
     ├── RunClosedError (RuntimeError)         logging to a closed or forked-away run
     ├── StoreError (OSError)                  the store root cannot be used
     │   └── UnsafePathError                   a store entry is a symlink, FIFO or foreign name
-    └── WriteError (OSError)                  the disk refused a write (strict mode)
+    ├── WriteError (OSError)                  the disk refused a write (strict mode)
+    └── InteropError (RuntimeError)           MLflow or TensorBoard refused or failed (interop)
 
 Warnings: ``TracklogWarning`` (a ``RuntimeWarning``) for suspended durability
 and for corrupt ranges skipped by a salvaging reader.
@@ -30,6 +31,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "CorruptLogError",
     "FilterError",
+    "InteropError",
     "ParamConflictError",
     "RunClosedError",
     "RunExistsError",
@@ -115,6 +117,11 @@ class UnsafePathError(StoreError):
 
 class WriteError(TracklogError, OSError):
     """The disk refused a write or fsync; raised only in strict mode."""
+
+
+class InteropError(TracklogError, RuntimeError):
+    """A peer's library (MLflow, TensorBoard) refused an export or import, or could not reach
+    its store; the message names the run, key or location and MLflow's own reason."""
 
 
 class TracklogWarning(RuntimeWarning):

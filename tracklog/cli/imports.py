@@ -15,7 +15,6 @@ from urllib.parse import unquote, urlparse
 from ..interop.imports import import_mlflow, import_tensorboard
 from ..read.store import Store
 from .exits import EXIT_OK, CliError
-from .render import count
 
 HELP = "bring in runs from mlflow or tensorboard"
 
@@ -23,7 +22,17 @@ HELP = "bring in runs from mlflow or tensorboard"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", choices=["mlflow", "tensorboard"])
     p.add_argument("location", help="an MLflow tracking URI, or a TensorBoard log directory")
-    p.add_argument("--experiment", "-e")
+    p.add_argument(
+        "--experiment",
+        "-e",
+        help="the tracklog experiment the runs go to (default: the MLflow experiment's name; "
+        "'tensorboard' for TensorBoard)",
+    )
+    p.add_argument(
+        "--from-experiment",
+        metavar="NAME",
+        help="mlflow only: import the runs of this MLflow experiment only (default: every one)",
+    )
 
 
 def mlflow_local_path(uri: str) -> Path | None:
@@ -58,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
     _check_location(args.source, args.location)
     store = Store(args.root)
     if args.source == "mlflow":
-        ids = import_mlflow(store, args.location, experiment=args.experiment)
+        report = import_mlflow(store, args.location, args.from_experiment, experiment=args.experiment)
     else:
-        ids = import_tensorboard(store, args.location, experiment=args.experiment or "tensorboard")
-    for rid in ids:
-        print(rid)
-    print(f"imported {count(len(ids), 'run')} into {store.root}", file=sys.stderr)
+        if args.from_experiment is not None:
+            raise CliError("--from-experiment is for 'import mlflow'; TensorBoard has no experiments")
+        report = import_tensorboard(store, args.location, experiment=args.experiment or "tensorboard")
+    for t in report.runs:
+        print(f"{t.dest}\t{t.action}\t{t.source}")
+    print(f"tracklog: {report.summary()}", file=sys.stderr)
     return EXIT_OK

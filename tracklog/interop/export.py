@@ -12,15 +12,20 @@ Non-finite floats in JSON are the strings "NaN", "Infinity" and "-Infinity".
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import InteropError, StoreError, TracklogError, ValidationError
 from ..read.store import Store
 from ..state.types import RunState
+from ..store.paths import artifact_path, open_file
+from ._mlflow import KEY_TAG, failures, map_names, mlflow_client, reason
+from .report import Transfer, TransferReport
 
 
 def json_safe(obj: Any) -> Any:
@@ -55,7 +60,13 @@ def _points(state: RunState) -> Any:
 
 
 def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[str]) -> str:
-    """Export runs; returns a one-line description of what was written."""
+    """Export runs; returns a one-line description of what was written.
+
+    For MLflow that is ``export_mlflow(...).summary()``; call ``export_mlflow`` for the
+    report of which runs were created, updated or skipped.
+    """
+    if fmt == "mlflow":
+        return export_mlflow(store, run_ids, str(out)).summary()
     states = [store.run(r) for r in run_ids]
     if fmt in ("csv", "jsonl", "parquet"):
         dest = Path(out)
@@ -105,8 +116,6 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                     n += len(steps)
             pq.write_table(pa.table(cols), dest / "metrics.parquet")
         return f"wrote {len(states)} runs and {n} points to {dest}"
-    if fmt == "mlflow":
-        return _export_mlflow(states, str(out))
     if fmt == "tensorboard":
         return _export_tensorboard(states, Path(out))
     raise ValidationError(f"unknown export format {fmt!r}")
@@ -121,39 +130,157 @@ _MLFLOW_STATUS = {
 }
 
 
-def _export_mlflow(states: list[RunState], uri: str) -> str:
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
+RUN_ID_TAG = "tracklog.run_id"
+DIGEST_TAG = "tracklog.export_digest"  # set last: a run without it is a partial export
+ERROR_TAG = "tracklog.export_error"
+_BATCH_METRICS = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
+_BATCH_PARAMS_TAGS = 100  # MAX_PARAMS_TAGS_PER_BATCH
 
-    client = MlflowClient(tracking_uri=uri)
-    n = 0
-    for s in states:
-        exp_name = s.experiment or "default"
-        exp = client.get_experiment_by_name(exp_name)
-        exp_id = exp.experiment_id if exp else client.create_experiment(exp_name)
-        tags = {str(k): json.dumps(v) if not isinstance(v, str) else v for k, v in s.tags.items()}
-        tags["tracklog.run_id"] = s.id
-        if s.name:
-            tags["mlflow.runName"] = s.name
+
+def digest(state: RunState) -> str:
+    """A fingerprint of everything an export carries: changes when the run does."""
+    d = state.to_dict()
+    d.pop("path", None)
+    text = json.dumps(json_safe(d), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(json_safe(v))
+
+
+def export_mlflow(store: Store, run_ids: list[str], uri: str) -> TransferReport:
+    """Export runs to MLflow (any tracking URI; folders and sqlite included), idempotently.
+
+    Each MLflow run carries the tag ``tracklog.run_id``. A run exported before, unchanged
+    since (same ``tracklog.export_digest``), is skipped; one that changed, or whose earlier
+    export did not finish, is updated: the old MLflow run is deleted (MLflow's soft delete,
+    restorable) and a fresh one made. Names MLflow refuses are mapped (``map_names``), the
+    original kept in a tag ``tracklog.key.<mapped>``. Everything is checked before a run is
+    made; if MLflow still fails, that run is marked FAILED and deleted, then InteropError.
+    """
+    states = [store.run(r) for r in run_ids]
+    report = TransferReport(f"exported to MLflow at {uri}")
+    with mlflow_client(uri) as client:
+        experiments: dict[str, str] = {}
+        for s in states:
+            exp_name = s.experiment or "default"
+            with failures(f"exporting run {s.id}: MLflow at {uri}"):
+                if exp_name not in experiments:
+                    exp = client.get_experiment_by_name(exp_name)
+                    experiments[exp_name] = exp.experiment_id if exp else client.create_experiment(exp_name)
+                report.runs.append(_export_one(client, store, s, experiments[exp_name], uri, report))
+    return report
+
+
+def _export_one(
+    client: Any, store: Store, s: RunState, exp_id: str, uri: str, report: TransferReport
+) -> Transfer:
+    from mlflow.entities import Metric, Param, RunTag, ViewType
+
+    fingerprint = digest(s)
+    before = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{RUN_ID_TAG}` = '{s.id}'",  # run ids are [A-Za-z0-9._-]
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=100,
+    )
+    if any(m.data.tags.get(DIGEST_TAG) == fingerprint for m in before):
+        same = next(m for m in before if m.data.tags.get(DIGEST_TAG) == fingerprint)
+        return Transfer("skipped", s.id, same.info.run_id, "unchanged since its last export")
+
+    # Everything checked and prepared before MLflow sees a thing.
+    names = map_names([*s.metrics, *s.params, *s.tags])
+    tags = {names.get(k, k): _text(v) for k, v in s.tags.items()}
+    tags.update({KEY_TAG + mapped: orig for orig, mapped in names.items()})
+    tags[RUN_ID_TAG] = s.id
+    if s.name:
+        tags["mlflow.runName"] = s.name
+    params = [Param(names.get(k, k), _text(v)) for k, v in s.params.items()]
+    metrics = []
+    for key, steps, values, times in _points(s):
+        if times and min(times) < 0:
+            raise ValidationError(
+                f"run {s.id}: metric {key!r} has a point timed before 1970; MLflow refuses it"
+            )
+        name = names.get(key, key)
+        metrics += [Metric(name, v, int(t * 1000), st) for st, v, t in zip(steps, values, times, strict=True)]
+    if s.start_time is not None and s.start_time < 0:
+        raise ValidationError(f"run {s.id}: start time before 1970; MLflow refuses it")
+    with tempfile.TemporaryDirectory(prefix="tracklog-export-") as tmp:
+        for art_name, info in s.artifacts.items():
+            copy_artifact(store.root, s.id, art_name, info, Path(tmp) / art_name)
+
         run = client.create_run(
-            exp_id, start_time=int((s.start_time or 0) * 1000), tags=tags, run_name=s.name
+            exp_id,
+            start_time=int((s.start_time or 0) * 1000),
+            tags={RUN_ID_TAG: s.id},
+            run_name=s.name,
         )
         rid = run.info.run_id
-        params = [Param(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in s.params.items()]
-        metrics = []
-        for key, steps, values, times in _points(s):
-            metrics += [
-                Metric(key, v, int(t * 1000), st) for st, v, t in zip(steps, values, times, strict=True)
-            ]
-            n += len(steps)
-        for i in range(0, max(len(metrics), 1), 1000):
-            client.log_batch(rid, metrics=metrics[i : i + 1000], params=params if i == 0 else [], tags=[])
-        client.set_terminated(
-            rid,
-            _MLFLOW_STATUS.get(s.status, "FAILED"),
-            end_time=int(s.end_time * 1000) if s.end_time else None,
-        )
-    return f"exported {len(states)} runs and {n} points to MLflow at {uri}"
+        try:
+            tag_list = [RunTag(k, v) for k, v in tags.items()]
+            for i in range(0, len(tag_list), _BATCH_PARAMS_TAGS):
+                client.log_batch(rid, tags=tag_list[i : i + _BATCH_PARAMS_TAGS])
+            for i in range(0, len(params), _BATCH_PARAMS_TAGS):
+                client.log_batch(rid, params=params[i : i + _BATCH_PARAMS_TAGS])
+            for i in range(0, len(metrics), _BATCH_METRICS):
+                client.log_batch(rid, metrics=metrics[i : i + _BATCH_METRICS])
+            if s.artifacts:
+                client.log_artifacts(rid, tmp)
+            client.set_terminated(
+                rid,
+                _MLFLOW_STATUS.get(s.status, "FAILED"),
+                end_time=int(s.end_time * 1000) if s.end_time else None,
+            )
+            client.set_tag(rid, DIGEST_TAG, fingerprint)  # last: the export is whole
+        except Exception as exc:
+            _abandon(client, rid, exc)
+            raise InteropError(
+                f"exporting run {s.id} to MLflow at {uri} failed; MLflow run {rid} was marked "
+                f"FAILED and deleted: {reason(exc)}"
+            ) from exc
+    for old in before:  # replaced: a changed run, or an earlier export that did not finish
+        client.delete_run(old.info.run_id)
+    report.points += len(metrics)
+    if before:
+        return Transfer("updated", s.id, rid, "changed since its last export; the old MLflow run was deleted")
+    return Transfer("created", s.id, rid)
+
+
+def _abandon(client: Any, rid: str, exc: BaseException) -> None:
+    """Leave no half-made run behind: FAILED, with the reason in a tag, then deleted."""
+    steps: list[tuple[str, tuple[Any, ...]]] = [
+        ("set_tag", (rid, ERROR_TAG, reason(exc))),
+        ("set_terminated", (rid, "FAILED")),
+        ("delete_run", (rid,)),
+    ]
+    for method, args in steps:
+        try:
+            getattr(client, method)(*args)
+        except Exception:  # the store may be what failed; do what can still be done
+            pass
+
+
+def copy_artifact(root: Path, run_id: str, name: str, info: dict[str, Any], dest: Path) -> None:
+    """Copy an artifact's blob out of the store to ``dest``, checking its size and sha256."""
+    blob = artifact_path(root, info["sha256"])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        fd = open_file(blob, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as fin, open(dest, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+    except TracklogError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"run {run_id}: cannot read artifact {name!r} from {blob}: {exc}") from exc
+    if h.hexdigest() != info["sha256"] or size != info["size"]:
+        raise StoreError(f"run {run_id}: artifact {name!r} at {blob} does not match its sha256 and size")
 
 
 def _export_tensorboard(states: list[RunState], dest: Path) -> str:

@@ -1,69 +1,364 @@
 """Import runs from the peers: MLflow (any tracking URI) and TensorBoard log directories.
 
-Each peer's run becomes a new tracklog run with every point, read through the
-peer's own library (mlflow's client, TensorBoard's event reader), an optional
-extra (``pip install "tracklog[interop]"``) imported only where it is used.
-Exporting is ``export``.
+Each peer's run becomes a tracklog run with every point, read through the peer's own
+library (mlflow's client, TensorBoard's event reader), an optional extra
+(``pip install "tracklog[interop]"``) imported only where it is used. Exporting is
+``export``. The rules (README, "Interop"):
+
+- Times are the source's: the run starts and ends when the MLflow run did (or at the
+  first and last TensorBoard event), and its id encodes that start, so "newest first"
+  puts it where it belongs.
+- MLflow: a run already imported into the store (tag ``mlflow.run_id``) is skipped;
+  names that an export from tracklog mapped (tags ``tracklog.key.<mapped>``) get their
+  original names back; artifacts come along.
+- TensorBoard: the sub-folders ``add_scalars`` and ``add_hparams`` write are folded
+  into their run; hparams become params; what tracklog does not store (text,
+  histograms, images, audio, graphs, other tensors) is counted and warned about.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..errors import InteropError, TracklogError, TracklogWarning, ValidationError
 from ..read.store import Store
+from ..store.paths import check_artifact_name, new_run_id
 from ..write.run import start_run
+from ..write.validate import check_key
+from ._mlflow import KEY_TAG, failures, mlflow_client, reason
+from .export import DIGEST_TAG, ERROR_TAG
+from .report import Transfer, TransferReport
+
+SOURCE_TAG = "mlflow.run_id"  # on a tracklog run: the MLflow run it was imported from
+IMPORT_ERROR_TAG = "tracklog.import_error"  # on a run whose import failed half-way
+_MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+_PAGE = 1000
 
 
-def import_mlflow(store: Store, uri: str, experiment: str | None = None) -> list[str]:
-    """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``."""
-    from mlflow.tracking import MlflowClient
+def _imported(store: Store, tag: str) -> dict[str, str]:
+    """Source id -> tracklog run id, for the runs a finished import made (a crashed one is redone)."""
+    return {
+        str(s.tags[tag]): s.id
+        for s in reversed(store.runs())  # oldest first: the first import of a source stands
+        if tag in s.tags and s.status != "crashed" and IMPORT_ERROR_TAG not in s.tags
+    }
 
-    client = MlflowClient(tracking_uri=uri)
-    out = []
-    for exp in client.search_experiments():
-        if experiment is not None and exp.name != experiment:
-            continue
-        for mrun in client.search_runs([exp.experiment_id], max_results=50000):
-            info, data = mrun.info, mrun.data
-            with start_run(
-                exp.name,
-                data.tags.get("mlflow.runName") or info.run_name,
-                root=store.root,
-                params=dict(data.params),
-                tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
-                | {"mlflow.run_id": info.run_id},
-                durability="batch",
-            ) as run:
-                for key in data.metrics:
-                    for m in client.get_metric_history(info.run_id, key):
-                        run.log_metric(key, m.value, step=m.step, timestamp=m.timestamp / 1000.0)
-                status = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}.get(
-                    info.status, "finished"
-                )
-                run.close(status)  # type: ignore[arg-type]
-            out.append(run.id)
+
+def _search(client: Any, exp_id: str) -> Iterator[Any]:
+    token = None
+    while True:
+        page = client.search_runs([exp_id], max_results=_PAGE, page_token=token, order_by=["start_time ASC"])
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
+def import_mlflow(
+    store: Store, uri: str, from_experiment: str | None = None, *, experiment: str | None = None
+) -> TransferReport:
+    """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``.
+
+    ``from_experiment`` picks one MLflow experiment by name (default: all of them);
+    ``experiment`` is the tracklog experiment the runs go to (default: the MLflow
+    experiment's name). Runs imported before are skipped (reported as such).
+    """
+    if experiment is not None:
+        experiment = check_key(experiment, "experiment")
+    report = TransferReport(f"imported from MLflow at {uri} into {store.root}")
+    with mlflow_client(uri, must_exist=True) as client:
+        with failures(f"reading the experiments of MLflow at {uri}"):
+            exps = [e for e in client.search_experiments() if from_experiment in (None, e.name)]
+        if from_experiment is not None and not exps:
+            raise InteropError(f"MLflow at {uri} has no experiment {from_experiment!r}")
+        done = _imported(store, SOURCE_TAG)
+        for exp in exps:
+            with failures(f"listing the runs of MLflow experiment {exp.name!r} at {uri}"):
+                mruns = list(_search(client, exp.experiment_id))
+            for mrun in mruns:
+                rid = mrun.info.run_id
+                if rid in done:
+                    report.runs.append(Transfer("skipped", rid, done[rid], "imported before"))
+                    continue
+                with failures(f"importing MLflow run {rid} from {uri}"):
+                    t = _import_one(client, store, mrun, experiment or exp.name, report)
+                done[rid] = t.dest
+                report.runs.append(t)
+    return report
+
+
+def _original(keymap: dict[str, str], name: str) -> str:
+    return keymap.get(name, name)
+
+
+def _import_one(client: Any, store: Store, mrun: Any, experiment: str, report: TransferReport) -> Transfer:
+    info, data = mrun.info, mrun.data
+    keymap = {}
+    for k, v in data.tags.items():
+        if k.startswith(KEY_TAG):
+            try:
+                keymap[k[len(KEY_TAG) :]] = check_key(v)
+            except TracklogError:
+                pass  # not a name tracklog could have logged: keep MLflow's
+    own = (DIGEST_TAG, ERROR_TAG)
+    tags: dict[str, Any] = {
+        _original(keymap, k): v
+        for k, v in data.tags.items()
+        if not k.startswith(("mlflow.", KEY_TAG)) and k not in own
+    }
+    tags[SOURCE_TAG] = info.run_id
+    params = {_original(keymap, k): v for k, v in data.params.items()}
+    # Everything is read from MLflow before the tracklog run starts: a failure leaves nothing.
+    histories = {key: client.get_metric_history(info.run_id, key) for key in data.metrics}
+    times = [m.timestamp / 1000.0 for h in histories.values() for m in h]
+    start = info.start_time / 1000.0 if info.start_time is not None else min(times, default=None)
+    end = info.end_time / 1000.0 if info.end_time is not None else max(times, default=start)
+    with tempfile.TemporaryDirectory(prefix="tracklog-import-") as tmp:
+        files: list[tuple[str, Path]] = []
+        if client.list_artifacts(info.run_id):
+            local = Path(client.download_artifacts(info.run_id, "", dst_path=tmp))
+            for dirpath, dirnames, filenames in os.walk(local):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    f = Path(dirpath) / fn
+                    files.append((check_artifact_name(f.relative_to(local).as_posix()), f))
+        with start_run(
+            experiment,
+            data.tags.get("mlflow.runName") or info.run_name,
+            root=store.root,
+            run_id=new_run_id(at=start),
+            params=params,
+            tags=tags,
+            durability="batch",
+            _time=start,
+        ) as run:
+            n = 0
+            try:
+                for key, hist in histories.items():
+                    name = _original(keymap, key)
+                    for m in hist:
+                        run.log_metric(name, m.value, step=m.step, timestamp=m.timestamp / 1000.0)
+                    n += len(hist)
+                for art_name, f in files:
+                    run.log_artifact(f, name=art_name)
+            except BaseException as exc:  # the run ends failed; a later import does it again
+                run.set_tag(IMPORT_ERROR_TAG, reason(exc))
+                raise
+            run.close(_MLFLOW_STATUS.get(info.status, "finished"), _time=end)  # type: ignore[arg-type]
+    report.points += n
+    return Transfer("created", info.run_id, run.id)
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+
+_HPARAMS_START = "_hparams_/session_start_info"
+# What EventAccumulator keeps of the kinds tracklog does not store: enough to count their tags.
+_GUIDANCE = {"scalars": 0, "tensors": 0, "histograms": 1, "images": 1, "audio": 1, "compressedHistograms": 1}
+
+
+@dataclass
+class _Source:
+    """One event directory folded into a run: its accumulator and how its tags become keys."""
+
+    acc: Any
+    rename: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Group:
+    """One tracklog run to be: its directory, name, params and the directories folded into it."""
+
+    path: Path
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    sources: list[_Source] = field(default_factory=list)
+
+
+def _hparams(acc: Any) -> dict[str, Any] | None:
+    """The hparams an ``add_hparams`` directory holds (session_start_info), or None."""
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:
+        return None
+    if _HPARAMS_START not in content:
+        return None
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    data = plugin_data_pb2.HParamsPluginData.FromString(content[_HPARAMS_START])
+    out: dict[str, Any] = {}
+    for k, v in data.session_start_info.hparams.items():
+        kind = v.WhichOneof("kind")
+        if kind == "number_value":
+            out[k] = v.number_value
+        elif kind == "string_value":
+            out[k] = v.string_value
+        elif kind == "bool_value":
+            out[k] = v.bool_value
     return out
+
+
+def _scalars_key(acc: Any, rel: str) -> dict[str, str] | None:
+    """The metric key of an ``add_scalars`` sub-folder, as {its one tag: ``<tag>/<name>``}.
+
+    tensorboardX writes ``<run>/<tag>/<name>``, PyTorch ``<run>/<tag with / as _>_<name>``;
+    either holds scalars of that one tag and nothing else.
+    """
+    tags = acc.Tags()
+    scalars = tags.get("scalars", [])
+    if len(scalars) != 1 or any(tags.get(k) for k in ("tensors", "histograms", "images", "audio")):
+        return None
+    (tag,) = scalars
+    for prefix in (tag + "/", tag.replace("/", "_") + "_"):
+        name = rel[len(prefix) :]
+        if rel.startswith(prefix) and name and "/" not in name:
+            return {tag: f"{tag}/{name}"}
+    return None
+
+
+def _left_out(acc: Any, counts: dict[str, int]) -> None:
+    tags = acc.Tags()
+    try:
+        text = set(acc.PluginTagToContent("text"))
+    except KeyError:
+        text = set()
+    for kind in ("histograms", "images", "audio"):
+        if tags.get(kind):
+            counts[kind] = counts.get(kind, 0) + len(tags[kind])
+    for tag in tags.get("tensors", []):
+        if _scalar_tensor(acc, tag) is None:
+            kind = "text" if tag in text else "tensors"
+            counts[kind] = counts.get(kind, 0) + 1
+    if tags.get("graph") or tags.get("meta_graph"):
+        counts["graphs"] = counts.get("graphs", 0) + 1
+
+
+def _scalar_tensor(acc: Any, tag: str) -> list[tuple[int, float, float]] | None:
+    """TF2's ``tf.summary.scalar`` points (tensors of the scalars plugin), or None."""
+    try:
+        if tag not in acc.PluginTagToContent("scalars"):
+            return None
+    except KeyError:
+        return None
+    from tensorboard.util import tensor_util
+
+    out = []
+    for ev in acc.Tensors(tag):
+        arr = tensor_util.make_ndarray(ev.tensor_proto)
+        if arr.size != 1:
+            return None
+        out.append((ev.step, float(arr.reshape(())), ev.wall_time))
+    return out
+
+
+def _points(src: _Source) -> Iterator[tuple[str, list[tuple[int, float, float]]]]:
+    for tag in src.acc.Tags().get("scalars", []):
+        yield src.rename.get(tag, tag), [(e.step, e.value, e.wall_time) for e in src.acc.Scalars(tag)]
+    for tag in src.acc.Tags().get("tensors", []):
+        pts = _scalar_tensor(src.acc, tag)
+        if pts is not None:
+            yield src.rename.get(tag, tag), pts
 
 
 def import_tensorboard(
     store: Store, logdir: str | os.PathLike[str], experiment: str = "tensorboard"
-) -> list[str]:
-    """Every scalar of every run directory under ``logdir`` (TensorBoard's own reader)."""
+) -> TransferReport:
+    """Every scalar of every run under ``logdir`` (TensorBoard's own reader) into ``experiment``.
+
+    A run is a directory of event files. A sub-directory that ``add_scalars`` wrote is
+    folded into its run as the metric ``<tag>/<name>``; one that ``add_hparams`` wrote
+    gives its run params (the hparams) and metrics (unless its hparams disagree with
+    params the run already has: then it is a run of its own). Anything else tracklog
+    does not store is counted in ``not_imported`` and warned about (TracklogWarning).
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    experiment = check_key(experiment, "experiment")
     root = Path(logdir)
-    run_dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
-    out = []
-    for d in run_dirs:
-        acc = EventAccumulator(str(d), size_guidance={"scalars": 0})  # 0: keep every point
-        acc.Reload()
-        name = str(d.relative_to(root)) if d != root else d.name
-        with start_run(
-            experiment, name, root=store.root, durability="batch", tags={"tensorboard.logdir": str(d)}
-        ) as run:
-            for tag in acc.Tags().get("scalars", []):
-                for ev in acc.Scalars(tag):
-                    run.log_metric(tag, ev.value, step=ev.step, timestamp=ev.wall_time)
-        out.append(run.id)
-    return out
+    if not root.is_dir():
+        raise InteropError(f"no TensorBoard log directory at {root}")
+    dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*") if p.is_file()})
+    report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
+    found = set(dirs)
+    tops = [d for d in dirs if not any(a in found for a in d.parents)]
+    for top in tops:  # one top-level run and whatever lies under it at a time
+        groups: dict[Path, _Group] = {}
+        group_of: dict[Path, _Group] = {}
+        for d in (d for d in dirs if d == top or top in d.parents):
+            with failures(f"reading TensorBoard events in {d}"):
+                acc = EventAccumulator(str(d), size_guidance=_GUIDANCE)
+                acc.Reload()
+            parent = next((a for a in d.parents if a in found), None)
+            target = group_of[parent] if parent is not None else None
+            rel = d.relative_to(parent).as_posix() if parent is not None else ""
+            hp = _hparams(acc)
+            rename = _scalars_key(acc, rel) if target is not None and hp is None else None
+            if (
+                target is not None
+                and hp is not None
+                and all(target.params.get(k, v) == v for k, v in hp.items())
+            ):
+                target.params.update(hp)
+                target.sources.append(_Source(acc))
+                group_of[d] = target
+            elif target is not None and rename is not None:
+                target.sources.append(_Source(acc, rename))
+                group_of[d] = target
+            else:
+                name = d.relative_to(root).as_posix() if d != root else d.name
+                groups[d] = group_of[d] = _Group(d, name, params=hp or {}, sources=[_Source(acc)])
+        for g in groups.values():
+            report.runs.append(_write_group(store, g, experiment, report))
+    if report.not_imported:
+        warnings.warn(
+            TracklogWarning(
+                f"tracklog: TensorBoard import of {root} left out {report.left_out()} series "
+                "(tracklog stores scalars only)"
+            ),
+            stacklevel=2,
+        )
+    return report
+
+
+def _write_group(store: Store, g: _Group, experiment: str, report: TransferReport) -> Transfer:
+    series: list[tuple[str, list[tuple[int, float, float]]]] = []
+    first: list[float] = []
+    for src in g.sources:
+        with failures(f"reading TensorBoard events in {g.path}"):
+            series += list(_points(src))
+            _left_out(src.acc, report.not_imported)
+            try:
+                first.append(src.acc.FirstEventTimestamp())
+            except ValueError:  # no event at all
+                pass
+    walls = [w for _, pts in series for _, _, w in pts if math.isfinite(w)]
+    start = min([*first, *walls], default=None)
+    end = max(walls, default=start)
+    try:
+        params = {check_key(k, "hparam"): v for k, v in g.params.items()}
+    except TracklogError as exc:
+        raise ValidationError(f"TensorBoard run {g.path}: {exc}") from exc
+    n = 0
+    with start_run(
+        experiment,
+        g.name,
+        root=store.root,
+        run_id=new_run_id(at=start),
+        params=params,
+        tags={"tensorboard.logdir": str(g.path)},
+        durability="batch",
+        _time=start,
+    ) as run:
+        for key, pts in series:
+            for step, value, wall in pts:
+                run.log_metric(key, value, step=step, timestamp=wall)
+            n += len(pts)
+        run.close(_time=end)
+    report.points += n
+    return Transfer("created", str(g.path), run.id)

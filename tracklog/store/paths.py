@@ -80,13 +80,16 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
     return Path(text).expanduser().absolute()
 
 
-def new_run_id() -> str:
+def new_run_id(at: float | None = None) -> str:
     """A 26-char ULID-style id: 48 bits of milliseconds then 80 random bits.
 
     Sorting ids sorts runs by creation time; 80 random bits make collisions
-    across hosts negligible without any coordination.
+    across hosts negligible without any coordination. ``at`` (seconds since the
+    epoch) is the creation time to encode instead of now: importers give a run
+    the id of the time its source started, so that it sorts where it belongs.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    ms = time.time_ns() // 1_000_000 if at is None else min(max(int(at * 1000), 0), (1 << 48) - 1)
+    value = ms << 80 | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

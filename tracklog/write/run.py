@@ -287,16 +287,31 @@ class Run:
             self._writer.flush(fsync=True)
 
     def close(
-        self, status: Status = "finished", *, error: BaseException | None = None, signal: str | None = None
+        self,
+        status: Status = "finished",
+        *,
+        error: BaseException | None = None,
+        signal: str | None = None,
+        _time: float | None = None,
     ) -> None:
         """Record how the run ended, flush, fsync and release the run. Idempotent.
 
         After a SIGTERM that a handler of the user's survived, a run that is not
         failed ends as ``killed`` with that signal: it was preempted.
+        ``_time`` is for importers only (``tracklog.interop``): the end time the source
+        recorded, written as the run_end record's time instead of now.
         """
-        self._end(status, error, signal, join=True)
+        end_time = None if _time is None else check_timestamp(_time, "end time")
+        self._end(status, error, signal, join=True, at=end_time)
 
-    def _end(self, status: str, error: BaseException | None, signal: str | None, join: bool) -> None:
+    def _end(
+        self,
+        status: str,
+        error: BaseException | None,
+        signal: str | None,
+        join: bool,
+        at: float | None = None,
+    ) -> None:
         if status not in END_STATUSES:
             raise ValidationError(f"status must be one of {END_STATUSES}, got {status!r}")
         if self._closed is not None:
@@ -305,7 +320,7 @@ class Run:
         lifecycle.forget(self)
         if self._signal is not None and status != "failed":
             status, signal = "killed", signal or self._signal
-        end = run_end_record(status, _now(), error, signal)
+        end = run_end_record(status, _now() if at is None else at, error, signal)
         try:
             self._writer.close([end], join=join)
         finally:
@@ -343,6 +358,7 @@ def start_run(
     strict: bool = False,
     fsync_interval: float = FSYNC_INTERVAL_S,
     flush_interval: float = FLUSH_INTERVAL_S,
+    _time: float | None = None,
 ) -> Run:
     """Start a new run, or resume one, and return its handle.
 
@@ -352,6 +368,10 @@ def start_run(
     preemptible job can use one command line for its first start and its
     restarts. ``resume_step`` is the step the job restarts from; the fold drops
     earlier sessions' points at steps >= it. Failing here leaves nothing behind.
+
+    ``_time`` is for importers only (``tracklog.interop``): the start time the source
+    recorded, written as the run_start record's time (and that of the params and tags
+    given here) instead of now. The segment header keeps the real time of writing.
     """
     experiment = check_key(experiment, "experiment")
     if name is not None:
@@ -370,6 +390,7 @@ def start_run(
     start_params = _checked_params(params if params is not None else {})
     start_tags = _checked_tags(tags if tags is not None else {}, "tags")
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    start_time = None if _time is None else check_timestamp(_time, "start time")
     root_path = ensure_root(resolve_root(root))
     path = run_dir(root_path, run_id)
 
@@ -424,8 +445,16 @@ def start_run(
             seq = 1 + max((n for n, _ in existing), default=0)
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
+            if start_time is not None:
+                now = start_time  # an importer's: the time of run_start, and of its params and tags
             start = run_start_record(
-                header, experiment, name, bool(existing), resume_step, durability, source_info()
+                {**header, "time": now},
+                experiment,
+                name,
+                bool(existing),
+                resume_step,
+                durability,
+                source_info(),
             )
             # The start, params and tags go out with the header in one write and one fsync.
             first = [start]

@@ -1,0 +1,58 @@
+"""What an export to a peer or an import from one did, run by run: ``TransferReport``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Action = Literal["created", "updated", "skipped"]
+
+
+@dataclass
+class Transfer:
+    """One run: ``source`` (the id where it came from), ``dest`` (its id where it went)."""
+
+    action: Action
+    source: str
+    dest: str
+    why: str = ""
+
+
+@dataclass
+class TransferReport:
+    """The runs an export or import created, updated or skipped, and what it left out.
+
+    ``runs`` is in the order the runs were handled. ``not_imported`` counts, per kind of
+    data tracklog does not store (TensorBoard's ``text``, ``histograms``, ``images``,
+    ``audio``...), the series (tags) that were left out.
+    """
+
+    verb: str  # "exported to MLflow at URI", "imported from ..."
+    runs: list[Transfer] = field(default_factory=list)
+    points: int = 0
+    not_imported: dict[str, int] = field(default_factory=dict)
+
+    def ids(self, action: Action) -> list[str]:
+        """The destination ids of the runs with that action."""
+        return [t.dest for t in self.runs if t.action == action]
+
+    @property
+    def created(self) -> list[str]:
+        return self.ids("created")
+
+    @property
+    def updated(self) -> list[str]:
+        return self.ids("updated")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.ids("skipped")
+
+    def summary(self) -> str:
+        """One line: ``exported 3 runs to ...: 1 created, 1 updated, 1 skipped; 330 points``."""
+        counts = ", ".join(f"{len(self.ids(a))} {a}" for a in ("created", "updated", "skipped"))
+        return f"{self.verb}: {len(self.runs)} runs ({counts}), {self.points} points"
+
+    def left_out(self) -> str:
+        """``not_imported`` as words (``2 histograms, 1 text``), or "" when nothing was left out."""
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.not_imported.items()))
