@@ -12,6 +12,7 @@ at most ``READ_CHUNK_BYTES`` of log are held at once, whatever the run's size.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,9 @@ RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events ar
 READ_CHUNK_BYTES: Final = 8 * 1024 * 1024
 
 
+_NULL_HANDLER = logging.NullHandler()
+
+
 class _Waker:
     """Sets an event when anything changes in the watched directories (watchdog), if it can."""
 
@@ -46,6 +50,9 @@ class _Waker:
             from watchdog.observers import Observer
         except ImportError:
             return
+        # watchdog logs an error when an event races its shutdown; without a handler of the
+        # user's, Python would print it on stderr. Theirs (via the root logger) still get it.
+        logging.getLogger("watchdog").addHandler(_NULL_HANDLER)
         wake = self.event.set
 
         class Handler(FileSystemEventHandler):
@@ -287,7 +294,7 @@ def follow(
     """
     path = Path(run_path)
     key_set = set(keys) if keys is not None else None
-    waker = _Waker([path, path.parent], native=not poll)
+    waker = _Waker([path, path.parent], native=follow and not poll)  # no observer for one read
     existed = is_real_dir(path)
     follower = RunFollower(path, key_set, from_start) if existed else None
     if follower is not None:
