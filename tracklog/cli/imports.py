@@ -1,16 +1,13 @@
 """``tracklog import``: runs from MLflow or TensorBoard into the store (``interop.imports``).
 
-A location that is a local path (a TensorBoard log directory, an MLflow file store,
-``file:`` or ``sqlite:`` URI) must exist: importing from a typo is an error, not
-"imported 0 runs" (and MLflow would create an empty store there).
+A local location that is not there is an error the library raises (``InteropError``), not
+"imported 0 runs".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from ..interop.imports import import_mlflow, import_tensorboard
 from ..read.store import Store
@@ -35,36 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def mlflow_local_path(uri: str) -> Path | None:
-    """The local file or directory an MLflow tracking URI reads, or None for a server."""
-    parsed = urlparse(uri)
-    if len(parsed.scheme) <= 1:  # a plain path (or a Windows drive letter)
-        return Path(uri).expanduser()
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
-        path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-        return Path(unquote(path)) if path and path != ":memory:" else None
-    return None
-
-
-def _check_location(source: str, location: str) -> None:
-    if source == "tensorboard":
-        path = Path(location).expanduser()
-        if not path.exists():
-            raise CliError(f"no TensorBoard log directory at {path}")
-        if not path.is_dir():
-            raise CliError(
-                f"{path} is not a directory: give the log directory of events.out.tfevents.* files"
-            )
-        return
-    local = mlflow_local_path(location)
-    if local is not None and not local.exists():
-        raise CliError(f"no MLflow store at {local} (from tracking URI {location!r})")
-
-
 def run(args: argparse.Namespace) -> int:
-    _check_location(args.source, args.location)
     store = Store(args.root)
     if args.source == "mlflow":
         report = import_mlflow(store, args.location, args.from_experiment, experiment=args.experiment)

@@ -103,7 +103,7 @@ def mlflow_client(uri: str, *, must_exist: bool = False) -> Iterator[Any]:
     if must_exist:
         path = local_path(uri)
         if path is not None and not path.exists():
-            raise InteropError(f"no MLflow store at {uri}: {path} does not exist")
+            raise InteropError(f"no MLflow store at {path} (from tracking URI {uri!r}): it does not exist")
     with _file_store_allowed() if is_folder_store(uri) else nullcontext():
         with failures(f"cannot open the MLflow store at {uri}"):
             client = MlflowClient(tracking_uri=uri)

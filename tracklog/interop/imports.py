@@ -281,8 +281,12 @@ def import_tensorboard(
 
     experiment = check_key(experiment, "experiment")
     root = Path(logdir)
-    if not root.is_dir():
+    if not root.exists():
         raise InteropError(f"no TensorBoard log directory at {root}")
+    if not root.is_dir():
+        raise InteropError(
+            f"{root} is not a directory: give the log directory of events.out.tfevents.* files"
+        )
     dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*") if p.is_file()})
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
     found = set(dirs)
