@@ -6,13 +6,9 @@ import argparse
 
 from .exits import EXIT_OK, existing_store
 from .render import print_json, table
+from .show import add_arguments as add_arguments  # the same: a run, and --json
 
 HELP = "list a run's artifacts (name, size, sha256)"
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run")
-    p.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
