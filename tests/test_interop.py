@@ -6,6 +6,7 @@ Skipped, with the reason, where a library is not installed; CI installs the extr
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -579,3 +580,30 @@ def test_start_run_and_close_take_the_times_importers_pass(root: Path) -> None:
     assert (state.start_time, state.end_time, state.status) == (1_000_000.0, 1_000_002.0, "finished")
     with pytest.raises(tracklog.ValidationError, match="start time"):
         tracklog.start_run("t", _time=math.inf)
+
+
+def test_mlflow_carries_the_git_commit_both_ways_and_imports_keep_the_source_not_the_importer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from tracklog.interop.export import export_mlflow
+
+    from .test_provenance import _repo
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    monkeypatch.chdir(_repo(tmp_path))
+    with tracklog.start_run("git", run_id="g") as run:
+        run.log_metric("loss", 1.0, timestamp=1_700_000_000.0)
+    git = tracklog.Store().run("g").sessions[0].source["git"]  # type: ignore[index]
+    uri = f"sqlite:///{tmp_path / 'git.db'}"
+    export_mlflow(tracklog.Store(), ["g"], uri)
+    (mrun,) = _mlflow_runs(uri, "git")
+    assert mrun.data.tags["mlflow.source.git.commit"] == git["commit"]
+    assert mrun.data.tags["mlflow.source.git.branch"] == "main"
+    assert mrun.data.tags["tracklog.git.dirty"] == "false"
+    back = tracklog.Store(tmp_path / "back")
+    (rid,) = import_mlflow(back, uri).created
+    (ses,) = back.run(rid).sessions
+    assert ses.source is not None and ses.source["git"] == git
+    assert ses.source["argv"] is None and ses.source["python"] is None  # not the importer's own

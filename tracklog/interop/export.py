@@ -131,6 +131,24 @@ _MLFLOW_STATUS = {
 
 
 RUN_ID_TAG = "tracklog.run_id"
+
+
+def _source_tags(s: RunState) -> dict[str, str]:
+    """Where the run came from, in MLflow's tags: its first session's git commit and branch
+    (``mlflow.source.git.*``), whether the checkout was dirty, and the command."""
+    source = next((x.source for x in s.sessions if x.source), None) or {}
+    out = {}
+    git = source.get("git")
+    if git:
+        out["mlflow.source.git.commit"] = git["commit"]
+        if git["branch"]:
+            out["mlflow.source.git.branch"] = git["branch"]
+        out["tracklog.git.dirty"] = "true" if git["dirty"] else "false"
+    if source.get("argv"):
+        out["mlflow.source.name"] = source["argv"][0]
+    return out
+
+
 DIGEST_TAG = "tracklog.export_digest"  # set last: a run without it is a partial export
 ERROR_TAG = "tracklog.export_error"
 _BATCH_METRICS = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
@@ -196,6 +214,7 @@ def _export_one(
     tags[RUN_ID_TAG] = s.id
     if s.name:
         tags["mlflow.runName"] = s.name
+    tags.update(_source_tags(s))
     params = [Param(names.get(k, k), _text(v)) for k, v in s.params.items()]
     metrics = []
     for key, steps, values, times in _points(s):

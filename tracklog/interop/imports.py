@@ -138,6 +138,7 @@ def _import_one(client: Any, store: Store, mrun: Any, experiment: str, report: T
             tags=tags,
             durability="batch",
             _time=start,
+            _source={"git": _git_of(data.tags)},
         ) as run:
             n = 0
             try:
@@ -154,6 +155,18 @@ def _import_one(client: Any, store: Store, mrun: Any, experiment: str, report: T
             run.close(_MLFLOW_STATUS.get(info.status, "finished"), _time=end)  # type: ignore[arg-type]
     report.points += n
     return Transfer("created", info.run_id, run.id)
+
+
+def _git_of(tags: dict[str, str]) -> dict[str, Any] | None:
+    """The git state MLflow recorded (``mlflow.source.git.*``), as tracklog records it."""
+    commit = tags.get("mlflow.source.git.commit")
+    if not commit:
+        return None
+    return {
+        "commit": commit.lower(),
+        "branch": tags.get("mlflow.source.git.branch") or None,
+        "dirty": tags.get("tracklog.git.dirty") == "true",
+    }
 
 
 # -- TensorBoard ---------------------------------------------------------------------------------

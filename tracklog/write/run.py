@@ -359,6 +359,7 @@ def start_run(
     fsync_interval: float = FSYNC_INTERVAL_S,
     flush_interval: float = FLUSH_INTERVAL_S,
     _time: float | None = None,
+    _source: dict[str, Any] | None = None,
 ) -> Run:
     """Start a new run, or resume one, and return its handle.
 
@@ -372,6 +373,8 @@ def start_run(
     ``_time`` is for importers only (``tracklog.interop``): the start time the source
     recorded, written as the run_start record's time (and that of the params and tags
     given here) instead of now. The segment header keeps the real time of writing.
+    ``_source`` is for importers too: where the source run came from (``argv``, ``python``,
+    ``git``, see ``provenance``), recorded instead of the importing process's own.
     """
     experiment = check_key(experiment, "experiment")
     if name is not None:
@@ -454,7 +457,7 @@ def start_run(
                 bool(existing),
                 resume_step,
                 durability,
-                source_info(),
+                source_info() if _source is None else {"argv": None, "python": None, "git": None, **_source},
             )
             # The start, params and tags go out with the header in one write and one fsync.
             first = [start]
