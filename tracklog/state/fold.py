@@ -269,6 +269,9 @@ class FoldState:
         )
 
 
+_FEW_KEYS = 32  # keys a batch groups by one pass each instead of a sort
+
+
 class _PointBatch:
     """Points gathered between session boundaries, folded into series in one go."""
 
@@ -340,9 +343,13 @@ class _PointBatch:
         else:
             codes, steps, values, times = (np.concatenate(c) for c in zip(*self.cols, strict=True))
         self.cols = []
+        per_key: list[tuple[int, np.ndarray]] | None = None
         if len(self.keys) == 1:
             groups = [(0, slice(None))]
             order = None
+        elif len(self.keys) <= _FEW_KEYS:  # a pass per key beats sorting millions of points
+            per_key = [(k, np.flatnonzero(codes == k)) for k in range(len(self.keys))]
+            groups = []
         else:
             order = np.argsort(codes, kind="stable")  # stable: each key keeps log order
             sorted_codes = codes[order]
@@ -354,7 +361,10 @@ class _PointBatch:
             ]
             steps, values, times = steps[order], values[order], times[order]
         resume_mode = bool(state.sessions) and state.sessions[-1].resume_step is not None
-        for code, sl in groups:
+        picked: list[tuple[int, Any]] = (
+            [(k, i) for k, i in per_key if len(i)] if per_key is not None else list(groups)
+        )
+        for code, sl in picked:
             key = self.keys[code]
             s, v, t = steps[sl], values[sl], times[sl]
             series = state.series.get(key)
