@@ -17,6 +17,7 @@ from ..errors import TracklogError
 from ..log.reader import scan, segment_paths
 from ..read.salvage import salvage
 from ..read.store import Store
+from ..store.paths import runs_dir
 from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, existing_store
 from .render import count, one_line, print_json
 
@@ -43,9 +44,7 @@ def _looks_like_path(ref: str) -> bool:
 def _path_target(path: Path) -> Path:
     """A run directory or segment file given by path; CliError when it holds no segment."""
     if path.is_dir() and not segment_paths(path):
-        hint = (
-            f"; to check the store there: tracklog --root {path} verify" if (path / "runs").is_dir() else ""
-        )
+        hint = f"; to check the store there: tracklog --root {path} verify" if runs_dir(path).is_dir() else ""
         raise CliError(f"no segment files (seg-*.tlog) in {path}{hint}")
     return path
 

@@ -36,7 +36,7 @@ from ..state.fold import FoldState, Series
 from ..state.snapshot import SegmentMark, head_fingerprint
 from ..state.types import RunState
 from ..store.lock import is_locked
-from ..store.paths import list_segments, lock_path, open_file, segment_seq
+from ..store.paths import list_segments, lock_path, open_file, segment_file, segment_seq
 
 
 @dataclass
@@ -141,7 +141,7 @@ class RunCache:
         # Taken out first: a fold that fails halfway leaves no half-advanced state behind.
         base = self._folds.pop(run_path, None)
         f = load(run_path, base=base)
-        f.tails = {name: _tail_crc(run_path / name, m.end) for name, m in f.marks.items()}
+        f.tails = {name: _tail_crc(segment_file(run_path, name), m.end) for name, m in f.marks.items()}
         self._folds[run_path] = f
         while len(self._folds) > self.size:
             self._folds.popitem(last=False)
@@ -219,12 +219,12 @@ def _still_valid(
     unless ``checked`` (snapshot.load checked it already), not when a segment shrank or its
     head changed (the file was replaced).
     """
-    top = max((segment_seq(run_path / n) or 0 for n in marks), default=0)
+    top = max((segment_seq(segment_file(run_path, n)) or 0 for n in marks), default=0)
     for seg in segs:
         if seg.name not in marks and (segment_seq(seg) or 0) < top:
             return False  # a segment appeared before ones already folded: log order changed
     for name, m in marks.items():
-        seg = run_path / name
+        seg = segment_file(run_path, name)
         if m.end > limits.get(seg, m.end):
             return False
         if not checked:
@@ -255,4 +255,7 @@ def _tail_crc(seg: Path, end: int) -> int | None:
 def _tails_match(run_path: Path, base: Folded) -> bool:
     # A segment cut and regrown past a mark (a copy rewritten in place, a power cut while
     # this process lives on) keeps its size and head but not the bytes before the mark.
-    return all(_tail_crc(run_path / name, base.marks[name].end) == crc for name, crc in base.tails.items())
+    return all(
+        _tail_crc(segment_file(run_path, name), base.marks[name].end) == crc
+        for name, crc in base.tails.items()
+    )

@@ -37,6 +37,7 @@ from ..store.paths import (
     open_file,
     read_file,
     replace_file,
+    segment_file,
     snapshot_path,
 )
 from .docfile import DOC_PREFIX, decode_doc, encode_doc
@@ -135,7 +136,7 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
             raise ValueError("snapshot segment mark is malformed")
         marks[name] = SegmentMark(*(_uint(x, "segment mark") for x in m))
     for name, m in marks.items():
-        seg = run_path / name
+        seg = segment_file(run_path, name)
         if os.lstat(seg).st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
             return None
     if not marks and doc["series"]:

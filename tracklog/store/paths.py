@@ -131,6 +131,11 @@ def check_segment_name(name: object) -> str:
     return name
 
 
+def segment_file(run_path: Path, name: str) -> Path:
+    """``run_path/name`` for a segment ``name`` read from a file (a snapshot's marks): checked first."""
+    return run_path / check_segment_name(name)
+
+
 def check_history_name(name: object) -> str:
     """Return ``name`` if it is a snapshot history file name (``history-000001.bin``)."""
     if not isinstance(name, str) or not HISTORY_PATTERN.fullmatch(name):
