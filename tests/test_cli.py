@@ -315,6 +315,7 @@ def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str,
     [
         (["tensorboard", "{tmp}/nonexistent"], "no TensorBoard log directory at {tmp}/nonexistent"),
         (["tensorboard", "{tmp}/a-file"], "{tmp}/a-file is not a directory"),
+        (["tensorboard", "{tmp}/empty"], "no TensorBoard event files (events.out.tfevents.*) under {tmp}/empty"),
         (["mlflow", "{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
         (["mlflow", "file://{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
         (["mlflow", "sqlite:///{tmp}/none.db"], "no MLflow store at {tmp}/none.db"),
@@ -324,6 +325,7 @@ def test_import_from_a_path_that_is_not_there_is_an_error_naming_it(
     tmp_path: Path, argv: list[str], message: str
 ) -> None:
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)  # a directory, but no event file in it
     out = tl("import", *(a.format(tmp=tmp_path) for a in argv), root=tmp_path / "s")
     assert out.returncode == 2 and out.stderr.startswith("tracklog: " + message.format(tmp=tmp_path))
     assert "imported" not in out.stderr and out.stdout == ""

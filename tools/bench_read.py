@@ -64,6 +64,19 @@ def main() -> None:
             "points_per_s": args.points / t,
         }
 
+        # 1b. The same calls with "batch" durability: the writer coalesces them into large
+        # columnar records.
+        with tracklog.start_run(root=root, run_id="big-batch", durability="batch") as run:
+            log_many = run.log_metrics
+            for i in range(args.points // 10):
+                log_many({k: (i * 0.618 + j) % 1.0 for j, k in enumerate(keys)}, step=i)
+        t, _ = timed(lambda: tracklog.replay(root / "runs" / "big-batch"), args.repeat)
+        out["replay, 10-key log_metrics per step, batch durability"] = {
+            "points": args.points,
+            "seconds": t,
+            "points_per_s": args.points / t,
+        }
+
         # 2. A default-mode log written one log_metric(key, value, step=i) call per point,
         # every value different.
         with tracklog.start_run(root=root, run_id="single") as run:

@@ -301,6 +301,8 @@ def import_tensorboard(
             f"{root} is not a directory: give the log directory of events.out.tfevents.* files"
         )
     dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*") if p.is_file()})
+    if not dirs:
+        raise InteropError(f"no TensorBoard event files (events.out.tfevents.*) under {root}")
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
     found = set(dirs)
     tops = [d for d in dirs if not any(a in found for a in d.parents)]
