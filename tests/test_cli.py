@@ -315,7 +315,10 @@ def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str,
     [
         (["tensorboard", "{tmp}/nonexistent"], "no TensorBoard log directory at {tmp}/nonexistent"),
         (["tensorboard", "{tmp}/a-file"], "{tmp}/a-file is not a directory"),
-        (["tensorboard", "{tmp}/empty"], "no TensorBoard event files (events.out.tfevents.*) under {tmp}/empty"),
+        (
+            ["tensorboard", "{tmp}/empty"],
+            "no TensorBoard event files (events.out.tfevents.*) under {tmp}/empty",
+        ),
         (["mlflow", "{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
         (["mlflow", "file://{tmp}/nonexistent"], "no MLflow store at {tmp}/nonexistent"),
         (["mlflow", "sqlite:///{tmp}/none.db"], "no MLflow store at {tmp}/none.db"),

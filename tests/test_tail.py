@@ -73,6 +73,22 @@ def test_keys_filter_metric_points_only() -> None:
     ]
 
 
+def test_kinds_picks_the_kinds_of_event_and_a_follow_still_ends_with_the_run() -> None:
+    with tracklog.start_run(run_id="k", params={"lr": 0.1}) as run:
+        run.log_metrics({"a": 1.0, "b": 2.0}, step=3)
+        run.set_tag("t", 1)
+    store = tracklog.Store()
+    events = list(store.tail("k", keys=["b"], kinds=["metric"], follow=False, from_start=True))
+    assert [(e.kind, e.key, e.step, e.value) for e in events] == [("metric", "b", 3, 2.0)]
+    # Following from the start of a finished run: the run_end still stops it, unyielded.
+    followed = list(store.tail("k", kinds=["param", "tag"], from_start=True, timeout=30))
+    assert [(e.kind, e.key) for e in followed] == [("param", "lr"), ("tag", "t")]
+    with pytest.raises(tracklog.ValidationError, match="kinds"):
+        store.tail("k", kinds=["metrics"])
+    with pytest.raises(tracklog.ValidationError, match="kinds"):
+        store.tail("k", kinds="metric")  # type: ignore[arg-type]
+
+
 def test_a_dead_writer_without_an_end_is_reported_crashed() -> None:
     run = tracklog.start_run(run_id="dead")
     run.log_metric("a", 1.0)

@@ -21,7 +21,7 @@ from ..errors import (
     ValidationError,
     ValueTypeError,
 )
-from ..log.codec import Event
+from ..log.codec import KIND_NAMES, Event
 from ..log.reader import read_events
 from ..state import index
 from ..state.types import MetricHistory, RunState
@@ -220,6 +220,7 @@ class Store:
         timeout: float | None = None,
         forever: bool = False,
         poll: bool = False,
+        kinds: Sequence[str] | None = None,
     ) -> Iterator[Event]:
         """Yield the run's events as they are logged, each once, in log order.
 
@@ -228,10 +229,13 @@ class Store:
         synthesised, if the writer died without one); ``forever=True`` keeps
         following across ends and resumes; ``timeout`` stops after that many
         seconds without an event; ``poll=True`` never uses native notifications.
-        ``keys`` filters metric points; other events always come through. A run
-        that does not exist yet is waited for; a prefix or name that several runs share
-        raises RunNotFoundError at once, naming them (``candidates``).
+        ``keys`` filters metric points; ``kinds`` (e.g. ``["metric"]``) the kinds of event
+        yielded (``Event.kind``: run_start, run_end, param, tag, metric, artifact, dropped);
+        both default to everything. The tail still ends at the run's end when ``kinds``
+        leaves run_end out. A run that does not exist yet is waited for; a prefix or name
+        that several runs share raises RunNotFoundError at once, naming them (``candidates``).
         """
+        wanted = _check_kinds(kinds)
         try:
             path = self.path_of(run_id)
         except RunNotFoundError as exc:
@@ -240,9 +244,10 @@ class Store:
             path = run_dir(self.root, run_id)  # a job about to start: wait for it
             if os.path.lexists(path):
                 check_run_dir(self.root, run_id)  # there, but not a real directory: refuse
-        return follow_run(
+        events = follow_run(
             path, keys, follow=follow, from_start=from_start, timeout=timeout, forever=forever, poll=poll
         )
+        return events if wanted is None else (e for e in events if e.kind in wanted)
 
     def tail_experiment(
         self,
@@ -335,6 +340,17 @@ class Store:
             if frames
             else pd.DataFrame(columns=["run_id", "step", "value", "timestamp"])
         )
+
+
+_KINDS = frozenset(KIND_NAMES.values())
+
+
+def _check_kinds(kinds: Sequence[str] | None) -> frozenset[str] | None:
+    if kinds is None:
+        return None
+    if isinstance(kinds, str) or not all(k in _KINDS for k in kinds):
+        raise ValidationError(f"kinds must be a list of {', '.join(sorted(_KINDS))}; got {kinds!r}")
+    return frozenset(kinds)
 
 
 _FRAME_BASE = ("run_id", "experiment", "name", "status", "start_time", "end_time")
