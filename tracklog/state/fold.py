@@ -373,7 +373,9 @@ class _PointBatch:
             elif key not in state.seen and not resume_mode and len(state.sessions) > 1:
                 state.sessions[-1].superseded += series.drop_from(int(s[0]))
             state.seen.add(key)
-            # Copies: views into a log buffer must not outlive it (it may be an mmap).
-            series.append(
-                np.array(s, dtype=np.int64), np.array(v, dtype=np.float64), np.array(t, dtype=np.float64)
-            )
+            if per_key is not None and s.dtype == np.int64 and v.dtype == t.dtype == np.float64:
+                series.append(s, v, t)  # picked by index: already this key's own new arrays
+            else:  # copies: views into a log buffer must not outlive it (it may be an mmap)
+                series.append(
+                    np.array(s, dtype=np.int64), np.array(v, dtype=np.float64), np.array(t, dtype=np.float64)
+                )
