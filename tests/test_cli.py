@@ -19,8 +19,13 @@ from .conftest import PY, python_env
 from .helpers import crash
 
 
-def tl(*args: str, root: Path, tz: str | None = None) -> subprocess.CompletedProcess[str]:
+def tl(
+    *args: str, root: Path, tz: str | None = None, columns: int | None = None
+) -> subprocess.CompletedProcess[str]:
     env = python_env()
+    env.pop("COLUMNS", None)  # output is a pipe: tables are not fitted unless a test asks
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     if tz is not None:
         env["TZ"] = tz
     return subprocess.run(
@@ -55,7 +60,8 @@ def test_runs_lists_a_table_newest_first(store: Path) -> None:
     out = tl("runs", root=store)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split()[:5] == ["id", "name", "status", "start", "duration"]
+    # Runs of two experiments ("exp", "other"): the experiment gets a column (issue 12).
+    assert lines[0].split()[:6] == ["id", "experiment", "name", "status", "start", "duration"]
     assert [ln.split()[0] for ln in lines[1:]] == ["03gamma", "02beta", "01alpha"]
     assert "crashed" in lines[1] and "failed" in lines[2] and "finished" in lines[3]
 
@@ -338,7 +344,7 @@ def test_import_from_a_path_that_is_not_there_is_an_error_naming_it(
 def test_runs_filters_on_start_times_as_the_table_prints_them(store: Path) -> None:
     tz = "TLT-05:30"  # local time UTC+05:30 (POSIX TZ, no tz database): local and UTC differ
     table = tl("runs", root=store, tz=tz).stdout.splitlines()
-    printed = {ln.split()[0]: " ".join(ln.split()[3:5]) for ln in table[1:]}
+    printed = {ln.split()[0]: " ".join(ln.split()[4:6]) for ln in table[1:]}  # after the experiment
     first = printed["01alpha"]  # "YYYY-MM-DD HH:MM:SS", the seconds truncated
     ids = [
         ln.split()[0]
@@ -503,3 +509,16 @@ def test_tail_takes_several_metric_keys_after_one_flag(store: Path) -> None:
         assert out.returncode == 0, out.stderr
         keys = [e["key"] for e in map(json.loads, out.stdout.splitlines()) if e["kind"] == "metric"]
         assert keys == ["loss", "acc"] * 5
+
+
+def test_runs_fits_the_table_to_columns_and_names_experiments_when_they_vary(store: Path) -> None:
+    with tracklog.start_run("other", "a-run-with-a-rather-long-name-indeed", run_id="04delta") as r:
+        r.log_metric("loss", 0.5)
+    wide = tl("runs", root=store).stdout.splitlines()
+    assert wide[0].split()[:3] == ["id", "experiment", "name"] and wide[1].split()[:2] == ["04delta", "other"]
+    assert any("a-run-with-a-rather-long-name-indeed" in line for line in wide)  # a pipe: whole cells
+    narrow = tl("runs", root=store, columns=70).stdout.splitlines()
+    assert all(len(line) <= 70 for line in narrow) and any("…" in line for line in narrow)
+    assert len(narrow) == len(wide)  # one line per run still: cut, not wrapped
+    one = tl("runs", "-e", "exp", root=store).stdout.splitlines()
+    assert "experiment" not in one[0]  # a single experiment: no column for it

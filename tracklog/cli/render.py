@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import shlex
+import shutil
+import sys
 from typing import Any
 
 from ..interop.export import json_safe
@@ -54,8 +57,39 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def terminal_width() -> int | None:
+    """The width to fit a table to: ``$COLUMNS`` if set, else the terminal's when stdout is
+    one; None (no fitting) when output goes to a pipe or a file, so scripts get whole cells."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _shrink(widths: list[int], limit: int, floor: int = 6) -> list[int]:
+    """Narrow the widest columns, one character at a time, until the row fits ``limit``."""
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > limit:
+        i = max(range(len(widths)), key=lambda j: widths[j])
+        if widths[i] <= floor:
+            break  # as narrow as is still readable: let the terminal wrap
+        widths[i] -= 1
+    return widths
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: max(width - 1, 0)] + "…"
+
+
+def table(headers: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """Aligned columns; with ``width``, cells too long for it end in an ellipsis."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    if width is not None:
+        widths = _shrink(widths, width)
+        headers = [_cut(h, w) for h, w in zip(headers, widths, strict=True)]
+        rows = [[_cut(c, w) for c, w in zip(r, widths, strict=True)] for r in rows]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import argparse
 
 from ..read.where import field_getter
 from .exits import EXIT_OK, existing_store
-from .render import fmt_duration, fmt_time, fmt_value, print_json, table
+from .render import fmt_duration, fmt_time, fmt_value, print_json, table, terminal_width
 
 HELP = "list runs as a table, newest first"
 
@@ -35,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
                 counts[k] = counts.get(k, 0) + 1
         columns = [f"metrics.`{k}`" for k in sorted(counts, key=lambda k: (-counts[k], k))[:3]]
     getters = [(c, field_getter(c, "column")) for c in columns]
-    headers = ["id", "name", "status", "start", "duration"] + [c.replace("`", "") for c, _ in getters]
+    several = len({r.experiment for r in runs}) > 1  # name the experiment when it varies
+    headers = ["id", *(["experiment"] if several else []), "name", "status", "start", "duration"]
+    headers += [c.replace("`", "") for c, _ in getters]
     rows = [
-        [r.id, r.name or "-", r.status, fmt_time(r.start_time), fmt_duration(r)]
+        [r.id, *([r.experiment or "-"] if several else []), r.name or "-", r.status]
+        + [fmt_time(r.start_time), fmt_duration(r)]
         + [fmt_value(g(r)) for _, g in getters]
         for r in runs
     ]
-    print(table(headers, rows))
+    print(table(headers, rows, terminal_width()))
     return EXIT_OK
