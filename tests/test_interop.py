@@ -126,26 +126,24 @@ def test_parquet_export_and_pandas_histories(run_id: str, tmp_path: Path) -> Non
     assert summary.set_index("key").loc["val/acc", "count"] == 30 and set(summary["status"]) == {"finished"}
 
 
+def _tl(*args: str, root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else python_env(),
+        timeout=300,
+    )
+
+
 def test_cli_export_and_import_round_trip_through_mlflow(run_id: str, root: Path, tmp_path: Path) -> None:
     pytest.importorskip("mlflow", reason="the interop extra is not installed")
     uri = f"sqlite:///{tmp_path / 'cli.db'}"
     env = python_env()
-    out = subprocess.run(
-        [PY, "-m", "tracklog", "--root", str(root), "export", run_id, "-f", "mlflow", "-o", uri],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    out = _tl("export", run_id, "-f", "mlflow", "-o", uri, root=root, env=env)
     assert out.returncode == 0, out.stderr
     back = tmp_path / "back"
-    out = subprocess.run(
-        [PY, "-m", "tracklog", "--root", str(back), "import", "mlflow", uri],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    out = _tl("import", "mlflow", uri, root=back, env=env)
     assert out.returncode == 0, out.stderr
     (state,) = tracklog.Store(back).runs()
     src = tracklog.Store(root).run(run_id)
@@ -156,38 +154,16 @@ def test_cli_export_and_import_round_trip_through_mlflow(run_id: str, root: Path
 # -- issue 12: MLflow and TensorBoard interop ---------------------------------------------------
 
 
-def _tl(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "tracklog", "--root", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=python_env(),
-        timeout=300,
-    )
-
-
 def test_mlflow_folder_store_round_trip_through_the_cli(run_id: str, root: Path, tmp_path: Path) -> None:
     pytest.importorskip("mlflow", reason="the interop extra is not installed")
     mlruns = tmp_path / "mlruns"
     env = python_env()
     env.pop("MLFLOW_ALLOW_FILE_STORE", None)  # MLflow 3 refuses folders without it
-    out = subprocess.run(
-        [PY, "-m", "tracklog", "--root", str(root), "export", run_id, "-f", "mlflow", "-o", str(mlruns)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    out = _tl("export", run_id, "-f", "mlflow", "-o", str(mlruns), root=root, env=env)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and mlruns.is_dir()
     back = tmp_path / "back"
-    out = subprocess.run(
-        [PY, "-m", "tracklog", "--root", str(back), "import", "mlflow", str(mlruns)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    out = _tl("import", "mlflow", str(mlruns), root=back, env=env)
     assert out.returncode == 0, out.stderr
     (state,) = tracklog.Store(back).runs()
     assert state.name == "src" and state.metrics["train/loss"].count == 300

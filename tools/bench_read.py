@@ -52,30 +52,18 @@ def main() -> None:
     try:
         keys = [f"m{i}" for i in range(10)]
         # 1. A large run written as a training loop does: one 10-key log_metrics per step, every
-        # value different, default durability (one columnar record per call).
-        with tracklog.start_run(root=root, run_id="big") as run:
-            log_many = run.log_metrics
-            for i in range(args.points // 10):
-                log_many({k: (i * 0.618 + j) % 1.0 for j, k in enumerate(keys)}, step=i)
-        t, _ = timed(lambda: tracklog.replay(root / "runs" / "big"), args.repeat)
-        out["replay, 10-key log_metrics per step"] = {
-            "points": args.points,
-            "seconds": t,
-            "points_per_s": args.points / t,
-        }
-
-        # 1b. The same calls with "batch" durability: the writer coalesces them into large
-        # columnar records.
-        with tracklog.start_run(root=root, run_id="big-batch", durability="batch") as run:
-            log_many = run.log_metrics
-            for i in range(args.points // 10):
-                log_many({k: (i * 0.618 + j) % 1.0 for j, k in enumerate(keys)}, step=i)
-        t, _ = timed(lambda: tracklog.replay(root / "runs" / "big-batch"), args.repeat)
-        out["replay, 10-key log_metrics per step, batch durability"] = {
-            "points": args.points,
-            "seconds": t,
-            "points_per_s": args.points / t,
-        }
+        # value different; in default durability (one columnar record per call), then in "batch"
+        # durability (the writer coalesces the calls into large columnar records).
+        for rid, durability, label in (
+            ("big", "process", "replay, 10-key log_metrics per step"),
+            ("big-batch", "batch", "replay, 10-key log_metrics per step, batch durability"),
+        ):
+            with tracklog.start_run(root=root, run_id=rid, durability=durability) as run:  # type: ignore[arg-type]
+                log_many = run.log_metrics
+                for i in range(args.points // 10):
+                    log_many({k: (i * 0.618 + j) % 1.0 for j, k in enumerate(keys)}, step=i)
+            t, _ = timed(lambda: tracklog.replay(root / "runs" / rid), args.repeat)  # noqa: B023
+            out[label] = {"points": args.points, "seconds": t, "points_per_s": args.points / t}
 
         # 2. A default-mode log written one log_metric(key, value, step=i) call per point,
         # every value different.

@@ -4,13 +4,14 @@ and hands everything else back to msgpack."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import msgpack
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracklog.log.codec import decode_bulk, decode_columns, decode_points
+from tracklog.log.codec import Columns, decode_bulk, decode_columns, decode_points
 
 points = st.tuples(
     st.text(min_size=0, max_size=300),
@@ -26,6 +27,17 @@ others = st.one_of(
 )
 
 
+def _laid_out(payloads: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The payloads back to back (with slack after, as in a segment), and their offsets."""
+    ends = np.cumsum([len(p) for p in payloads], dtype=np.int64)
+    return b"".join(payloads) + b"\0" * 8, ends - np.array([len(p) for p in payloads], dtype=np.int64), ends
+
+
+def _rows(cols: Columns) -> Iterator[tuple[int, int, float, float]]:
+    assert cols.idx is not None
+    return zip(cols.idx.tolist(), cols.steps.tolist(), cols.values.tolist(), cols.times.tolist(), strict=True)
+
+
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
@@ -35,13 +47,9 @@ def _same(a: float, b: float) -> bool:
 def test_decode_points_agrees_with_msgpack(items: list) -> None:
     packer = msgpack.Packer()
     payloads = [packer.pack((5, *v)) if tag == "p" else msgpack.packb(v) for tag, v in items]
-    buf = b"".join(payloads) + b"\0" * 8
-    ends = np.cumsum([len(p) for p in payloads], dtype=np.int64)
-    starts = ends - np.array([len(p) for p in payloads], dtype=np.int64)
+    buf, starts, ends = _laid_out(payloads)
     cols, ok = decode_points(buf, starts, ends)
-    got = iter(
-        zip(cols.idx.tolist(), cols.steps.tolist(), cols.values.tolist(), cols.times.tolist(), strict=True)
-    )
+    got = iter(_rows(cols))
     for p, accepted in zip(payloads, ok.tolist(), strict=True):
         rec = msgpack.unpackb(p)
         if not accepted:
@@ -108,13 +116,9 @@ def test_decode_bulk_agrees_with_msgpack_and_the_columnar_decoder(
             payloads.append(_with_f32_time(rec[:-1]))
         else:
             payloads.append(msgpack.packb(rec))
-    buf = b"".join(payloads) + b"\0" * 8
-    ends = np.cumsum([len(p) for p in payloads], dtype=np.int64)
-    starts = ends - np.array([len(p) for p in payloads], dtype=np.int64)
+    buf, starts, ends = _laid_out(payloads)
     cols, counts = decode_bulk(buf, starts, ends)
-    got = list(
-        zip(cols.idx.tolist(), cols.steps.tolist(), cols.values.tolist(), cols.times.tolist(), strict=True)
-    )
+    got = list(_rows(cols))
     want: list[tuple] = []
     for p, count in zip(payloads, counts.tolist(), strict=True):
         rec = msgpack.unpackb(p)
