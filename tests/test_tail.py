@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,26 @@ def test_follow_false_from_start_yields_everything_there_and_returns() -> None:
     events = list(tracklog.Store().tail("t", follow=False, from_start=True))
     assert [e.kind for e in events] == ["run_start", "param"] + ["metric"] * 5 + ["run_end"]
     assert events == list(tracklog.read_events(run.path))
+
+
+@pytest.mark.parametrize("poll", [False, True])
+def test_stop_set_from_another_thread_ends_a_waiting_tail(poll: bool) -> None:
+    run = tracklog.start_run(run_id="waits")
+    stop = threading.Event()
+    it = tracklog.Store().tail("waits", poll=poll, forever=True, stop=stop)
+    got: list[tracklog.Event] = []
+    t = threading.Thread(target=lambda: got.extend(it))
+    t.start()
+    run.log_metric("a", 1.0)
+    run.flush()
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.005)
+    stop.set()  # the run is live and the tail would wait for ever
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert _points(got) == [("a", 0, 1.0)]
+    run.close()
 
 
 def test_a_finished_run_tailed_from_now_ends_at_once() -> None:

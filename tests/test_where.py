@@ -107,6 +107,7 @@ def test_bad_filters_point_at_the_position(text: str, pos: int, msg: str) -> Non
         parse_filter(text)
     assert isinstance(info.value, ValueError) and isinstance(info.value, tracklog.TracklogError)
     assert info.value.args[0].splitlines()[-1] == "  " + " " * pos + "^"
+    assert info.value.position == pos  # for a UI that points at it itself
 
 
 def test_order_by_sorts_nan_and_missing_last_both_ways(store: tracklog.Store) -> None:

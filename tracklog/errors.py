@@ -61,7 +61,12 @@ class ParamConflictError(ValidationError):
 
 
 class FilterError(ValidationError):
-    """A malformed filter or order_by; the message points at the position."""
+    """A malformed filter or order_by; the message points at the position, and
+    ``position`` holds it (the character offset into the text; None when not one place)."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 class ValueTypeError(TracklogError, TypeError):

@@ -23,7 +23,23 @@ from typing import Any, Protocol
 
 from .._version import __version__
 from ..errors import TracklogError, TracklogWarning
-from . import artifacts, compact, demo, diff, export, gc, get, imports, replay, rm, runs, show, tail, verify
+from . import (
+    artifacts,
+    compact,
+    demo,
+    diff,
+    export,
+    gc,
+    get,
+    imports,
+    replay,
+    rm,
+    runs,
+    show,
+    tail,
+    ui,
+    verify,
+)
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .render import one_line
 
@@ -47,6 +63,7 @@ COMMANDS: dict[str, Command] = {
     "verify": verify,
     "compact": compact,
     "tail": tail,
+    "ui": ui,
     "artifacts": artifacts,
     "get": get,
     "rm": rm,

@@ -9,6 +9,7 @@ changed since it was written (no marker in ``index/dirty``) and folds the rest.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -221,6 +222,7 @@ class Store:
         forever: bool = False,
         poll: bool = False,
         kinds: Sequence[str] | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Event]:
         """Yield the run's events as they are logged, each once, in log order.
 
@@ -234,6 +236,8 @@ class Store:
         both default to everything. The tail still ends at the run's end when ``kinds``
         leaves run_end out. A run that does not exist yet is waited for; a prefix or name
         that several runs share raises RunNotFoundError at once, naming them (``candidates``).
+        ``stop``, set from another thread, ends a waiting tail within a second (a server
+        closing a stream it no longer needs).
         """
         wanted = _check_kinds(kinds)
         try:
@@ -245,7 +249,14 @@ class Store:
             if os.path.lexists(path):
                 check_run_dir(self.root, run_id)  # there, but not a real directory: refuse
         events = follow_run(
-            path, keys, follow=follow, from_start=from_start, timeout=timeout, forever=forever, poll=poll
+            path,
+            keys,
+            follow=follow,
+            from_start=from_start,
+            timeout=timeout,
+            forever=forever,
+            poll=poll,
+            stop=stop,
         )
         return events if wanted is None else (e for e in events if e.kind in wanted)
 

@@ -286,6 +286,7 @@ def follow(
     forever: bool = False,
     poll: bool = False,
     poll_interval: float = POLL_INTERVAL_S,
+    stop: threading.Event | None = None,
 ) -> Iterator[Event]:
     """Yield a run's events as they are logged (see ``Store.tail``).
 
@@ -300,7 +301,7 @@ def follow(
     if follower is not None:
         waker.add(path)
     recheck = poll_interval if not waker.native else RECHECK_INTERVAL_S
-    return _follow(path, key_set, follower, waker, recheck, follow, from_start, timeout, forever)
+    return _follow(path, key_set, follower, waker, recheck, follow, from_start, timeout, forever, stop)
 
 
 def _follow(
@@ -313,6 +314,7 @@ def _follow(
     from_start: bool,
     timeout: float | None,
     forever: bool,
+    stop: threading.Event | None,
 ) -> Iterator[Event]:
     last_event = time.monotonic()
     if follower is not None and not from_start and follower.ended and not forever:
@@ -320,7 +322,7 @@ def _follow(
         follower.close()
         return
     try:
-        while True:
+        while stop is None or not stop.is_set():
             if follower is None:
                 if is_real_dir(path):
                     # A run that appeared while we waited is new: everything in it is new.

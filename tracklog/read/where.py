@@ -122,13 +122,13 @@ class _Parser:
         p = self.pos if pos is None else pos
         caret = f"\n  {self.text}\n  {' ' * p}^"
         if self.what is None:
-            return FilterError(f"bad filter at position {p}: {msg}{caret}")
+            return FilterError(f"bad filter at position {p}: {msg}{caret}", p)
         at = f" at position {p}" if p else ""
-        return FilterError(f"bad {self.what} {self.text!r}{at}: {msg}{caret if p else ''}")
+        return FilterError(f"bad {self.what} {self.text!r}{at}: {msg}{caret if p else ''}", p)
 
     def unknown_field(self, head: str, start: int) -> FilterError:
         if self.what == "column" and start == 0:
-            return FilterError(f"unknown column {head!r}: use {FIELD_FORMS}")
+            return FilterError(f"unknown column {head!r}: use {FIELD_FORMS}", 0)
         return self.fail(f"unknown field {head!r}; use {FIELD_FORMS}", start)
 
     def ws(self) -> None:

@@ -1,0 +1,11 @@
+// Which page this is, from the shell's data-page; each page module draws into #app.
+
+import { comparePage } from "./compare.js";
+import { runPage } from "./run.js";
+import { runsPage } from "./runs.js";
+
+const app = document.getElementById("app");
+const page = document.body.dataset.page;
+if (page === "run") runPage(app, decodeURIComponent(location.pathname.split("/")[2] || ""));
+else if (page === "compare") comparePage(app);
+else runsPage(app);
