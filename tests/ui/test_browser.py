@@ -4,7 +4,7 @@ charts drawn, data shown as text, live points without a reload, crashed after SI
 from __future__ import annotations
 
 import math
-import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,45 +14,21 @@ import pytest
 
 import tracklog
 
-from ..conftest import wait_for
+from ..conftest import ROOT_DIR, wait_for
 from .conftest import LiveServer, Writer
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed: pip install -e '.[uitest]'"
-)
-if CHROMIUM is None or CHROMEDRIVER is None:
-    pytest.skip(
-        "Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does)",
-        allow_module_level=True,
-    )
+sys.path.insert(0, str(ROOT_DIR / "tools"))
+import chromium
+
+if chromium.missing():
+    pytest.skip(chromium.missing(), allow_module_level=True)
 
 XSS = "<img src=x onerror=window.__xss=1>"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-]
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for f in FLAGS:
-        opts.add_argument(f)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    opts.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = chromium.driver(tmp_path / "chromium-profile")
     try:
         yield driver
     finally:
@@ -80,6 +56,20 @@ def _points(browser: Any, key: str) -> int:
     )
 
 
+def _rows(browser: Any) -> list[str]:
+    return _js(browser, "return [...document.querySelectorAll('#runs tbody tr')].map(e => e.dataset.run)")
+
+
+def _texts(browser: Any, selector: str) -> list[str]:
+    # Read in one script, not element by element: a redrawn table leaves found elements stale.
+    return _js(browser, f"return [...document.querySelectorAll({selector!r})].map(e => e.textContent)")
+
+
+def _status(browser: Any) -> str | None:
+    # Read in one script: the header is redrawn as events arrive, so a found element may go stale.
+    return _js(browser, "const b = document.querySelector('.run-head .badge'); return b && b.dataset.status")
+
+
 def _make_store(root: Path) -> tuple[str, str]:
     with tracklog.start_run("exp", "alpha", root=root, params={"lr": 0.1, "opt": {"name": "adam"}}) as a:
         for s in range(200):
@@ -96,25 +86,19 @@ def test_the_runs_page_lists_sorts_and_shows_a_filter_error_in_place(
 ) -> None:
     a, b = _make_store(root)
     browser.get(live_server.url + "/")
-    wait_for(lambda: len(browser.find_elements("css selector", "#runs tbody tr")) == 2, what="the rows")
-    rows = browser.find_elements("css selector", "#runs tbody tr")
-    assert [r.get_attribute("data-run") for r in rows] == [b, a]  # newest first
-    assert {e.text for e in browser.find_elements("css selector", "#runs .badge")} == {"finished"}
+    wait_for(lambda: len(_rows(browser)) == 2, what="the rows")
+    assert _rows(browser) == [b, a]  # newest first
+    assert set(_texts(browser, "#runs .badge")) == {"finished"}
     browser.find_element("css selector", 'th[data-column="params.lr"]').click()
     wait_for(lambda: "sort=params.lr" in browser.current_url, what="the sort in the URL")
-    wait_for(
-        lambda: (
-            [r.get_attribute("data-run") for r in browser.find_elements("css selector", "#runs tbody tr")]
-            == [b, a]
-        ),
-        what="sorted rows",
-    )
+    wait_for(lambda: _rows(browser) == [b, a], what="sorted rows")
     box = browser.find_element("css selector", "#where")
     box.send_keys("params.lr > ")
     box.send_keys("\n")
-    err = browser.find_element("css selector", "#where-error")
-    wait_for(lambda: err.is_displayed(), what="the filter error")
-    lines = err.text.split("\n")
+    wait_for(
+        lambda: _js(browser, "return !document.querySelector('#where-error').hidden"), what="the filter error"
+    )
+    lines = _texts(browser, "#where-error")[0].split("\n")
     assert "position 12" in lines[0] and lines[1].rstrip() == "params.lr >" and lines[2] == " " * 12 + "^"
     assert _js(browser, "return window.__xss") is None
 
@@ -128,15 +112,15 @@ def test_the_run_page_draws_a_chart_per_key_with_data_as_text(
         lambda: _traces(browser) == {"train/loss": 1, "val/acc": 2}, what="two charts"
     )  # NaN: a marker trace
     assert _points(browser, "train/loss") == 200
-    groups = [e.get_attribute("data-group") for e in browser.find_elements("css selector", "section.group")]
+    groups = _js(browser, "return [...document.querySelectorAll('section.group')].map(e => e.dataset.group)")
     assert groups == ["train", "val"]
-    assert "opt.name" in browser.find_element("css selector", "table.params").text
+    assert "opt.name" in _texts(browser, "table.params")[0]
 
     browser.get(f"{live_server.url}/runs/{b}")
     wait_for(lambda: XSS in _traces(browser), what="the chart of the hostile key")
     assert _js(browser, "return window.__xss") is None
-    assert XSS in browser.find_element("css selector", "table.params").text
-    assert XSS in browser.find_element("css selector", "table.tags").text
+    assert XSS in _texts(browser, "table.params")[0]
+    assert XSS in _texts(browser, "table.tags")[0]
     titles = _js(browser, "return [...document.querySelectorAll('.chart .gtitle')].map(e => e.textContent)")
     assert XSS in titles  # plotly shows the key's characters, not an element
     assert not browser.find_elements("css selector", "main img")
@@ -148,9 +132,12 @@ def test_the_compare_page_overlays_runs_and_marks_differing_params(
     a, b = _make_store(root)
     browser.get(f"{live_server.url}/compare?runs={a}&runs={b}")
     wait_for(lambda: _traces(browser).get("train/loss") == 2, what="two runs overlaid")
-    differs = {
-        e.get_attribute("data-key") for e in browser.find_elements("css selector", "table.params tr.differs")
-    }
+    differs = set(
+        _js(
+            browser,
+            "return [...document.querySelectorAll('table.params tr.differs')].map(e => e.dataset.key)",
+        )
+    )
     assert differs == {"lr", "opt.name", XSS}
     assert _js(browser, "return window.__xss") is None
 
@@ -169,14 +156,44 @@ def test_live_points_arrive_without_a_reload_and_a_killed_writer_shows_crashed(
     xs = _js(browser, "return document.querySelector('.chart').data[0].x")
     assert xs == list(range(100))  # none lost, none twice
     assert _js(browser, "return window.__same_page") is True
-    assert browser.find_element("css selector", ".run-head .badge").get_attribute("data-status") == "running"
+    assert _status(browser) == "running"
     writer.kill()
     t0 = time.monotonic()
-    wait_for(
-        lambda: (
-            browser.find_element("css selector", ".run-head .badge").get_attribute("data-status") == "crashed"
-        ),
-        what="crashed",
-    )
+    wait_for(lambda: _status(browser) == "crashed", what="crashed")
     print(f"crashed shown {time.monotonic() - t0:.2f} s after SIGKILL")
     assert _js(browser, "return window.__same_page") is True
+
+
+def test_controls_switch_the_axis_scale_and_smoothing_and_a_zoom_fetches_exact_points(
+    browser: Any, live_server: LiveServer, root: Path
+) -> None:
+    with tracklog.start_run("exp", "long", root=root, run_id="long") as r:
+        for s in range(5000):
+            r.log_metric("loss", 1.0 + (s % 7), step=s)
+    browser.get(f"{live_server.url}/runs/long")
+    wait_for(lambda: 0 < _points(browser, "loss") <= 2000, what="the decimated chart")
+    chart = "document.querySelector('.chart')"
+    # A zoom asks the server for the window; 101 points fit, so they come back exact.
+    _js(browser, f"Plotly.relayout({chart}, {{'xaxis.range': [100, 200]}})")
+    wait_for(lambda: _points(browser, "loss") == 101, what="the exact points of the window")
+    assert _js(browser, f"return {chart}.data[0].x") == list(range(100, 201))
+    _js(browser, f"Plotly.relayout({chart}, {{'xaxis.autorange': true}})")
+    wait_for(lambda: _points(browser, "loss") <= 2000 and _points(browser, "loss") != 101, what="zoomed out")
+
+    browser.find_element("css selector", "#log-y").click()
+    wait_for(lambda: _js(browser, f"return {chart}.layout.yaxis.type") == "log", what="log y")
+    _js(
+        browser,
+        "const s = document.querySelector('#smoothing'); s.value = '0.9'; s.dispatchEvent(new Event('input'))",
+    )
+    wait_for(lambda: _traces(browser)["loss"] == 2, what="raw and smoothed traces")
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("css selector", "#x-axis")).select_by_value("time")
+    wait_for(
+        lambda: _js(browser, f"return {chart}.layout.xaxis.title.text") == "seconds since start",
+        what="time axis",
+    )
+    xs = _js(browser, f"return {chart}.data[1].x")
+    duration = tracklog.Store(root).run("long").end_time - tracklog.Store(root).run("long").start_time
+    assert xs and all(0 <= x <= duration + 1e-6 for x in xs)

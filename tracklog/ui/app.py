@@ -73,11 +73,14 @@ class HostCheck:
     """Refuses (403) a request whose Host header is not one of ``names``. As the outermost
     layer it is the app a server runs; ``closing``, once set, ends every open event stream."""
 
-    def __init__(self, app: ASGIApp, names: frozenset[str], any_ip: bool, closing: threading.Event) -> None:
+    def __init__(
+        self, app: ASGIApp, names: frozenset[str], any_ip: bool, closing: threading.Event, api: Api
+    ) -> None:
         self.app = app
         self.names = names
         self.any_ip = any_ip
         self.closing = closing
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket") and not self._ok(scope):
@@ -209,8 +212,7 @@ def create_app(
     if vendor is not None:
         routes.insert(0, Route("/vendor/plotly.min.js", _file(vendor)))
     app = Starlette(routes=routes, exception_handlers={404: not_found})
-    app.state.api = api
-    return HostCheck(SecurityHeaders(app), allowed_hosts(host, allow_hosts), host in WILDCARDS, closing)
+    return HostCheck(SecurityHeaders(app), allowed_hosts(host, allow_hosts), host in WILDCARDS, closing, api)
 
 
 def _query(request: Request) -> dict[str, list[str]]:

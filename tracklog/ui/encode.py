@@ -51,7 +51,7 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in params.items():
         name = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
+        if type(v) is dict and v:  # params decode as plain dicts; no ABC check per value
             out.update(flatten(v, f"{name}."))
         else:
             out[name] = v

@@ -10,7 +10,7 @@ import webbrowser
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from ..errors import StoreError
+from ..errors import StoreError, TracklogError
 from ..read.store import Store
 from .app import LOCAL_NAMES, create_app
 
@@ -44,6 +44,13 @@ def _server(config: Any, closing: threading.Event) -> Any:
             super().handle_exit(sig, frame)
 
     return Server(config)
+
+
+def _warm(api: Any) -> None:
+    try:
+        api.all_runs()
+    except (TracklogError, OSError):
+        pass  # the page's own request will say what is wrong
 
 
 def url_of(host: str, port: int) -> str:
@@ -83,6 +90,9 @@ def serve(
     )
     server = _server(config, app.closing)
     print(f"tracklog ui: serving {store.root} at {url} (Ctrl-C stops)", file=out, flush=True)
+    # The first listing of a large store takes a while (about 0.5 s for 10,000 runs): take it
+    # now, while the user opens the page, not when the page asks.
+    threading.Thread(target=_warm, args=(app.api,), daemon=True, name="tracklog-ui-warm").start()
     if open_browser:
         webbrowser.open(url)
     try:

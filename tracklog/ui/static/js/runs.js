@@ -35,6 +35,8 @@ export async function runsPage(app) {
   const whereErr = h("pre", { id: "where-error", class: "error", hidden: true });
   const expSel = h("select", { id: "experiment" });
   const colsBox = h("details", { class: "columns" }, h("summary", {}, "columns"));
+  let colsOpen = false;
+  colsBox.addEventListener("toggle", () => { colsOpen = colsBox.open; });
   const tableBox = h("div", { class: "table-box" });
   const pager = h("div", { class: "pager" });
   const compareBtn = h("button", { id: "compare", disabled: true, onclick: () => {
@@ -48,7 +50,7 @@ export async function runsPage(app) {
 
   function showFilterError(e) {
     whereErr.hidden = false;
-    if (e instanceof ApiError && typeof e.position === "number") {
+    if (e instanceof ApiError && typeof e.position === "number" && e.message.startsWith("bad filter")) {
       // The message names the position; the caret points at it under the text as typed.
       whereErr.textContent = `${e.message.split("\n")[0]}\n${st.where}\n${" ".repeat(e.position)}^`;
     } else whereErr.textContent = String(e.message || e);
@@ -105,18 +107,30 @@ export async function runsPage(app) {
       st.columns = e.target.checked ? [...now.filter((x) => x !== c), c] : now.filter((x) => x !== c);
       load();
     } }), c.replace(/`/g, ""));
+    const add = h("input", { id: "add-column", size: 30, placeholder: "any field: metrics.loss.min" });
+    add.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter" || !add.value.trim()) return;
+      st.columns = [...(st.columns.length ? st.columns : data.columns).filter((x) => x !== add.value.trim()), add.value.trim()];
+      load();
+    });
     clear(colsBox, h("summary", {}, `columns (${data.columns.length})`),
-      ...["params", "metrics", "tags"].map((g) => h("div", { class: "pick-group" }, h("b", {}, g), data.available[g].map(pick))));
+      ...["params", "metrics", "tags"].map((g) => h("div", { class: "pick-group" }, h("b", {}, g), data.available[g].map(pick))),
+      h("div", { class: "pick-group" }, h("b", {}, "add"), add, h("span", { class: "muted" }, " a metric's min, max, count, first_step, last_step or last_time: metrics.KEY.min")));
+    colsBox.open = colsOpen;
   }
 
+  let good = { ...st };
   async function load() {
-    writeState(st);
     try {
       data = await getJSON("/api/runs", { experiment: st.experiment, where: st.where, sort: st.sort, page: st.page, columns: st.columns });
     } catch (e) {
       showFilterError(e);
+      // Keep the filter as typed (to be fixed); a bad column or sort goes back to what worked.
+      Object.assign(st, { columns: good.columns, sort: good.sort });
       return;
     }
+    good = { ...st };
+    writeState(st);
     whereErr.hidden = true;
     render();
     listen();
