@@ -316,6 +316,13 @@ def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str,
     assert out.stdout == ""
 
 
+def test_tail_of_a_name_no_run_has_and_no_run_id_can_be_says_so_at_once(store: Path) -> None:
+    out = tl("tail", "my run", root=store)  # follows: it would wait forever if it did not refuse
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"tracklog: no run 'my run' in {store} (") and "invalid" not in out.stderr
+    assert "not waited for" in out.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -145,6 +145,14 @@ def test_tailing_a_run_that_does_not_exist_yet_waits_for_it() -> None:
     assert [e.kind for e in got] == ["run_start", "metric", "run_end"]
 
 
+def test_tailing_a_name_that_cannot_be_a_run_id_raises_at_once() -> None:
+    with tracklog.start_run(run_id="there"):
+        pass
+    with pytest.raises(tracklog.RunNotFoundError, match="no run 'my run'") as err:
+        tracklog.Store().tail("my run")  # a run id never has a space: nothing to wait for
+    assert err.value.candidates == ()
+
+
 def test_tail_experiment_includes_new_runs() -> None:
     with tracklog.start_run("exp", run_id="e1") as r1:
         r1.log_metric("a", 1.0)

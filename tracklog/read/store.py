@@ -233,7 +233,8 @@ class Store:
         yielded (``Event.kind``: run_start, run_end, param, tag, metric, artifact, dropped);
         both default to everything. The tail still ends at the run's end when ``kinds``
         leaves run_end out. A run that does not exist yet is waited for; a prefix or name
-        that several runs share raises RunNotFoundError at once, naming them (``candidates``).
+        that several runs share raises RunNotFoundError at once, naming them (``candidates``),
+        as does a reference that names no run and cannot be a run id (``"my run"``).
         """
         wanted = _check_kinds(kinds)
         try:
@@ -241,7 +242,13 @@ class Store:
         except RunNotFoundError as exc:
             if not follow or exc.candidates:
                 raise
-            path = run_dir(self.root, run_id)  # a job about to start: wait for it
+            try:
+                path = run_dir(self.root, run_id)  # a job about to start: wait for it
+            except ValidationError:  # "my run": no job can create it, so never wait for it
+                raise RunNotFoundError(
+                    f"no run {run_id!r} in {self.root} (no run has that name, and it cannot be "
+                    "a run id, so it is not waited for)"
+                ) from None
             if os.path.lexists(path):
                 check_run_dir(self.root, run_id)  # there, but not a real directory: refuse
         events = follow_run(
