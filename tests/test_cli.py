@@ -77,6 +77,15 @@ def test_runs_filters_sorts_limits_and_prints_json(store: Path) -> None:
     assert len(out.stdout.splitlines()) == 2
 
 
+def test_runs_shows_and_filters_nested_params_by_their_dotted_path(root: Path) -> None:
+    with tracklog.start_run("exp", "n", run_id="01n", params={"opt": {"lr": 0.1}, "a.b": 7}):
+        pass
+    out = tl("runs", "-w", "params.opt.lr = 0.1", "-c", "params.opt.lr", "params.`a.b`", root=root)
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split()[-2:] == ["params.opt.lr", "params.a.b"] and row.split()[-2:] == ["0.1", "7"]
+
+
 def test_a_bad_filter_is_one_clear_error_with_exit_2(store: Path) -> None:
     out = tl("runs", "--where", "metrics.loss <", root=store)
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -43,7 +43,7 @@ from .diff import RunDiff, diff_runs
 from .load import RunCache, load_state
 from .tail import follow as follow_run
 from .tail import follow_experiment
-from .where import parse_filter, parse_order, sort_runs
+from .where import flatten, parse_filter, parse_order, sort_runs
 
 
 class Store:
@@ -302,7 +302,8 @@ class Store:
     ) -> Any:
         """The runs ``runs`` returns as one DataFrame, a row per run (needs pandas), like
         ``mlflow.search_runs``: ``run_id``, ``experiment``, ``name``, ``status``,
-        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``,
+        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``
+        (nested dicts flattened to dotted paths, ``params.opt.lr``, as ``where`` names them),
         and per metric ``metrics.<key>`` (its last value) or, for each other summary field
         in ``stats`` (``min``, ``max``, ``count``, ``first_step``, ``last_step``,
         ``last_time``), ``metrics.<key>.<stat>``. A run without a key has NaN there."""
@@ -321,8 +322,8 @@ class Store:
                 "start_time": r.start_time,
                 "end_time": r.end_time,
             }
-            row.update({f"params.{k}": v for k, v in r.params.items()})
-            row.update({f"tags.{k}": v for k, v in r.tags.items()})
+            row.update({f"params.{k}": v for k, v in flatten(r.params).items()})
+            row.update({f"tags.{k}": v for k, v in flatten(r.tags).items()})
             for k, m in r.metrics.items():
                 for stat in stats:
                     row[f"metrics.{k}" if stat == "last" else f"metrics.{k}.{stat}"] = getattr(m, stat)
