@@ -538,3 +538,31 @@ def test_runs_fits_the_table_to_columns_and_names_experiments_when_they_vary(sto
     assert len(narrow) == len(wide)  # one line per run still: cut, not wrapped
     one = tl("runs", "-e", "exp", root=store).stdout.splitlines()
     assert "experiment" not in one[0]  # a single experiment: no column for it
+
+
+def test_runs_default_columns_prefer_common_then_evaluation_keys_and_fill_the_width(root: Path) -> None:
+    for i in range(3):
+        with tracklog.start_run("exp", f"r{i}", run_id=f"0{i}r") as r:
+            r.log_metrics({"lr": 0.1, "epoch": 1, "train/loss": 0.5, "val/acc": 0.9, "a_loss": 1}, step=0)
+            if i == 0:
+                r.log_metrics({"test/acc": 0.8, "rare": 1.0}, step=0)  # one run of three has them
+    ranked = ["val/acc", "a_loss", "train/loss", "epoch", "lr", "test/acc", "rare"]
+
+    def metric_headers(out: subprocess.CompletedProcess[str]) -> list[str]:
+        assert out.returncode == 0, out.stderr
+        return [h.removeprefix("metrics.") for h in out.stdout.splitlines()[0].split()[5:]]
+
+    assert metric_headers(tl("runs", root=root)) == ranked[:3]  # a pipe: three
+    assert metric_headers(tl("runs", root=root, columns=400)) == ranked  # room for all of them
+    shown = []
+    for width in range(60, 200, 10):
+        out = tl("runs", root=root, columns=width)
+        got = metric_headers(out)
+        if len(got) > 1:  # as many as fit: nothing had to be cut
+            assert got == ranked[: len(got)]
+            assert "…" not in out.stdout and max(map(len, out.stdout.splitlines())) <= width
+        else:  # too narrow for even one: still one, cut to fit
+            assert len(got) == 1 and ranked[0].startswith(got[0].rstrip("…"))
+        shown.append(len(got))
+    assert shown == sorted(shown) and shown[0] == 1 and shown[-1] == len(ranked)
+    assert "at least half the listed runs" in tl("runs", "--help", root=root).stdout
