@@ -566,3 +566,33 @@ def test_runs_default_columns_prefer_common_then_evaluation_keys_and_fill_the_wi
         shown.append(len(got))
     assert shown == sorted(shown) and shown[0] == 1 and shown[-1] == len(ranked)
     assert "at least half the listed runs" in tl("runs", "--help", root=root).stdout
+
+
+def _column_starts(header: str) -> list[int]:
+    """Where each heading begins: after two spaces (a heading may hold one, "resume step")."""
+    return [i for i, ch in enumerate(header) if ch != " " and i >= 2 and header[i - 2 : i] == "  "]
+
+
+def test_show_lines_sessions_up_as_a_table_and_prints_negative_step_ranges(root: Path) -> None:
+    with pytest.raises(ValueError), tracklog.start_run("exp", run_id="neg") as r:
+        for s in range(10):
+            r.log_metric("b", s, step=s)
+        raise ValueError("preempted")
+    with tracklog.start_run(run_id="neg", resume=True, resume_step=5) as r:
+        for s in range(-5, 11):
+            r.log_metric("a", s, step=s)
+    out = tl("show", "neg", root=root)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    at = lines.index("sessions:")
+    header, first, second = lines[at + 1 : at + 4]
+    assert header.split()[:7] == ["#", "status", "host", "pid", "started", "resume", "step"]
+    assert first.split()[:2] == ["1", "failed"] and second.split()[:2] == ["2", "finished"]
+    starts = _column_starts(header)
+    assert len(starts) == 11  # "#" .. "command": this run recorded where it came from
+    for start in starts[1:]:  # every cell begins under its heading
+        for row in (first, second):
+            assert row[start - 2 : start] == "  " and row[start] != " ", (header, row)
+    assert "5 points" in second  # b's steps 5..9 superseded by the resume at step 5
+    metrics = {ln.split()[0]: ln.split()[-1] for ln in lines[lines.index("metrics:") + 2 :]}
+    assert metrics == {"b": "0..4", "a": "-5..10"}
