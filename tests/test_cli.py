@@ -16,7 +16,7 @@ import pytest
 import tracklog
 
 from .conftest import PY, python_env
-from .helpers import crash
+from .helpers import crash, on_a_terminal
 
 
 def tl(
@@ -596,3 +596,27 @@ def test_show_lines_sessions_up_as_a_table_and_prints_negative_step_ranges(root:
     assert "5 points" in second  # b's steps 5..9 superseded by the resume at step 5
     metrics = {ln.split()[0]: ln.split()[-1] for ln in lines[lines.index("metrics:") + 2 :]}
     assert metrics == {"b": "0..4", "a": "-5..10"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["export", "alpha", "beta", "gamma", "-f", "csv", "-o", "{tmp}/out"], ["compact"], ["gc"]],
+    ids=["export", "compact", "gc"],
+)
+def test_long_commands_draw_a_progress_bar_on_a_terminal_and_none_in_a_pipe(
+    store: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    for i, data in enumerate((b"a", b"b")):  # blobs in two of gc's directories (sha256 ca..., 3e...)
+        (tmp_path / f"f{i}").write_bytes(data)
+        with tracklog.start_run("exp", run_id=f"05art{i}") as r:
+            r.log_artifact(tmp_path / f"f{i}")
+    args = [a.format(tmp=tmp_path) for a in argv]
+    total = {"export": 3, "compact": 5, "gc": 2}[argv[0]]
+    env = python_env()
+    code, out, terminal = on_a_terminal([PY, "-m", "tracklog", "--root", str(store), *args], env)
+    assert code == 0, terminal
+    assert f"\r[{'#' * 30}] {total}/{total}" in terminal and f"\r[{' ' * 30}] 0/{total}" not in terminal
+    assert f"] 1/{total}" in terminal  # drawn as it goes, not only at the end
+    assert "[#" not in out  # the bar goes to stderr only
+    piped = tl(*args, root=store)
+    assert piped.returncode == 0 and "\r" not in piped.stderr and "[#" not in piped.stderr

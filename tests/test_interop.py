@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tracklog
-from tracklog.interop.export import export
+from tracklog.interop.export import export, export_mlflow
 from tracklog.interop.imports import import_mlflow, import_tensorboard
 
 from .conftest import PY, python_env
@@ -583,3 +584,42 @@ def test_mlflow_carries_the_git_commit_both_ways_and_imports_keep_the_source_not
     (ses,) = back.run(rid).sessions
     assert ses.source is not None and ses.source["git"] == git
     assert ses.source["argv"] is None and ses.source["python"] is None  # not the importer's own
+
+
+def _three_runs() -> list[str]:
+    ids = []
+    for i in range(3):
+        with tracklog.start_run("prog", f"p{i}") as run:
+            run.log_metric("loss", 1.0 / (i + 1), step=0, timestamp=1_700_000_000.0 + i)
+        ids.append(run.id)
+    return ids
+
+
+def test_text_exports_call_progress_for_each_run_up_to_the_total(tmp_path: Path) -> None:
+    ids, store = _three_runs(), tracklog.Store()
+    for fmt in ("csv", "jsonl"):
+        seen: list[tuple[int, int]] = []
+        export(store, ids, fmt, tmp_path / fmt, progress=lambda i, n, seen=seen: seen.append((i, n)))
+        assert seen == [(1, 3), (2, 3), (3, 3)], fmt
+
+
+def test_peer_exports_and_imports_call_progress_for_each_run_up_to_the_total(tmp_path: Path) -> None:
+    for lib in ("mlflow", "tensorboardX", "tensorboard", "pyarrow"):
+        pytest.importorskip(lib, reason="the interop extra is not installed")
+    ids, store = _three_runs(), tracklog.Store()
+    uri = f"sqlite:///{tmp_path / 'p.db'}"
+
+    def calls(do: Callable[[Callable[[int, int], None]], object]) -> list[tuple[int, int]]:
+        seen: list[tuple[int, int]] = []
+        do(lambda i, n: seen.append((i, n)))
+        return seen
+
+    each = [(1, 3), (2, 3), (3, 3)]
+    assert calls(lambda p: export(store, ids, "tensorboard", tmp_path / "tb", progress=p)) == each
+    parquet = calls(lambda p: export(store, ids, "parquet", tmp_path / "pq", progress=p))
+    assert parquet[-1] == (3, 3) and all(n == 3 for _, n in parquet)
+    assert calls(lambda p: export_mlflow(store, ids, uri, progress=p)) == each
+    assert calls(lambda p: export_mlflow(store, ids, uri, progress=p)) == each  # skipped ones count
+    into = tracklog.Store(tmp_path / "into")
+    assert calls(lambda p: import_mlflow(into, uri, progress=p)) == each
+    assert calls(lambda p: import_tensorboard(into, tmp_path / "tb", progress=p)) == each

@@ -5,6 +5,7 @@ Every command prints through these, so one value looks the same in every listing
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -12,6 +13,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..interop.export import json_safe
@@ -107,8 +109,33 @@ def print_json(obj: Any) -> None:
 
 def progress_bar(i: int, total: int, width: int = 30) -> str:
     """``\\r[####    ] i/total``: redrawn in place on a terminal."""
-    done = int(width * i / total)
+    done = int(width * min(i, total) / total) if total > 0 else width
     return f"\r[{'#' * done}{' ' * (width - done)}] {i}/{total}"
+
+
+@contextlib.contextmanager
+def progress(label: str = "") -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for the library's long calls (compaction,
+    export, import, gc): it draws a bar on stderr, redrawn in place, when stderr is a
+    terminal, and does nothing otherwise (a pipe, a file or a CI log never gets one). A
+    total of one item draws none. A full bar ends its line, so a warning or summary that
+    follows starts on a line of its own; on leaving early, the bar's line is ended too."""
+    show = sys.stderr.isatty()
+    drawn = False
+
+    def update(done: int, total: int) -> None:
+        nonlocal drawn
+        if show and total > 1:
+            full = done >= total
+            text = progress_bar(done, total) + (f" {label}" if label else "")
+            print(text, end="\n" if full else "", file=sys.stderr, flush=True)
+            drawn = not full
+
+    try:
+        yield update
+    finally:
+        if drawn:
+            print(file=sys.stderr, flush=True)
 
 
 def one_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ from ..write.run import start_run
 from ..write.validate import check_key
 from ._mlflow import KEY_TAG, failures, mlflow_client, reason
 from .export import DIGEST_TAG, ERROR_TAG
-from .report import Transfer, TransferReport
+from .report import Progress, Transfer, TransferReport, advance
 
 SOURCE_TAG = "mlflow.run_id"  # on a tracklog run: the MLflow run it was imported from
 IMPORT_ERROR_TAG = "tracklog.import_error"  # on a run whose import failed half-way
@@ -62,13 +62,19 @@ def _search(client: Any, exp_id: str) -> Iterator[Any]:
 
 
 def import_mlflow(
-    store: Store, uri: str, from_experiment: str | None = None, *, experiment: str | None = None
+    store: Store,
+    uri: str,
+    from_experiment: str | None = None,
+    *,
+    experiment: str | None = None,
+    progress: Progress | None = None,
 ) -> TransferReport:
     """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``.
 
     ``from_experiment`` picks one MLflow experiment by name (default: all of them);
     ``experiment`` is the tracklog experiment the runs go to (default: the MLflow
     experiment's name). Runs imported before are skipped (reported as such).
+    ``progress(done, total)`` is called as each MLflow run is done, skipped ones too.
     """
     if experiment is not None:
         experiment = check_key(experiment, "experiment")
@@ -79,18 +85,20 @@ def import_mlflow(
         if from_experiment is not None and not exps:
             raise InteropError(f"MLflow at {uri} has no experiment {from_experiment!r}")
         done = _imported(store, SOURCE_TAG)
+        todo = []
         for exp in exps:
             with failures(f"listing the runs of MLflow experiment {exp.name!r} at {uri}"):
-                mruns = list(_search(client, exp.experiment_id))
-            for mrun in mruns:
-                rid = mrun.info.run_id
-                if rid in done:
-                    report.runs.append(Transfer("skipped", rid, done[rid], "imported before"))
-                    continue
+                todo += [(exp, mrun) for mrun in _search(client, exp.experiment_id)]
+        for i, (exp, mrun) in enumerate(todo, 1):
+            rid = mrun.info.run_id
+            if rid in done:
+                report.runs.append(Transfer("skipped", rid, done[rid], "imported before"))
+            else:
                 with failures(f"importing MLflow run {rid} from {uri}"):
                     t = _import_one(client, store, mrun, experiment or exp.name, report)
                 done[rid] = t.dest
                 report.runs.append(t)
+            advance(progress, i, len(todo))
     return report
 
 
@@ -280,7 +288,10 @@ def _points(src: _Source) -> Iterator[tuple[str, list[tuple[int, float, float]]]
 
 
 def import_tensorboard(
-    store: Store, logdir: str | os.PathLike[str], experiment: str = "tensorboard"
+    store: Store,
+    logdir: str | os.PathLike[str],
+    experiment: str = "tensorboard",
+    progress: Progress | None = None,
 ) -> TransferReport:
     """Every scalar of every run under ``logdir`` (TensorBoard's own reader) into ``experiment``.
 
@@ -289,6 +300,8 @@ def import_tensorboard(
     gives its run params (the hparams) and metrics (unless its hparams disagree with
     params the run already has: then it is a run of its own). Anything else tracklog
     does not store is counted in ``not_imported`` and warned about (TracklogWarning).
+    ``progress(done, total)`` is called as each top-level run directory (with the
+    sub-directories folded into it) is done.
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -306,7 +319,7 @@ def import_tensorboard(
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
     found = set(dirs)
     tops = [d for d in dirs if not any(a in found for a in d.parents)]
-    for top in tops:  # one top-level run and whatever lies under it at a time
+    for i, top in enumerate(tops, 1):  # one top-level run and whatever lies under it at a time
         groups: dict[Path, _Group] = {}
         group_of: dict[Path, _Group] = {}
         for d in (d for d in dirs if d == top or top in d.parents):
@@ -334,6 +347,7 @@ def import_tensorboard(
                 groups[d] = group_of[d] = _Group(d, name, params=hp or {}, sources=[_Source(acc)])
         for g in groups.values():
             report.runs.append(_write_group(store, g, experiment, report))
+        advance(progress, i, len(tops))
     if report.not_imported:
         warnings.warn(
             TracklogWarning(

@@ -1,11 +1,20 @@
-"""What an export to a peer or an import from one did, run by run: ``TransferReport``."""
+"""What an export to a peer or an import from one did, run by run: ``TransferReport``;
+and the ``progress(done, total)`` callback the long ones take."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 Action = Literal["created", "updated", "skipped"]
+Progress = Callable[[int, int], None]  # progress(done, total), up to (total, total)
+
+
+def advance(progress: Progress | None, done: int, total: int) -> None:
+    """Tell ``progress`` (if any) that ``done`` of ``total`` runs are done."""
+    if progress is not None:
+        progress(done, total)
 
 
 @dataclass
