@@ -235,6 +235,14 @@ class Store:
         leaves run_end out. A run that does not exist yet is waited for; a prefix or name
         that several runs share raises RunNotFoundError at once, naming them (``candidates``),
         as does a reference that names no run and cannot be a run id (``"my run"``).
+
+        Superseded points are yielded, not marked: a tail yields in log order, and when a
+        point is yielded, the resume that will supersede it has not happened yet (nor may
+        it ever); a tail cannot take back what it yielded. ``history`` applies the resume
+        rule; a consumer that wants the same applies it to the stream: at a ``run_start``
+        of a later session whose ``value["resume_step"]`` is ``s``, drop the points kept so
+        far at steps ``>= s``, every key; in a later session without one, the session's
+        first point of key ``k`` at step ``s`` drops ``k``'s kept points at steps ``>= s``.
         """
         wanted = _check_kinds(kinds)
         try:
