@@ -623,3 +623,69 @@ def test_peer_exports_and_imports_call_progress_for_each_run_up_to_the_total(tmp
     into = tracklog.Store(tmp_path / "into")
     assert calls(lambda p: import_mlflow(into, uri, progress=p)) == each
     assert calls(lambda p: import_tensorboard(into, tmp_path / "tb", progress=p)) == each
+
+
+def test_tensorboard_import_again_skips_the_runs_already_imported(tmp_path: Path) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    store = tracklog.Store(tmp_path / "store")
+    out = _tl("import", "tensorboard", str(tmp_path / "logs"), root=store.root)
+    assert out.returncode == 0 and "2 runs (2 created, 0 updated, 0 skipped)" in out.stderr, out.stderr
+    first = {r.id for r in store.runs()}
+    again = _tl("import", "tensorboard", str(tmp_path / "logs"), root=store.root)
+    assert again.returncode == 0, again.stderr
+    assert "2 runs (0 created, 0 updated, 2 skipped: already imported), 0 points" in again.stderr
+    assert {r.id for r in store.runs()} == first and len(first) == 2
+    assert sorted(line.split("\t")[:2][0] for line in again.stdout.splitlines()) == sorted(first)
+    # The same directories by another path (relative, from elsewhere) are the same runs.
+    rel = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(store.root), "import", "tensorboard", "logs/exp2"],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert rel.returncode == 0 and "1 skipped: already imported" in rel.stderr, rel.stderr
+    assert {r.id for r in store.runs()} == first
+
+
+def test_tensorboard_import_again_warns_when_a_skipped_run_has_grown(tmp_path: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX", reason="the interop extra is not installed")
+    pytest.importorskip("tensorboard", reason="the interop extra is not installed")
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "live"))
+    w.add_scalar("loss", 1.0, global_step=0)
+    w.close()
+    store = tracklog.Store(tmp_path / "store")
+    (rid,) = import_tensorboard(store, tmp_path / "logs").created
+    # Training goes on: a new event file (its own suffix, so it cannot replace the first).
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "live"), filename_suffix=".more")
+    w.add_scalar("loss", 0.5, global_step=1)
+    w.close()
+    with pytest.warns(
+        tracklog.TracklogWarning, match=f"imported before as run {rid} with 1 points and now holds 2"
+    ):
+        report = import_tensorboard(store, tmp_path / "logs")
+    assert report.skipped == [rid] and report.created == [] and len(store.runs()) == 1
+
+
+def test_tensorboard_import_that_failed_half_way_is_done_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    store = tracklog.Store(tmp_path / "store")
+    real = tracklog.Run.log_metric
+
+    def fail_on_grp(self: tracklog.Run, key: str, *args: object, **kw: object) -> None:
+        if key.startswith("grp/"):
+            raise OSError("disk gone")
+        real(self, key, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tracklog.Run, "log_metric", fail_on_grp)
+    with pytest.raises(OSError, match="disk gone"):
+        import_tensorboard(store, tmp_path / "logs")
+    monkeypatch.setattr(tracklog.Run, "log_metric", real)
+    (broken,) = store.runs()
+    assert broken.status == "failed" and "tracklog.import_error" in broken.tags
+    with pytest.warns(tracklog.TracklogWarning):  # what it leaves out, as every time
+        report = import_tensorboard(store, tmp_path / "logs")
+    assert len(report.created) == 2 and report.skipped == []

@@ -58,8 +58,13 @@ class TransferReport:
         return self.ids("skipped")
 
     def summary(self) -> str:
-        """One line: ``exported 3 runs to ...: 1 created, 1 updated, 1 skipped; 330 points``."""
+        """One line: ``exported to ...: 3 runs (1 created, 1 updated, 1 skipped), 330 points``;
+        when every skipped run was skipped for one reason, it follows: ``2 skipped: already
+        imported``."""
         counts = ", ".join(f"{len(self.ids(a))} {a}" for a in ("created", "updated", "skipped"))
+        whys = {t.why for t in self.runs if t.action == "skipped"}
+        if len(whys) == 1 and "" not in whys:
+            counts += f": {whys.pop()}"
         return f"{self.verb}: {len(self.runs)} runs ({counts}), {self.points} points"
 
     def left_out(self) -> str:
