@@ -3,7 +3,7 @@
 Each peer's run becomes a tracklog run with every point, read through the peer's own
 library (mlflow's client, TensorBoard's event reader), an optional extra
 (``pip install "tracklog[interop]"``) imported only where it is used. Exporting is
-``export``. The rules (README, "Interop"):
+``export``. The rules (INTEROP.md):
 
 - Times are the source's: the run starts and ends when the MLflow run did (or at the
   first and last TensorBoard event), and its id encodes that start, so "newest first"
