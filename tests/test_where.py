@@ -299,7 +299,8 @@ def test_dotted_paths_read_nested_dict_params_in_filters_and_sorts() -> None:
     assert names("params.opt.lr < 0.05") == {"n2"}
     assert names("params.opt.name = 'adam'") == {"n1"} and names("params.opt = 'sgd'") == {"n3"}
     assert names("params.opt.lr.x = 1 OR params.opt.name.x = 1") == set()  # no deeper dict: missing
-    assert names("params.`a.b` = 1") == {"n1"} and names("params.`a.b` = 2") == set()  # one key
+    assert names("params.`a.b` = 1") == {"n1"}  # quoted: the key "a.b" first
+    assert names("params.`a.b` = 2") == {"n3"}  # and where there is none, the nested a -> b
     assert names("params.a.b = 2") == {"n3"} and names("params.a.b = 1") == {"n1"}
     assert names('params.`opt`.lr = 0.5 OR params."opt".lr = 0.1') == {"n1", "n2"}  # quoted, nested
     assert [r.name for r in store.runs(order_by="params.opt.lr DESC")] == ["n1", "n2", "n3"]
@@ -315,7 +316,11 @@ def test_lookup_prefers_the_longest_literal_key_and_falls_back_to_shorter_ones()
     assert lookup(m, parts("a.b")) == 1  # the literal key
     assert lookup(m, parts("a.b.c")) == 2  # "a.b" holds no "c": read through "a" instead
     assert lookup(m, parts("x.y.z")) == 3 and lookup(m, parts("x.y")) is MISSING
-    assert lookup(m, [("a.b", True), ("c", False)]) is MISSING  # quoted: only the key "a.b"
+    assert lookup(m, [("a.b", True), ("c", False)]) == 2  # "a.b" holds no "c": its dots read on
+    shadowed = {"a.b": {"c": 1}, "a": {"b": {"c": 2}}}
+    assert lookup(shadowed, parts("a.b.c")) == 1  # the literal "a.b" wins...
+    assert lookup(shadowed, [("a", True), ("b", False), ("c", False)]) == 2  # ...quoting reaches past it
+    assert lookup({"x": {"y": 1}}, [("x.y", True)]) == 1 and lookup({"x": 1}, [("x.y", True)]) is MISSING
     assert flatten(m) == {"a.b": 1, "a.b.c": 2, "x.y.z": 3}
     assert flatten({"opt.lr": 5, "opt": {"lr": 0.1}, "e": {}}) == {"opt.lr": 5, "e": {}}
 
@@ -327,5 +332,6 @@ def test_flatten_names_each_value_by_the_path_that_reads_it(tree: object) -> Non
     if not isinstance(tree, dict):
         return
     for name, value in flatten(tree).items():
-        assert field_getter(f"params.{name}")(SimpleNamespace(params=tree)) == value
-        assert value is not MISSING
+        run = SimpleNamespace(params=tree)
+        assert field_getter(f"params.{name}")(run) == value is not MISSING
+        assert field_getter(f"params.`{name}`")(run) == value  # quoted or not, the same value

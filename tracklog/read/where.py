@@ -14,8 +14,10 @@ Params and tags may be nested dicts (``log_params({"opt": {"lr": 0.1}})``): a do
 path reads into them, ``params.opt.lr`` (``lookup``). A key that itself holds the dots
 wins: at each level the longest dotted name that is a key there is tried first, so a
 flat ``"opt.lr"`` beside ``{"opt": {"lr": ...}}`` is what ``params.opt.lr`` reads. A
-quoted part is one key, dots and all: ``params.`a.b` `` reads only the key ``"a.b"``.
-``flatten`` names every nested value by the path that reads it.
+quoted part is one key first, dots and all (``params.`a.b` `` reads the key ``"a.b"``);
+only where there is no such key do its dots read into nested dicts, so a name
+``flatten`` gives reads the same value quoted or not.
+
 Operators: ``= != < <= > >= LIKE ILIKE IN NOT IN``, combined with AND, OR, NOT
 and parentheses. A comparison on a field the run lacks is false (so its NOT is
 true); NaN satisfies no comparison and sorts last. Parsing is a small recursive
@@ -75,18 +77,29 @@ def lookup(mapping: Any, parts: Sequence[Part]) -> Any:
 
     Unquoted parts next to each other may be one key with dots in it: at each level the
     longest such dotted name that is a key there is tried first (the literal key wins),
-    then shorter ones, down to one part. A quoted part is exactly one key. Each dict of
-    the tree is entered at most once (its path fixes how many parts are consumed), so the
-    search is linear in the size of the mapping, whatever the path.
+    then shorter ones, down to one part. A quoted part is one key first; only if that
+    fails are the dots inside it read like unquoted ones (``"opt.lr"`` quoted still reads
+    ``{"opt": {"lr": ...}}`` when there is no key ``"opt.lr"``). Each dict of the tree is
+    entered at most once per spelling of the path (its path fixes how many parts are
+    consumed), so the search is linear in the size of the mapping.
     """
     if not parts:
         return mapping
     if not isinstance(mapping, dict):
         return MISSING
-    # The unquoted parts up to the first quoted one may be one key; a quoted part is one.
-    longest = next((i for i, (_, quoted) in enumerate(parts) if quoted), len(parts)) or 1
+    name, quoted = parts[0]
+    if quoted:
+        if name in mapping:
+            found = lookup(mapping[name], parts[1:])
+            if found is not MISSING:
+                return found
+        if "." not in name:
+            return MISSING
+        return lookup(mapping, [(p, False) for p in name.split(".")] + list(parts[1:]))
+    # The unquoted parts up to the first quoted one may be one key.
+    longest = next((i for i, (_, q) in enumerate(parts) if q), len(parts))
     for n in range(longest, 0, -1):
-        key = ".".join(name for name, _ in parts[:n])
+        key = ".".join(p for p, _ in parts[:n])
         if key in mapping:
             found = lookup(mapping[key], parts[n:])
             if found is not MISSING:
@@ -115,7 +128,7 @@ def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get_path(section: str, parts: list[Part]) -> Getter:
-    if len(parts) == 1:
+    if len(parts) == 1 and "." not in parts[0][0]:  # one plain key: no path to try
         return _get_mapping(section, parts[0][0])
     return lambda run: lookup(getattr(run, section), parts)
 
