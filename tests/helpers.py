@@ -1,8 +1,12 @@
-"""Test helpers that reach into internals on purpose (simulated crashes)."""
+"""Test helpers: some reach into internals on purpose (simulated crashes); ``on_a_terminal``
+runs a command with its stderr on a pseudo-terminal."""
 
 from __future__ import annotations
 
 import os
+import pty
+import select
+import subprocess
 
 import tracklog
 from tracklog.write import lifecycle
@@ -20,3 +24,30 @@ def crash(run: tracklog.Run) -> None:
     run._closed = "crashed"
     lifecycle.forget(run)
     run._lock.release()
+
+
+def on_a_terminal(argv: list[str], env: dict[str, str], timeout: float = 120.0) -> tuple[int, str, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal's slave (stdout a pipe): its exit code,
+    stdout, and what the terminal received. ``timeout`` bounds a broken build, nothing else."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+    finally:
+        os.close(slave)  # the child holds its own copy: EOF (EIO) once it exits
+    got = bytearray()
+    try:
+        while select.select([master], [], [], timeout)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the slave has closed it
+                break
+            if not chunk:
+                break
+            got += chunk
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        code = proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
+        os.close(master)
+    return code, out, got.decode(errors="replace")

@@ -16,7 +16,7 @@ import pytest
 import tracklog
 
 from .conftest import PY, python_env
-from .helpers import crash
+from .helpers import crash, on_a_terminal
 
 
 def tl(
@@ -75,6 +75,15 @@ def test_runs_filters_sorts_limits_and_prints_json(store: Path) -> None:
     out = tl("runs", "-e", "exp", "-n", "1", "-c", "params.lr", "metrics.loss.min", root=store)
     assert out.stdout.splitlines()[0].split()[-2:] == ["params.lr", "metrics.loss.min"]
     assert len(out.stdout.splitlines()) == 2
+
+
+def test_runs_shows_and_filters_nested_params_by_their_dotted_path(root: Path) -> None:
+    with tracklog.start_run("exp", "n", run_id="01n", params={"opt": {"lr": 0.1}, "a.b": 7}):
+        pass
+    out = tl("runs", "-w", "params.opt.lr = 0.1", "-c", "params.opt.lr", "params.`a.b`", root=root)
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split()[-2:] == ["params.opt.lr", "params.a.b"] and row.split()[-2:] == ["0.1", "7"]
 
 
 def test_a_bad_filter_is_one_clear_error_with_exit_2(store: Path) -> None:
@@ -316,6 +325,13 @@ def test_tail_refuses_an_ambiguous_prefix_or_name_at_once(store: Path, ref: str,
     assert out.stdout == ""
 
 
+def test_tail_of_a_name_no_run_has_and_no_run_id_can_be_says_so_at_once(store: Path) -> None:
+    out = tl("tail", "my run", root=store)  # follows: it would wait forever if it did not refuse
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"tracklog: no run 'my run' in {store} (") and "invalid" not in out.stderr
+    assert "not waited for" in out.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -522,3 +538,85 @@ def test_runs_fits_the_table_to_columns_and_names_experiments_when_they_vary(sto
     assert len(narrow) == len(wide)  # one line per run still: cut, not wrapped
     one = tl("runs", "-e", "exp", root=store).stdout.splitlines()
     assert "experiment" not in one[0]  # a single experiment: no column for it
+
+
+def test_runs_default_columns_prefer_common_then_evaluation_keys_and_fill_the_width(root: Path) -> None:
+    for i in range(3):
+        with tracklog.start_run("exp", f"r{i}", run_id=f"0{i}r") as r:
+            r.log_metrics({"lr": 0.1, "epoch": 1, "train/loss": 0.5, "val/acc": 0.9, "a_loss": 1}, step=0)
+            if i == 0:
+                r.log_metrics({"test/acc": 0.8, "rare": 1.0}, step=0)  # one run of three has them
+    ranked = ["val/acc", "a_loss", "train/loss", "epoch", "lr", "test/acc", "rare"]
+
+    def metric_headers(out: subprocess.CompletedProcess[str]) -> list[str]:
+        assert out.returncode == 0, out.stderr
+        return [h.removeprefix("metrics.") for h in out.stdout.splitlines()[0].split()[5:]]
+
+    assert metric_headers(tl("runs", root=root)) == ranked[:3]  # a pipe: three
+    assert metric_headers(tl("runs", root=root, columns=400)) == ranked  # room for all of them
+    shown = []
+    for width in range(60, 200, 10):
+        out = tl("runs", root=root, columns=width)
+        got = metric_headers(out)
+        if len(got) > 1:  # as many as fit: nothing had to be cut
+            assert got == ranked[: len(got)]
+            assert "…" not in out.stdout and max(map(len, out.stdout.splitlines())) <= width
+        else:  # too narrow for even one: still one, cut to fit
+            assert len(got) == 1 and ranked[0].startswith(got[0].rstrip("…"))
+        shown.append(len(got))
+    assert shown == sorted(shown) and shown[0] == 1 and shown[-1] == len(ranked)
+    assert "at least half the listed runs" in tl("runs", "--help", root=root).stdout
+
+
+def _column_starts(header: str) -> list[int]:
+    """Where each heading begins: after two spaces (a heading may hold one, "resume step")."""
+    return [i for i, ch in enumerate(header) if ch != " " and i >= 2 and header[i - 2 : i] == "  "]
+
+
+def test_show_lines_sessions_up_as_a_table_and_prints_negative_step_ranges(root: Path) -> None:
+    with pytest.raises(ValueError), tracklog.start_run("exp", run_id="neg") as r:
+        for s in range(10):
+            r.log_metric("b", s, step=s)
+        raise ValueError("preempted")
+    with tracklog.start_run(run_id="neg", resume=True, resume_step=5) as r:
+        for s in range(-5, 11):
+            r.log_metric("a", s, step=s)
+    out = tl("show", "neg", root=root)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    at = lines.index("sessions:")
+    header, first, second = lines[at + 1 : at + 4]
+    assert header.split()[:7] == ["#", "status", "host", "pid", "started", "resume", "step"]
+    assert first.split()[:2] == ["1", "failed"] and second.split()[:2] == ["2", "finished"]
+    starts = _column_starts(header)
+    assert len(starts) == 11  # "#" .. "command": this run recorded where it came from
+    for start in starts[1:]:  # every cell begins under its heading
+        for row in (first, second):
+            assert row[start - 2 : start] == "  " and row[start] != " ", (header, row)
+    assert "5 points" in second  # b's steps 5..9 superseded by the resume at step 5
+    metrics = {ln.split()[0]: ln.split()[-1] for ln in lines[lines.index("metrics:") + 2 :]}
+    assert metrics == {"b": "0..4", "a": "-5..10"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["export", "alpha", "beta", "gamma", "-f", "csv", "-o", "{tmp}/out"], ["compact"], ["gc"]],
+    ids=["export", "compact", "gc"],
+)
+def test_long_commands_draw_a_progress_bar_on_a_terminal_and_none_in_a_pipe(
+    store: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    for i, data in enumerate((b"a", b"b")):  # blobs in two of gc's directories (sha256 ca..., 3e...)
+        (tmp_path / f"f{i}").write_bytes(data)
+        with tracklog.start_run("exp", run_id=f"05art{i}") as r:
+            r.log_artifact(tmp_path / f"f{i}")
+    args = [a.format(tmp=tmp_path) for a in argv]
+    total = {"export": 3, "compact": 5, "gc": 2}[argv[0]]
+    env = python_env()
+    code, out, terminal = on_a_terminal([PY, "-m", "tracklog", "--root", str(store), *args], env)
+    assert code == 0, terminal
+    assert f"\r[{'#' * 30}] {total}/{total}" in terminal and f"\r[{' ' * 30}] 0/{total}" not in terminal
+    assert f"] 1/{total}" in terminal  # drawn as it goes, not only at the end
+    assert "[#" not in out  # the bar goes to stderr only
+    piped = tl(*args, root=store)
+    assert piped.returncode == 0 and "\r" not in piped.stderr and "[#" not in piped.stderr

@@ -88,3 +88,11 @@ def test_rm_asks_unless_yes_and_gc_is_a_dry_run_unless_delete(tmp_path: Path, ro
     real = tl("gc", "--delete", root=root)
     assert real.returncode == 0 and "removed 1 unreferenced blobs" in real.stderr
     assert list((root / "artifacts" / "sha256").rglob("*/*")) == []
+
+
+def test_gc_calls_progress_for_each_blob_directory_up_to_the_total(tmp_path: Path, root: Path) -> None:
+    shas = [_run_with_artifact(tmp_path, f"r{i}", data) for i, data in enumerate((b"a", b"b", b"c"))]
+    assert len({sha[:2] for sha in shas}) == 3  # three blob directories (ca, 3e, 2e)
+    seen: list[tuple[int, int]] = []
+    tracklog.gc(tracklog.Store(root), progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tracklog
-from tracklog.interop.export import export
+from tracklog.interop.export import export, export_mlflow
 from tracklog.interop.imports import import_mlflow, import_tensorboard
 
 from .conftest import PY, python_env
@@ -583,3 +584,108 @@ def test_mlflow_carries_the_git_commit_both_ways_and_imports_keep_the_source_not
     (ses,) = back.run(rid).sessions
     assert ses.source is not None and ses.source["git"] == git
     assert ses.source["argv"] is None and ses.source["python"] is None  # not the importer's own
+
+
+def _three_runs() -> list[str]:
+    ids = []
+    for i in range(3):
+        with tracklog.start_run("prog", f"p{i}") as run:
+            run.log_metric("loss", 1.0 / (i + 1), step=0, timestamp=1_700_000_000.0 + i)
+        ids.append(run.id)
+    return ids
+
+
+def test_text_exports_call_progress_for_each_run_up_to_the_total(tmp_path: Path) -> None:
+    ids, store = _three_runs(), tracklog.Store()
+    for fmt in ("csv", "jsonl"):
+        seen: list[tuple[int, int]] = []
+        export(store, ids, fmt, tmp_path / fmt, progress=lambda i, n, seen=seen: seen.append((i, n)))
+        assert seen == [(1, 3), (2, 3), (3, 3)], fmt
+
+
+def test_peer_exports_and_imports_call_progress_for_each_run_up_to_the_total(tmp_path: Path) -> None:
+    for lib in ("mlflow", "tensorboardX", "tensorboard", "pyarrow"):
+        pytest.importorskip(lib, reason="the interop extra is not installed")
+    ids, store = _three_runs(), tracklog.Store()
+    uri = f"sqlite:///{tmp_path / 'p.db'}"
+
+    def calls(do: Callable[[Callable[[int, int], None]], object]) -> list[tuple[int, int]]:
+        seen: list[tuple[int, int]] = []
+        do(lambda i, n: seen.append((i, n)))
+        return seen
+
+    each = [(1, 3), (2, 3), (3, 3)]
+    assert calls(lambda p: export(store, ids, "tensorboard", tmp_path / "tb", progress=p)) == each
+    parquet = calls(lambda p: export(store, ids, "parquet", tmp_path / "pq", progress=p))
+    assert parquet[-1] == (3, 3) and all(n == 3 for _, n in parquet)
+    assert calls(lambda p: export_mlflow(store, ids, uri, progress=p)) == each
+    assert calls(lambda p: export_mlflow(store, ids, uri, progress=p)) == each  # skipped ones count
+    into = tracklog.Store(tmp_path / "into")
+    assert calls(lambda p: import_mlflow(into, uri, progress=p)) == each
+    assert calls(lambda p: import_tensorboard(into, tmp_path / "tb", progress=p)) == each
+
+
+def test_tensorboard_import_again_skips_the_runs_already_imported(tmp_path: Path) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    store = tracklog.Store(tmp_path / "store")
+    out = _tl("import", "tensorboard", str(tmp_path / "logs"), root=store.root)
+    assert out.returncode == 0 and "2 runs (2 created, 0 updated, 0 skipped)" in out.stderr, out.stderr
+    first = {r.id for r in store.runs()}
+    again = _tl("import", "tensorboard", str(tmp_path / "logs"), root=store.root)
+    assert again.returncode == 0, again.stderr
+    assert "2 runs (0 created, 0 updated, 2 skipped: already imported), 0 points" in again.stderr
+    assert {r.id for r in store.runs()} == first and len(first) == 2
+    assert sorted(line.split("\t")[:2][0] for line in again.stdout.splitlines()) == sorted(first)
+    # The same directories by another path (relative, from elsewhere) are the same runs.
+    rel = subprocess.run(
+        [PY, "-m", "tracklog", "--root", str(store.root), "import", "tensorboard", "logs/exp2"],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert rel.returncode == 0 and "1 skipped: already imported" in rel.stderr, rel.stderr
+    assert {r.id for r in store.runs()} == first
+
+
+def test_tensorboard_import_again_warns_when_a_skipped_run_has_grown(tmp_path: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX", reason="the interop extra is not installed")
+    pytest.importorskip("tensorboard", reason="the interop extra is not installed")
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "live"))
+    w.add_scalar("loss", 1.0, global_step=0)
+    w.close()
+    store = tracklog.Store(tmp_path / "store")
+    (rid,) = import_tensorboard(store, tmp_path / "logs").created
+    # Training goes on: a new event file (its own suffix, so it cannot replace the first).
+    w = tbx.SummaryWriter(logdir=str(tmp_path / "logs" / "live"), filename_suffix=".more")
+    w.add_scalar("loss", 0.5, global_step=1)
+    w.close()
+    with pytest.warns(
+        tracklog.TracklogWarning, match=f"imported before as run {rid} with 1 points and now holds 2"
+    ):
+        report = import_tensorboard(store, tmp_path / "logs")
+    assert report.skipped == [rid] and report.created == [] and len(store.runs()) == 1
+
+
+def test_tensorboard_import_that_failed_half_way_is_done_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_tensorboard_logs(tmp_path / "logs")
+    store = tracklog.Store(tmp_path / "store")
+    real = tracklog.Run.log_metric
+
+    def fail_on_grp(self: tracklog.Run, key: str, *args: object, **kw: object) -> None:
+        if key.startswith("grp/"):
+            raise OSError("disk gone")
+        real(self, key, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tracklog.Run, "log_metric", fail_on_grp)
+    with pytest.raises(OSError, match="disk gone"):
+        import_tensorboard(store, tmp_path / "logs")
+    monkeypatch.setattr(tracklog.Run, "log_metric", real)
+    (broken,) = store.runs()
+    assert broken.status == "failed" and "tracklog.import_error" in broken.tags
+    with pytest.warns(tracklog.TracklogWarning):  # what it leaves out, as every time
+        report = import_tensorboard(store, tmp_path / "logs")
+    assert len(report.created) == 2 and report.skipped == []

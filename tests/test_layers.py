@@ -1,6 +1,6 @@
 """The package's folders are layers: each imports only the ones below it, peers never meet, no cycles.
 
-The order is declared once, here (README "Layout" shows the same picture). Allowed imports are
+The order is declared once, here (README "Layout and speed" lists the same order). Allowed imports are
 derived from it, not listed: a module may import modules of its own folder and of any folder on a
 lower level; folders on one level are peers (the wave-2 rooms: ui, tui, integrations, mirror) and
 may not import each other; and no import graph may have a cycle, inside a folder included.

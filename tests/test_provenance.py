@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import tracklog
-from tracklog.cli.render import source_lines
+from tracklog.cli.render import git_text, session_lines
+from tracklog.state.types import RunState, SessionInfo
 from tracklog.write.provenance import git_state
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -113,11 +114,14 @@ def test_a_malformed_source_in_a_log_is_dropped_field_by_field() -> None:
 
 
 def test_show_prints_where_a_session_came_from() -> None:
-    lines = source_lines(
-        {"argv": ["train.py", "--lr", "0.1 0.2"], "python": "3.11.7", "tracklog": "0.1", "git": None}
-    )
-    assert lines == ["python 3.11.7, tracklog 0.1", "command train.py --lr '0.1 0.2'"]
+    src = {"argv": ["train.py", "--lr", "0.1 0.2"], "python": "3.11.7", "tracklog": "0.1", "git": None}
+    state = RunState("r", None, None, None, "crashed", None, None, None, {}, {}, {}, [], {})
+    state.sessions = [SessionInfo("a", host="h", pid=1, source=src), SessionInfo("b", host="h", pid=2)]
+    header, first, second = session_lines(state)
+    assert header.split()[-4:] == ["git", "python", "tracklog", "command"]
+    assert first.split()[7:10] == ["-", "3.11.7", "0.1"]  # no git: "-"
+    assert first.endswith("  train.py --lr '0.1 0.2'")
+    assert second.split()[1] == "crashed" and second.split()[7:] == ["-"] * 4  # an older writer
     git = {"commit": "ab" * 20, "branch": "main", "dirty": True}
-    assert source_lines({"argv": None, "python": None, "tracklog": None, "git": git}) == [
-        f"git {'ab' * 6} (main, dirty)"
-    ]
+    assert git_text(git) == f"{'ab' * 6} (main, dirty)" and git_text(None) == "-"
+    assert git_text({**git, "branch": None, "dirty": False}) == f"{'ab' * 6} (detached)"

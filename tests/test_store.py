@@ -174,3 +174,12 @@ def test_runs_frame_is_one_row_per_run_with_params_tags_and_metric_summaries(roo
     assert len(empty) == 0 and list(empty.columns)[:4] == ["run_id", "experiment", "name", "status"]
     with pytest.raises(tracklog.ValidationError, match="stats"):
         store.runs_frame(stats=("median",))
+
+
+def test_runs_frame_flattens_nested_params_to_the_paths_where_reads(root: Path) -> None:
+    pytest.importorskip("pandas", reason="pandas is not installed (the interop extra)")
+    with tracklog.start_run("exp", run_id="01n", params={"opt": {"lr": 0.1, "betas": [0.9, 0.99]}}):
+        pass
+    frame = tracklog.Store(root).runs_frame(where="params.opt.lr = 0.1")
+    assert frame.loc[0, "params.opt.lr"] == 0.1 and frame.loc[0, "params.opt.betas"] == [0.9, 0.99]
+    assert "params.opt" not in frame.columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,14 @@ def test_tailing_a_run_that_does_not_exist_yet_waits_for_it() -> None:
     assert [e.kind for e in got] == ["run_start", "metric", "run_end"]
 
 
+def test_tailing_a_name_that_cannot_be_a_run_id_raises_at_once() -> None:
+    with tracklog.start_run(run_id="there"):
+        pass
+    with pytest.raises(tracklog.RunNotFoundError, match="no run 'my run'") as err:
+        tracklog.Store().tail("my run")  # a run id never has a space: nothing to wait for
+    assert err.value.candidates == ()
+
+
 def test_tail_experiment_includes_new_runs() -> None:
     with tracklog.start_run("exp", run_id="e1") as r1:
         r1.log_metric("a", 1.0)
@@ -250,3 +259,46 @@ def test_a_ref_that_several_runs_share_is_refused_at_once_not_waited_for(
     with pytest.raises(tracklog.RunNotFoundError, match="ambiguous: t1, t2") as exc:
         tracklog.Store().tail(ref)  # follow=True, no timeout: raised before anything is waited for
     assert exc.value.candidates == ids
+
+
+def _apply_resume_rule(events: Iterable[tracklog.Event]) -> dict[str, list[tuple[int, float]]]:
+    """README's recipe for a tail consumer that wants what ``history`` keeps (STORE.md's rule)."""
+    kept: dict[str, list[tuple[int, float]]] = {}
+    sessions, resume_step, seen = 0, None, set()
+    for ev in events:
+        if ev.kind == "run_start":
+            sessions, seen = sessions + 1, set()
+            resume_step = ev.value.get("resume_step") if sessions > 1 else None
+            if resume_step is not None:  # drops every key's points at steps >= resume_step
+                kept = {k: [p for p in pts if p[0] < resume_step] for k, pts in kept.items()}
+        elif ev.kind == "metric":
+            assert ev.key is not None and ev.step is not None
+            if sessions > 1 and resume_step is None and ev.key not in seen:  # this key's first point
+                kept[ev.key] = [p for p in kept.get(ev.key, []) if p[0] < ev.step]
+            seen.add(ev.key)
+            kept.setdefault(ev.key, []).append((ev.step, ev.value))  # type: ignore[arg-type]
+    return kept
+
+
+def test_a_tail_consumer_applying_the_resume_rule_ends_with_what_history_keeps() -> None:
+    run = tracklog.start_run(run_id="resumed")
+    for s in range(10):
+        run.log_metrics({"a": s, "b": -s}, step=s)
+    crash(run)
+    run = tracklog.start_run(run_id="resumed", resume=True, resume_step=5)  # from a checkpoint at 5
+    for s in range(5, 13):
+        run.log_metrics({"a": 100 + s, "b": -100 - s}, step=s)
+    crash(run)
+    with tracklog.start_run(run_id="resumed", resume=True) as run:  # no resume_step: per key
+        for s in range(10, 15):
+            run.log_metric("a", 200 + s, step=s)
+        run.log_metric("c", 1.0, step=0)
+    store = tracklog.Store()
+    events = list(store.tail("resumed", from_start=True, follow=False))
+    hists = {k: store.history("resumed", k) for k in ("a", "b", "c")}
+    history = {k: list(zip(h.step.tolist(), h.value.tolist(), strict=True)) for k, h in hists.items()}
+    raw = [(e.key, e.step) for e in events if e.kind == "metric"]
+    assert len(raw) == 20 + 16 + 6 > sum(map(len, history.values()))  # the tail yields superseded points
+    assert _apply_resume_rule(events) == history
+    assert [s for s, _ in history["a"]] == list(range(15)) and history["a"][9] == (9, 109.0)
+    assert history["b"][-1] == (12, -112.0) and history["a"][-1] == (14, 214.0)

@@ -14,7 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracklog
-from tracklog.read.where import FilterError, parse_filter, parse_order, parse_time, sort_runs
+from tracklog.read.where import (
+    MISSING,
+    FilterError,
+    field_getter,
+    flatten,
+    lookup,
+    parse_filter,
+    parse_order,
+    parse_time,
+    sort_runs,
+)
 
 
 @pytest.fixture
@@ -267,3 +277,62 @@ def test_a_bad_sort_key_or_column_is_named_as_such_not_as_a_filter() -> None:
         FilterError, match=r"^bad column 'metrics\.loss\.mean' at position 13: unknown metric"
     ):
         field_getter("metrics.loss.mean", "column")
+
+
+def _nested_runs() -> tracklog.Store:
+    for name, params in [
+        ("n1", {"opt": {"lr": 0.1, "name": "adam"}, "a.b": 1}),
+        ("n2", {"opt": {"lr": 0.5}, "opt.lr": 0.01}),  # a flat key literally named "opt.lr"
+        ("n3", {"opt": "sgd", "a": {"b": 2}}),
+    ]:
+        with tracklog.start_run("nested", name, params=params):
+            pass
+    return tracklog.Store()
+
+
+def test_dotted_paths_read_nested_dict_params_in_filters_and_sorts() -> None:
+    store = _nested_runs()
+
+    def names(where: str) -> set[str | None]:
+        return {r.name for r in store.runs(where=where)}
+
+    assert names("params.opt.lr > 0.05") == {"n1"}  # n2's flat "opt.lr" = 0.01 wins over its 0.5
+    assert names("params.opt.lr < 0.05") == {"n2"}
+    assert names("params.opt.name = 'adam'") == {"n1"} and names("params.opt = 'sgd'") == {"n3"}
+    assert names("params.opt.lr.x = 1 OR params.opt.name.x = 1") == set()  # no deeper dict: missing
+    assert names("params.`a.b` = 1") == {"n1"}  # quoted: the key "a.b" first
+    assert names("params.`a.b` = 2") == {"n3"}  # and where there is none, the nested a -> b
+    assert names("params.a.b = 2") == {"n3"} and names("params.a.b = 1") == {"n1"}
+    assert names('params.`opt`.lr = 0.5 OR params."opt".lr = 0.1') == {"n1", "n2"}  # quoted, nested
+    assert [r.name for r in store.runs(order_by="params.opt.lr DESC")] == ["n1", "n2", "n3"]
+    assert field_getter("params.opt.lr", "column")(store.run("n2")) == 0.01
+
+
+def test_lookup_prefers_the_longest_literal_key_and_falls_back_to_shorter_ones() -> None:
+    m = {"a.b": 1, "a": {"b": {"c": 2}}, "x": {"y.z": 3}}
+
+    def parts(text: str) -> list[tuple[str, bool]]:
+        return [(p, False) for p in text.split(".")]
+
+    assert lookup(m, parts("a.b")) == 1  # the literal key
+    assert lookup(m, parts("a.b.c")) == 2  # "a.b" holds no "c": read through "a" instead
+    assert lookup(m, parts("x.y.z")) == 3 and lookup(m, parts("x.y")) is MISSING
+    assert lookup(m, [("a.b", True), ("c", False)]) == 2  # "a.b" holds no "c": its dots read on
+    shadowed = {"a.b": {"c": 1}, "a": {"b": {"c": 2}}}
+    assert lookup(shadowed, parts("a.b.c")) == 1  # the literal "a.b" wins...
+    assert lookup(shadowed, [("a", True), ("b", False), ("c", False)]) == 2  # ...quoting reaches past it
+    assert lookup({"x": {"y": 1}}, [("x.y", True)]) == 1 and lookup({"x": 1}, [("x.y", True)]) is MISSING
+    assert flatten(m) == {"a.b": 1, "a.b.c": 2, "x.y.z": 3}
+    assert flatten({"opt.lr": 5, "opt": {"lr": 0.1}, "e": {}}) == {"opt.lr": 5, "e": {}}
+
+
+@given(
+    st.recursive(st.integers(), lambda kids: st.dictionaries(st.sampled_from(["a", "b", "a.b", "b.a"]), kids))
+)
+def test_flatten_names_each_value_by_the_path_that_reads_it(tree: object) -> None:
+    if not isinstance(tree, dict):
+        return
+    for name, value in flatten(tree).items():
+        run = SimpleNamespace(params=tree)
+        assert field_getter(f"params.{name}")(run) == value is not MISSING
+        assert field_getter(f"params.`{name}`")(run) == value  # quoted or not, the same value

@@ -18,7 +18,7 @@ SIGKILLed at a random instant. Then (``check_round``, testable on its own):
 - a resume continues the run: its new points fold after the old ones and it ends finished.
 
 ``failures`` turns the totals into the list of broken promises: the exit code and the test
-suite's short form (tests/crash/test_torture.py) both use it. README reports a full run.
+suite's short form (tests/crash/test_torture.py) both use it. BENCHMARKS.md reports a full run.
 """
 
 from __future__ import annotations

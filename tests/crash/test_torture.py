@@ -30,7 +30,7 @@ SEED = int(os.environ.get("TRACKLOG_TORTURE_SEED", "20261126"))
 # loaded by other jobs, and a flusher thread descheduled for a while is the machine's doing, not
 # a broken promise of the code. The looser bound still catches a flusher that skips intervals or
 # never runs (batch rounds are killed up to 2.5 s in), and the full run (tools/torture.py, whose
-# figures README quotes) holds the documented bound.
+# figures BENCHMARKS.md quotes) holds the documented bound.
 CI_WINDOW_S = BATCH_LOSS_WINDOW_S + 0.5
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..read.compact import compact
 from .exits import EXIT_OK, existing_store
-from .render import count, print_json, progress_bar
+from .render import count, print_json, progress
 
 HELP = "fold logs into snapshots and refresh the index"
 
@@ -20,15 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store = existing_store(args.root)
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
-    show = sys.stderr.isatty()
-
-    def bar(i: int, total: int) -> None:
-        if show and total > 1:
-            print(progress_bar(i, total), end="", file=sys.stderr, flush=True)
-
-    report = compact(store.root, progress=bar, run_ids=ids)
-    if show and len(report.runs) > 1:
-        print(file=sys.stderr)
+    with progress("runs") as bar:
+        report = compact(store.root, progress=bar, run_ids=ids)
     runs, seconds, failed = report.runs, report.seconds, report.failed
     folded = sum(r.bytes_folded for r in runs)
     if args.json:

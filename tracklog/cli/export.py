@@ -7,6 +7,7 @@ import sys
 
 from ..interop.export import export, export_mlflow
 from .exits import EXIT_OK, existing_store
+from .render import progress
 
 HELP = "export runs to csv, jsonl, parquet, mlflow or tensorboard"
 
@@ -28,10 +29,13 @@ def run(args: argparse.Namespace) -> int:
     store = existing_store(args.root)
     ids = [store.resolve(r) for r in args.runs]
     if args.format == "mlflow":
-        report = export_mlflow(store, ids, args.out)
+        with progress("runs") as bar:
+            report = export_mlflow(store, ids, args.out, progress=bar)
         for t in report.runs:  # tracklog id, what was done, the MLflow run id
             print(f"{t.source}\t{t.action}\t{t.dest}")
         print(f"tracklog: {report.summary()}", file=sys.stderr)
         return EXIT_OK
-    print(export(store, ids, args.format, args.out))
+    with progress("runs") as bar:
+        done = export(store, ids, args.format, args.out, progress=bar)
+    print(done)
     return EXIT_OK

@@ -7,7 +7,7 @@ import sys
 
 from ..write.housekeeping import GC_GRACE_S, gc
 from .exits import EXIT_OK, existing_store
-from .render import print_json
+from .render import print_json, progress
 
 HELP = "remove artifact blobs no run references (a dry run unless --delete)"
 
@@ -24,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = gc(existing_store(args.root), dry_run=not args.delete, grace_s=args.grace)
+    store = existing_store(args.root)
+    with progress("blob directories") as bar:
+        report = gc(store, dry_run=not args.delete, grace_s=args.grace, progress=bar)
     if args.json:
         print_json(
             {

@@ -12,6 +12,7 @@ import sys
 from ..interop.imports import import_mlflow, import_tensorboard
 from ..read.store import Store
 from .exits import EXIT_OK, CliError
+from .render import progress
 
 HELP = "bring in runs from mlflow or tensorboard"
 
@@ -34,12 +35,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = Store(args.root)
-    if args.source == "mlflow":
-        report = import_mlflow(store, args.location, args.from_experiment, experiment=args.experiment)
-    else:
-        if args.from_experiment is not None:
-            raise CliError("--from-experiment is for 'import mlflow'; TensorBoard has no experiments")
-        report = import_tensorboard(store, args.location, experiment=args.experiment or "tensorboard")
+    if args.source == "tensorboard" and args.from_experiment is not None:
+        raise CliError("--from-experiment is for 'import mlflow'; TensorBoard has no experiments")
+    with progress("runs") as bar:
+        if args.source == "mlflow":
+            report = import_mlflow(
+                store, args.location, args.from_experiment, experiment=args.experiment, progress=bar
+            )
+        else:
+            report = import_tensorboard(
+                store, args.location, experiment=args.experiment or "tensorboard", progress=bar
+            )
     for t in report.runs:
         print(f"{t.dest}\t{t.action}\t{t.source}")
     print(f"tracklog: {report.summary()}", file=sys.stderr)

@@ -5,6 +5,7 @@ Every command prints through these, so one value looks the same in every listing
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -12,6 +13,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..interop.export import json_safe
@@ -107,8 +109,33 @@ def print_json(obj: Any) -> None:
 
 def progress_bar(i: int, total: int, width: int = 30) -> str:
     """``\\r[####    ] i/total``: redrawn in place on a terminal."""
-    done = int(width * i / total)
+    done = int(width * min(i, total) / total) if total > 0 else width
     return f"\r[{'#' * done}{' ' * (width - done)}] {i}/{total}"
+
+
+@contextlib.contextmanager
+def progress(label: str = "") -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for the library's long calls (compaction,
+    export, import, gc): it draws a bar on stderr, redrawn in place, when stderr is a
+    terminal, and does nothing otherwise (a pipe, a file or a CI log never gets one). A
+    total of one item draws none. A full bar ends its line, so a warning or summary that
+    follows starts on a line of its own; on leaving early, the bar's line is ended too."""
+    show = sys.stderr.isatty()
+    drawn = False
+
+    def update(done: int, total: int) -> None:
+        nonlocal drawn
+        if show and total > 1:
+            full = done >= total
+            text = progress_bar(done, total) + (f" {label}" if label else "")
+            print(text, end="\n" if full else "", file=sys.stderr, flush=True)
+            drawn = not full
+
+    try:
+        yield update
+    finally:
+        if drawn:
+            print(file=sys.stderr, flush=True)
 
 
 def one_line(exc: BaseException) -> str:
@@ -135,14 +162,7 @@ def state_lines(s: RunState) -> list[str]:
     if s.dropped:
         lines.append(f"dropped    {s.dropped} events (the disk refused writes)")
     lines.append("sessions:")
-    for i, ses in enumerate(s.sessions, 1):
-        extra = f", resumed from step {ses.resume_step}" if ses.resume_step is not None else ""
-        sup = f", superseded {ses.superseded} points" if ses.superseded else ""
-        sig = f" ({ses.signal})" if ses.signal else ""
-        lines.append(
-            f"  {i}. {ses.status}{sig}  host {ses.host} pid {ses.pid}  started {fmt_time(ses.start_time)}{extra}{sup}"
-        )
-        lines += ["     " + line for line in source_lines(ses.source)]
+    lines += session_lines(s)
     if s.params:
         lines.append("params:")
         lines += [f"  {k} = {fmt_value(v)}" for k, v in s.params.items()]
@@ -172,18 +192,43 @@ def state_lines(s: RunState) -> list[str]:
     return lines
 
 
-def source_lines(source: dict[str, Any] | None) -> list[str]:
-    """Where a session came from: git commit (branch, dirty), Python and tracklog, command."""
-    if not source:
-        return []
-    out = []
-    git = source.get("git")
-    if git:
-        where = ", ".join(x for x in (git["branch"] or "detached", "dirty" if git["dirty"] else "") if x)
-        out.append(f"git {git['commit'][:12]} ({where})")
-    versions = [f"{k} {source[k]}" for k in ("python", "tracklog") if source.get(k)]
-    if versions:
-        out.append(", ".join(versions))
-    if source.get("argv"):
-        out.append("command " + " ".join(shlex.quote(a) for a in source["argv"]))
-    return out
+def session_lines(s: RunState) -> list[str]:
+    """The run's sessions as an indented table, one row each: how it ended, where and when it
+    ran, its resume step and what that superseded, and where it came from (git, Python,
+    tracklog, the command: columns shown when a session recorded them)."""
+    sourced = any(ses.source for ses in s.sessions)
+    headers = ["#", "status", "host", "pid", "started", "resume step", "superseded"]
+    if sourced:
+        headers += ["git", "python", "tracklog", "command"]
+    rows = []
+    for i, ses in enumerate(s.sessions, 1):
+        # A session without an end: crashed if a later one followed, else the run's status.
+        status = ses.status or ("crashed" if i < len(s.sessions) else s.status)
+        row = [
+            str(i),
+            status + (f" ({ses.signal})" if ses.signal else ""),
+            ses.host or "-",
+            "-" if ses.pid is None else str(ses.pid),
+            fmt_time(ses.start_time),
+            "-" if ses.resume_step is None else str(ses.resume_step),
+            count(ses.superseded, "point") if ses.superseded else "-",
+        ]
+        if sourced:
+            src = ses.source or {}
+            argv = src.get("argv")
+            row += [
+                git_text(src.get("git")),
+                src.get("python") or "-",
+                src.get("tracklog") or "-",
+                " ".join(shlex.quote(a) for a in argv) if argv else "-",
+            ]
+        rows.append(row)
+    return indented_table(headers, rows)
+
+
+def git_text(git: dict[str, Any] | None) -> str:
+    """``0123456789ab (main, dirty)``: a git state as ``show`` prints it; ``-`` for none."""
+    if not git:
+        return "-"
+    where = ", ".join(x for x in (git["branch"] or "detached", "dirty" if git["dirty"] else "") if x)
+    return f"{git['commit'][:12]} ({where})"

@@ -25,7 +25,7 @@ from ..read.store import Store
 from ..state.types import RunState
 from ..store.paths import artifact_path, open_file
 from ._mlflow import KEY_TAG, failures, map_names, mlflow_client, reason
-from .report import Transfer, TransferReport
+from .report import Progress, Transfer, TransferReport, advance
 
 
 def json_safe(obj: Any) -> Any:
@@ -59,15 +59,23 @@ def _points(state: RunState) -> Any:
         yield key, h.step.tolist(), h.value.tolist(), h.timestamp.tolist()
 
 
-def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[str]) -> str:
+def export(
+    store: Store,
+    run_ids: list[str],
+    fmt: str,
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+) -> str:
     """Export runs; returns a one-line description of what was written.
 
     For MLflow that is ``export_mlflow(...).summary()``; call ``export_mlflow`` for the
-    report of which runs were created, updated or skipped.
+    report of which runs were created, updated or skipped. ``progress(done, total)`` is
+    called as each run's points are written, up to ``(total, total)``.
     """
     if fmt == "mlflow":
-        return export_mlflow(store, run_ids, str(out)).summary()
+        return export_mlflow(store, run_ids, str(out), progress).summary()
     states = [store.run(r) for r in run_ids]
+    total = len(states)
     if fmt in ("csv", "jsonl", "parquet"):
         dest = Path(out)
         dest.mkdir(parents=True, exist_ok=True)
@@ -79,7 +87,7 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
             with open(dest / "metrics.csv", "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(["run_id", "key", "step", "value", "timestamp"])
-                for s in states:
+                for i, s in enumerate(states, 1):
                     for key, steps, values, times in _points(s):
                         cell = csv_text(key)
                         w.writerows(
@@ -87,9 +95,10 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                             for st, v, t in zip(steps, values, times, strict=True)
                         )
                         n += len(steps)
+                    advance(progress, i, total)
         elif fmt == "jsonl":
             with open(dest / "metrics.jsonl", "w", encoding="utf-8") as f:
-                for s in states:
+                for i, s in enumerate(states, 1):
                     for key, steps, values, times in _points(s):
                         for st, v, t in zip(steps, values, times, strict=True):
                             f.write(
@@ -101,12 +110,13 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                                 + "\n"
                             )
                         n += len(steps)
+                    advance(progress, i, total)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             cols: dict[str, list[Any]] = {"run_id": [], "key": [], "step": [], "value": [], "timestamp": []}
-            for s in states:
+            for i, s in enumerate(states):
                 for key, steps, values, times in _points(s):
                     cols["run_id"] += [s.id] * len(steps)
                     cols["key"] += [key] * len(steps)
@@ -114,10 +124,12 @@ def export(store: Store, run_ids: list[str], fmt: str, out: str | os.PathLike[st
                     cols["value"] += values
                     cols["timestamp"] += times
                     n += len(steps)
+                advance(progress, i, total)  # the last run counts as done once the file is written
             pq.write_table(pa.table(cols), dest / "metrics.parquet")
+            advance(progress, total, total)
         return f"wrote {len(states)} runs and {n} points to {dest}"
     if fmt == "tensorboard":
-        return _export_tensorboard(states, Path(out))
+        return _export_tensorboard(states, Path(out), progress)
     raise ValidationError(f"unknown export format {fmt!r}")
 
 
@@ -167,7 +179,9 @@ def _text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(json_safe(v))
 
 
-def export_mlflow(store: Store, run_ids: list[str], uri: str) -> TransferReport:
+def export_mlflow(
+    store: Store, run_ids: list[str], uri: str, progress: Progress | None = None
+) -> TransferReport:
     """Export runs to MLflow (any tracking URI; folders and sqlite included), idempotently.
 
     Each MLflow run carries the tag ``tracklog.run_id``. A run exported before, unchanged
@@ -176,18 +190,20 @@ def export_mlflow(store: Store, run_ids: list[str], uri: str) -> TransferReport:
     restorable) and a fresh one made. Names MLflow refuses are mapped (``map_names``), the
     original kept in a tag ``tracklog.key.<mapped>``. Everything is checked before a run is
     made; if MLflow still fails, that run is marked FAILED and deleted, then InteropError.
+    ``progress(done, total)`` is called as each run is done (skipped ones too).
     """
     states = [store.run(r) for r in run_ids]
     report = TransferReport(f"exported to MLflow at {uri}")
     with mlflow_client(uri) as client:
         experiments: dict[str, str] = {}
-        for s in states:
+        for i, s in enumerate(states, 1):
             exp_name = s.experiment or "default"
             with failures(f"exporting run {s.id}: MLflow at {uri}"):
                 if exp_name not in experiments:
                     exp = client.get_experiment_by_name(exp_name)
                     experiments[exp_name] = exp.experiment_id if exp else client.create_experiment(exp_name)
                 report.runs.append(_export_one(client, store, s, experiments[exp_name], uri, report))
+            advance(progress, i, len(states))
     return report
 
 
@@ -302,11 +318,11 @@ def copy_artifact(root: Path, run_id: str, name: str, info: dict[str, Any], dest
         raise StoreError(f"run {run_id}: artifact {name!r} at {blob} does not match its sha256 and size")
 
 
-def _export_tensorboard(states: list[RunState], dest: Path) -> str:
+def _export_tensorboard(states: list[RunState], dest: Path, progress: Progress | None) -> str:
     from tensorboardX import SummaryWriter
 
     n = 0
-    for s in states:
+    for i, s in enumerate(states, 1):
         w = SummaryWriter(logdir=str(dest / s.id))
         for key, steps, values, times in _points(s):
             for st, v, t in zip(steps, values, times, strict=True):
@@ -315,4 +331,5 @@ def _export_tensorboard(states: list[RunState], dest: Path) -> str:
         if s.params:
             w.add_text("tracklog/params", json.dumps(json_safe(s.params)))
         w.close()
+        advance(progress, i, len(states))
     return f"wrote {len(states)} runs and {n} scalars as TensorBoard event files under {dest}"

@@ -3,7 +3,7 @@
 Each peer's run becomes a tracklog run with every point, read through the peer's own
 library (mlflow's client, TensorBoard's event reader), an optional extra
 (``pip install "tracklog[interop]"``) imported only where it is used. Exporting is
-``export``. The rules (README, "Interop"):
+``export``. The rules (INTEROP.md):
 
 - Times are the source's: the run starts and ends when the MLflow run did (or at the
   first and last TensorBoard event), and its id encodes that start, so "newest first"
@@ -13,7 +13,11 @@ library (mlflow's client, TensorBoard's event reader), an optional extra
   original names back; artifacts come along.
 - TensorBoard: the sub-folders ``add_scalars`` and ``add_hparams`` write are folded
   into their run; hparams become params; what tracklog does not store (text,
-  histograms, images, audio, graphs, other tensors) is counted and warned about.
+  histograms, images, audio, graphs, other tensors) is counted and warned about. A run
+  directory already imported into the store (tag ``tensorboard.logdir``, its absolute
+  path) is skipped, with a warning if its event files have grown since.
+- Either way, a run whose import crashed or failed (status ``crashed``, or the tag
+  ``tracklog.import_error``) is not counted as imported: importing again redoes it.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from ..write.run import start_run
 from ..write.validate import check_key
 from ._mlflow import KEY_TAG, failures, mlflow_client, reason
 from .export import DIGEST_TAG, ERROR_TAG
-from .report import Transfer, TransferReport
+from .report import Progress, Transfer, TransferReport, advance
 
 SOURCE_TAG = "mlflow.run_id"  # on a tracklog run: the MLflow run it was imported from
+LOGDIR_TAG = "tensorboard.logdir"  # on a tracklog run: the TensorBoard directory (absolute) it came from
 IMPORT_ERROR_TAG = "tracklog.import_error"  # on a run whose import failed half-way
 _MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 _PAGE = 1000
@@ -62,13 +67,19 @@ def _search(client: Any, exp_id: str) -> Iterator[Any]:
 
 
 def import_mlflow(
-    store: Store, uri: str, from_experiment: str | None = None, *, experiment: str | None = None
+    store: Store,
+    uri: str,
+    from_experiment: str | None = None,
+    *,
+    experiment: str | None = None,
+    progress: Progress | None = None,
 ) -> TransferReport:
     """Every run (every metric point, not a sample) of an MLflow tracking URI into ``store``.
 
     ``from_experiment`` picks one MLflow experiment by name (default: all of them);
     ``experiment`` is the tracklog experiment the runs go to (default: the MLflow
     experiment's name). Runs imported before are skipped (reported as such).
+    ``progress(done, total)`` is called as each MLflow run is done, skipped ones too.
     """
     if experiment is not None:
         experiment = check_key(experiment, "experiment")
@@ -79,18 +90,20 @@ def import_mlflow(
         if from_experiment is not None and not exps:
             raise InteropError(f"MLflow at {uri} has no experiment {from_experiment!r}")
         done = _imported(store, SOURCE_TAG)
+        todo = []
         for exp in exps:
             with failures(f"listing the runs of MLflow experiment {exp.name!r} at {uri}"):
-                mruns = list(_search(client, exp.experiment_id))
-            for mrun in mruns:
-                rid = mrun.info.run_id
-                if rid in done:
-                    report.runs.append(Transfer("skipped", rid, done[rid], "imported before"))
-                    continue
+                todo += [(exp, mrun) for mrun in _search(client, exp.experiment_id)]
+        for i, (exp, mrun) in enumerate(todo, 1):
+            rid = mrun.info.run_id
+            if rid in done:
+                report.runs.append(Transfer("skipped", rid, done[rid], "already imported"))
+            else:
                 with failures(f"importing MLflow run {rid} from {uri}"):
                     t = _import_one(client, store, mrun, experiment or exp.name, report)
                 done[rid] = t.dest
                 report.runs.append(t)
+            advance(progress, i, len(todo))
     return report
 
 
@@ -280,7 +293,10 @@ def _points(src: _Source) -> Iterator[tuple[str, list[tuple[int, float, float]]]
 
 
 def import_tensorboard(
-    store: Store, logdir: str | os.PathLike[str], experiment: str = "tensorboard"
+    store: Store,
+    logdir: str | os.PathLike[str],
+    experiment: str = "tensorboard",
+    progress: Progress | None = None,
 ) -> TransferReport:
     """Every scalar of every run under ``logdir`` (TensorBoard's own reader) into ``experiment``.
 
@@ -289,6 +305,11 @@ def import_tensorboard(
     gives its run params (the hparams) and metrics (unless its hparams disagree with
     params the run already has: then it is a run of its own). Anything else tracklog
     does not store is counted in ``not_imported`` and warned about (TracklogWarning).
+    A run directory imported before (the tag ``tensorboard.logdir`` holds its absolute
+    path) is skipped; if its event files now hold a different number of points, a
+    TracklogWarning says so (tracklog runs are append-only: delete it and import again).
+    ``progress(done, total)`` is called as each top-level run directory (with the
+    sub-directories folded into it) is done.
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -304,9 +325,10 @@ def import_tensorboard(
     if not dirs:
         raise InteropError(f"no TensorBoard event files (events.out.tfevents.*) under {root}")
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
+    done = _imported(store, LOGDIR_TAG)
     found = set(dirs)
     tops = [d for d in dirs if not any(a in found for a in d.parents)]
-    for top in tops:  # one top-level run and whatever lies under it at a time
+    for i, top in enumerate(tops, 1):  # one top-level run and whatever lies under it at a time
         groups: dict[Path, _Group] = {}
         group_of: dict[Path, _Group] = {}
         for d in (d for d in dirs if d == top or top in d.parents):
@@ -333,7 +355,14 @@ def import_tensorboard(
                 name = d.relative_to(root).as_posix() if d != root else d.name
                 groups[d] = group_of[d] = _Group(d, name, params=hp or {}, sources=[_Source(acc)])
         for g in groups.values():
-            report.runs.append(_write_group(store, g, experiment, report))
+            source = str(g.path.resolve())
+            if source in done:
+                report.runs.append(_skip_group(store, g, done[source]))
+                continue
+            t = _write_group(store, g, source, experiment, report)
+            done[source] = t.dest
+            report.runs.append(t)
+        advance(progress, i, len(tops))
     if report.not_imported:
         warnings.warn(
             TracklogWarning(
@@ -345,7 +374,23 @@ def import_tensorboard(
     return report
 
 
-def _write_group(store: Store, g: _Group, experiment: str, report: TransferReport) -> Transfer:
+def _skip_group(store: Store, g: _Group, rid: str) -> Transfer:
+    """A run directory imported before, as ``rid``: skipped, with a warning if it has grown."""
+    with failures(f"reading TensorBoard events in {g.path}"):
+        now = sum(len(pts) for src in g.sources for _, pts in _points(src))
+    then = sum(m.count for m in store.run(rid).metrics.values())
+    if now != then:
+        warnings.warn(
+            TracklogWarning(
+                f"tracklog: {g.path} was imported before as run {rid} with {then} points and now "
+                f"holds {now}; skipped (delete the run, tracklog rm {rid}, and import again to refresh it)"
+            ),
+            stacklevel=3,
+        )
+    return Transfer("skipped", str(g.path), rid, "already imported")
+
+
+def _write_group(store: Store, g: _Group, source: str, experiment: str, report: TransferReport) -> Transfer:
     series: list[tuple[str, list[tuple[int, float, float]]]] = []
     first: list[float] = []
     for src in g.sources:
@@ -370,14 +415,18 @@ def _write_group(store: Store, g: _Group, experiment: str, report: TransferRepor
         root=store.root,
         run_id=new_run_id(at=start),
         params=params,
-        tags={"tensorboard.logdir": str(g.path)},
+        tags={LOGDIR_TAG: source},
         durability="batch",
         _time=start,
     ) as run:
-        for key, pts in series:
-            for step, value, wall in pts:
-                run.log_metric(key, value, step=step, timestamp=wall)
-            n += len(pts)
+        try:
+            for key, pts in series:
+                for step, value, wall in pts:
+                    run.log_metric(key, value, step=step, timestamp=wall)
+                n += len(pts)
+        except BaseException as exc:  # the run ends failed; a later import does it again
+            run.set_tag(IMPORT_ERROR_TAG, reason(exc))
+            raise
         run.close(_time=end)
     report.points += n
     return Transfer("created", str(g.path), run.id)

@@ -1,11 +1,20 @@
-"""What an export to a peer or an import from one did, run by run: ``TransferReport``."""
+"""What an export to a peer or an import from one did, run by run: ``TransferReport``;
+and the ``progress(done, total)`` callback the long ones take."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 Action = Literal["created", "updated", "skipped"]
+Progress = Callable[[int, int], None]  # progress(done, total), up to (total, total)
+
+
+def advance(progress: Progress | None, done: int, total: int) -> None:
+    """Tell ``progress`` (if any) that ``done`` of ``total`` runs are done."""
+    if progress is not None:
+        progress(done, total)
 
 
 @dataclass
@@ -49,8 +58,13 @@ class TransferReport:
         return self.ids("skipped")
 
     def summary(self) -> str:
-        """One line: ``exported 3 runs to ...: 1 created, 1 updated, 1 skipped; 330 points``."""
+        """One line: ``exported to ...: 3 runs (1 created, 1 updated, 1 skipped), 330 points``;
+        when every skipped run was skipped for one reason, it follows: ``2 skipped: already
+        imported``."""
         counts = ", ".join(f"{len(self.ids(a))} {a}" for a in ("created", "updated", "skipped"))
+        whys = {t.why for t in self.runs if t.action == "skipped"}
+        if len(whys) == 1 and "" not in whys:
+            counts += f": {whys.pop()}"
         return f"{self.verb}: {len(self.runs)} runs ({counts}), {self.points} points"
 
     def left_out(self) -> str:

@@ -44,7 +44,7 @@ from .diff import RunDiff, diff_runs
 from .load import RunCache, load_state
 from .tail import follow as follow_run
 from .tail import follow_experiment
-from .where import parse_filter, parse_order, sort_runs
+from .where import flatten, parse_filter, parse_order, sort_runs
 
 
 class Store:
@@ -235,9 +235,18 @@ class Store:
         yielded (``Event.kind``: run_start, run_end, param, tag, metric, artifact, dropped);
         both default to everything. The tail still ends at the run's end when ``kinds``
         leaves run_end out. A run that does not exist yet is waited for; a prefix or name
-        that several runs share raises RunNotFoundError at once, naming them (``candidates``).
+        that several runs share raises RunNotFoundError at once, naming them (``candidates``),
+        as does a reference that names no run and cannot be a run id (``"my run"``).
         ``stop``, set from another thread, ends a waiting tail within a second (a server
         closing a stream it no longer needs).
+
+        Superseded points are yielded, not marked: a tail yields in log order, and when a
+        point is yielded, the resume that will supersede it has not happened yet (nor may
+        it ever); a tail cannot take back what it yielded. ``history`` applies the resume
+        rule; a consumer that wants the same applies it to the stream: at a ``run_start``
+        of a later session whose ``value["resume_step"]`` is ``s``, drop the points kept so
+        far at steps ``>= s``, every key; in a later session without one, the session's
+        first point of key ``k`` at step ``s`` drops ``k``'s kept points at steps ``>= s``.
         """
         wanted = _check_kinds(kinds)
         try:
@@ -245,7 +254,13 @@ class Store:
         except RunNotFoundError as exc:
             if not follow or exc.candidates:
                 raise
-            path = run_dir(self.root, run_id)  # a job about to start: wait for it
+            try:
+                path = run_dir(self.root, run_id)  # a job about to start: wait for it
+            except ValidationError:  # "my run": no job can create it, so never wait for it
+                raise RunNotFoundError(
+                    f"no run {run_id!r} in {self.root} (no run has that name, and it cannot be "
+                    "a run id, so it is not waited for)"
+                ) from None
             if os.path.lexists(path):
                 check_run_dir(self.root, run_id)  # there, but not a real directory: refuse
         events = follow_run(
@@ -306,7 +321,8 @@ class Store:
     ) -> Any:
         """The runs ``runs`` returns as one DataFrame, a row per run (needs pandas), like
         ``mlflow.search_runs``: ``run_id``, ``experiment``, ``name``, ``status``,
-        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``,
+        ``start_time`` and ``end_time`` (UTC timestamps), ``params.<key>``, ``tags.<key>``
+        (nested dicts flattened to dotted paths, ``params.opt.lr``, as ``where`` names them),
         and per metric ``metrics.<key>`` (its last value) or, for each other summary field
         in ``stats`` (``min``, ``max``, ``count``, ``first_step``, ``last_step``,
         ``last_time``), ``metrics.<key>.<stat>``. A run without a key has NaN there."""
@@ -325,8 +341,8 @@ class Store:
                 "start_time": r.start_time,
                 "end_time": r.end_time,
             }
-            row.update({f"params.{k}": v for k, v in r.params.items()})
-            row.update({f"tags.{k}": v for k, v in r.tags.items()})
+            row.update({f"params.{k}": v for k, v in flatten(r.params).items()})
+            row.update({f"tags.{k}": v for k, v in flatten(r.tags).items()})
             for k, m in r.metrics.items():
                 for stat in stats:
                     row[f"metrics.{k}" if stat == "last" else f"metrics.{k}.{stat}"] = getattr(m, stat)

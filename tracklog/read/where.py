@@ -9,6 +9,15 @@ Fields: ``params.KEY``, ``tags.KEY``, ``metrics.KEY`` (the last value) and
 ``id``, ``status``, ``name``, ``experiment``, ``start_time``, ``end_time``
 (optionally written ``attributes.status``). A key with characters outside
 letters, digits and ``_ / @ - [ ] :`` is quoted with backticks or double quotes.
+
+Params and tags may be nested dicts (``log_params({"opt": {"lr": 0.1}})``): a dotted
+path reads into them, ``params.opt.lr`` (``lookup``). A key that itself holds the dots
+wins: at each level the longest dotted name that is a key there is tried first, so a
+flat ``"opt.lr"`` beside ``{"opt": {"lr": ...}}`` is what ``params.opt.lr`` reads. A
+quoted part is one key first, dots and all (``params.`a.b` `` reads the key ``"a.b"``);
+only where there is no such key do its dots read into nested dicts, so a name
+``flatten`` gives reads the same value quoted or not.
+
 Operators: ``= != < <= > >= LIKE ILIKE IN NOT IN``, combined with AND, OR, NOT
 and parentheses. A comparison on a field the run lacks is false (so its NOT is
 true); NaN satisfies no comparison and sorts last. Parsing is a small recursive
@@ -58,6 +67,70 @@ def _get_attr(name: str) -> Getter:
 
 def _get_mapping(section: str, key: str) -> Getter:
     return lambda run: getattr(run, section).get(key, MISSING)
+
+
+Part = tuple[str, bool]  # one dot-separated part of a path, and whether it was quoted
+
+
+def lookup(mapping: Any, parts: Sequence[Part]) -> Any:
+    """The value a path of parts names in nested dicts, or MISSING.
+
+    Unquoted parts next to each other may be one key with dots in it: at each level the
+    longest such dotted name that is a key there is tried first (the literal key wins),
+    then shorter ones, down to one part. A quoted part is one key first; only if that
+    fails are the dots inside it read like unquoted ones (``"opt.lr"`` quoted still reads
+    ``{"opt": {"lr": ...}}`` when there is no key ``"opt.lr"``). Each dict of the tree is
+    entered at most once per spelling of the path (its path fixes how many parts are
+    consumed), so the search is linear in the size of the mapping.
+    """
+    if not parts:
+        return mapping
+    if not isinstance(mapping, dict):
+        return MISSING
+    name, quoted = parts[0]
+    if quoted:
+        if name in mapping:
+            found = lookup(mapping[name], parts[1:])
+            if found is not MISSING:
+                return found
+        if "." not in name:
+            return MISSING
+        return lookup(mapping, [(p, False) for p in name.split(".")] + list(parts[1:]))
+    # The unquoted parts up to the first quoted one may be one key.
+    longest = next((i for i, (_, q) in enumerate(parts) if q), len(parts))
+    for n in range(longest, 0, -1):
+        key = ".".join(p for p, _ in parts[:n])
+        if key in mapping:
+            found = lookup(mapping[key], parts[n:])
+            if found is not MISSING:
+                return found
+    return MISSING
+
+
+def flatten(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts as one level, each value named by its dotted path: ``{"opt": {"lr":
+    0.1}}`` -> ``{"opt.lr": 0.1}``. A name two paths share (a flat ``"opt.lr"`` and
+    ``opt`` -> ``lr``) holds the value ``lookup`` reads for it: the literal key's. So
+    ``params.<name>`` in a filter reads exactly the value listed here under ``<name>``.
+    An empty dict is a value of its own."""
+    names: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            names.append(prefix)
+
+    for k, v in mapping.items():
+        walk(str(k), v)
+    return {n: lookup(mapping, [(p, False) for p in n.split(".")]) for n in dict.fromkeys(names)}
+
+
+def _get_path(section: str, parts: list[Part]) -> Getter:
+    if len(parts) == 1 and "." not in parts[0][0]:  # one plain key: no path to try
+        return _get_mapping(section, parts[0][0])
+    return lambda run: lookup(getattr(run, section), parts)
 
 
 def _get_metric(key: str, agg: str) -> Getter:
@@ -241,25 +314,34 @@ class _Parser:
             if not self.text.startswith(".", self.pos):
                 raise self.fail(f"expected '.' and a key after {head}")
             self.pos += 1
-            key = self.key()
-            if head.startswith("metric"):
-                agg = "last"
-                if self.text.startswith(".", self.pos):
+            if not head.startswith("metric"):
+                parts = [self.part()]
+                while self.text.startswith(".", self.pos):  # a path into nested dicts
                     self.pos += 1
-                    agg_start = self.pos
-                    m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
-                    agg = m.group(0).lower() if m else ""
-                    self.pos = m.end() if m else self.pos
-                    if agg not in AGGREGATES:
-                        raise self.fail(
-                            f"unknown metric aggregate; use one of {', '.join(AGGREGATES)}", agg_start
-                        )
-                return _get_metric(key, agg)
-            return _get_mapping("params" if head.startswith("param") else "tags", key)
+                    parts.append(self.part())
+                return _get_path("params" if head.startswith("param") else "tags", parts)
+            key = self.key()
+            agg = "last"
+            if self.text.startswith(".", self.pos):
+                self.pos += 1
+                agg_start = self.pos
+                m = re.compile(r"[A-Za-z_]+").match(self.text, self.pos)
+                agg = m.group(0).lower() if m else ""
+                self.pos = m.end() if m else self.pos
+                if agg not in AGGREGATES:
+                    raise self.fail(
+                        f"unknown metric aggregate; use one of {', '.join(AGGREGATES)}", agg_start
+                    )
+            return _get_metric(key, agg)
         raise self.unknown_field(head, start)
 
     def key(self) -> str:
-        if self.pos < len(self.text) and self.text[self.pos] in '`"':
+        return self.part()[0]
+
+    def part(self) -> Part:
+        """One key, or one part of a path: quoted (one key, dots and all) or up to a dot."""
+        quoted = self.pos < len(self.text) and self.text[self.pos] in '`"'
+        if quoted:
             key = self.quoted(self.text[self.pos])
         else:
             start = self.pos
@@ -268,7 +350,7 @@ class _Parser:
             key = self.text[start : self.pos]
         if not key:
             raise self.fail("expected a key (quote it with backticks if it has odd characters)")
-        return key
+        return key, quoted
 
     def value(self) -> Any:
         self.ws()

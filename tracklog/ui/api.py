@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import FilterError, RunNotFoundError, TracklogError, ValidationError
 from ..read.store import Store
-from ..read.where import MISSING, field_getter, parse_filter, parse_order, sort_runs
+from ..read.where import MISSING, field_getter, flatten, parse_filter, parse_order, sort_runs
 from ..state.types import RunState
 from ..store.paths import dirty_dir, index_path, runs_dir
 from . import downsample, encode
@@ -233,7 +233,7 @@ def default_columns(runs: list[RunState], params: int = 3, metrics: int = 4) -> 
     seen: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for r in runs:
-        for k, v in encode.flatten(r.params).items():
+        for k, v in flatten(r.params).items():
             seen.setdefault(k, set()).add(repr(v))
         for k in r.metrics:
             counts[k] = counts.get(k, 0) + 1
@@ -248,7 +248,7 @@ def available_columns(runs: list[RunState]) -> dict[str, list[str]]:
     tags: set[str] = set()
     metrics: set[str] = set()
     for r in runs:
-        params.update(encode.flatten(r.params))
+        params.update(flatten(r.params))
         tags.update(r.tags)
         metrics.update(r.metrics)
     return {

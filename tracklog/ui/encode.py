@@ -3,8 +3,8 @@
 JSON has no NaN or infinity, and a float from a training job is often one. Every
 non-finite float is sent as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``
 (what JavaScript's ``Number()`` turns back into the number), everywhere: summaries,
-params, history values. Nested params are flattened to dotted paths (``opt.lr``), the
-names ``where`` filters and the CLI use.
+params, history values. Nested params are flattened to dotted paths (``opt.lr``) by
+``where.flatten``, so the page names them as filters, sorts and the CLI do.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..read.where import flatten
 from ..state.types import RunState, SessionInfo
 
 
@@ -46,18 +47,6 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": 0.1}``; an empty dict stays as a value."""
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        name = f"{prefix}{k}"
-        if type(v) is dict and v:  # params decode as plain dicts; no ABC check per value
-            out.update(flatten(v, f"{name}."))
-        else:
-            out[name] = v
-    return out
-
-
 def session(s: SessionInfo, live: bool) -> dict[str, Any]:
     """A session with ``ended``: its own status, else running (the live last one) or crashed."""
     d = s.to_dict()
@@ -82,7 +71,7 @@ def run_detail(r: RunState) -> dict[str, Any]:
     """Everything the run page shows, as ``plain`` JSON data."""
     out = run_row(r)
     out.update(
-        params=flatten(r.params),
+        params=flatten(r.params),  # the names `where` reads: params.opt.lr
         tags=dict(r.tags),
         metrics={k: m.to_dict() for k, m in sorted(r.metrics.items())},
         artifacts={k: dict(v) for k, v in sorted(r.artifacts.items())},

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,29 +73,37 @@ def delete_runs(store: Store, runs: Sequence[str]) -> list[str]:
     return ids
 
 
-def gc(store: Store, dry_run: bool = True, grace_s: float = GC_GRACE_S) -> GcReport:
+def gc(
+    store: Store,
+    dry_run: bool = True,
+    grace_s: float = GC_GRACE_S,
+    progress: Callable[[int, int], None] | None = None,
+) -> GcReport:
     """Remove artifact blobs no run references (older than ``grace_s``), the remains of
-    interrupted deletions and stale temp files. ``dry_run`` (the default) only reports."""
+    interrupted deletions and stale temp files. ``dry_run`` (the default) only reports.
+    ``progress(done, total)`` is called as each of the blob directories (one per first
+    byte of the sha256, 256 at most) is scanned, and cleared when not a dry run."""
     report = GcReport(dry_run=dry_run)
     referenced = {info["sha256"] for r in store.runs() for info in r.artifacts.values()}
     cutoff = time.time() - grace_s
     blobs = artifact_blobs_dir(store.root)
-    for sub in sorted(blobs.iterdir()) if is_real_dir(blobs) else []:
-        if not is_real_dir(sub):
-            continue
+    subs = [d for d in sorted(blobs.iterdir()) if is_real_dir(d)] if is_real_dir(blobs) else []
+    for done, sub in enumerate(subs, 1):
         for f in sorted(sub.iterdir()):
             st = f.lstat()
             if not stat.S_ISREG(st.st_mode) or sub.name + f.name in referenced or st.st_mtime > cutoff:
                 continue
             report.blobs.append(f)
             report.bytes += st.st_size
+            if not dry_run:
+                f.unlink(missing_ok=True)
+        if progress is not None:
+            progress(done, len(subs))
     report.leftovers += deleted_runs(store.root)
     tmp = artifact_tmp_path(store.root)
     if is_real_dir(tmp):
         report.leftovers += [f for f in sorted(tmp.iterdir()) if f.lstat().st_mtime < cutoff]
     if not dry_run:
-        for f in report.blobs:
-            f.unlink(missing_ok=True)
         for entry in report.leftovers:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
