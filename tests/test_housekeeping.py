@@ -96,3 +96,27 @@ def test_gc_calls_progress_for_each_blob_directory_up_to_the_total(tmp_path: Pat
     seen: list[tuple[int, int]] = []
     tracklog.gc(tracklog.Store(root), progress=lambda i, n: seen.append((i, n)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_gc_deletes_nothing_while_a_run_cannot_be_read(tmp_path: Path, root: Path) -> None:
+    # A run a newer tracklog wrote (format 2.0): this one cannot read it, so it cannot know
+    # which blobs it references; its artifact must survive a gc.
+    sha = _run_with_artifact(tmp_path, "newer", b"from the future")
+    _run_with_artifact(tmp_path, "plain", b"mine")
+    for seg in (root / "runs" / "newer").glob("*.tlog"):
+        data = bytearray(seg.read_bytes())
+        data[8:10] = (2).to_bytes(2, "little")  # the prefix's major version
+        seg.write_bytes(bytes(data))
+    for f in (root / "index").rglob("*"):
+        if f.is_file():
+            f.unlink()  # no cached state of it either
+    _age(root, 7200)
+    store = tracklog.Store(root)
+    dry = tracklog.gc(store)
+    assert dry.unreadable == ["newer"] and [p.parent.name + p.name for p in dry.blobs] == [sha]
+    with pytest.raises(tracklog.StoreError, match=r"gc deletes nothing while runs cannot be read \(newer\)"):
+        tracklog.gc(store, dry_run=False)
+    assert (root / "artifacts" / "sha256" / sha[:2] / sha[2:]).exists()
+    r = tl("gc", "--delete", root=root)
+    assert r.returncode == 2 and "cannot be read (newer)" in r.stderr
+    assert (root / "artifacts" / "sha256" / sha[:2] / sha[2:]).exists()

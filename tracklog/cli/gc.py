@@ -34,11 +34,18 @@ def run(args: argparse.Namespace) -> int:
                 "bytes": report.bytes,
                 "leftovers": [str(x) for x in report.leftovers],
                 "dry_run": report.dry_run,
+                "unreadable": report.unreadable,
             }
         )
         return EXIT_OK
     for path in [*report.blobs, *report.leftovers]:
         print(path)
+    if report.unreadable:
+        print(
+            f"tracklog: {len(report.unreadable)} runs cannot be read ({', '.join(report.unreadable)}); "
+            "gc --delete will refuse until they can",
+            file=sys.stderr,
+        )
     verb = "would remove" if report.dry_run else "removed"
     hint = (
         " (run with --delete to remove them)" if report.dry_run and (report.blobs or report.leftovers) else ""

@@ -16,11 +16,12 @@ import os
 import shutil
 import stat
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import RunLockedError, StoreError, ValidationError
+from ..errors import RunLockedError, StoreError, TracklogWarning, ValidationError
 from ..read.store import Store
 from ..store.lock import WriterLock, is_locked
 from ..store.paths import (
@@ -43,6 +44,7 @@ class GcReport:
     bytes: int = 0
     leftovers: list[Path] = field(default_factory=list)  # half-deleted runs, stale temp files
     dry_run: bool = True
+    unreadable: list[str] = field(default_factory=list)  # runs gc could not read: nothing is deleted
 
 
 def delete_runs(store: Store, runs: Sequence[str]) -> list[str]:
@@ -82,9 +84,23 @@ def gc(
     """Remove artifact blobs no run references (older than ``grace_s``), the remains of
     interrupted deletions and stale temp files. ``dry_run`` (the default) only reports.
     ``progress(done, total)`` is called as each of the blob directories (one per first
-    byte of the sha256, 256 at most) is scanned, and cleared when not a dry run."""
+    byte of the sha256, 256 at most) is scanned, and cleared when not a dry run. While any
+    run cannot be read, a dry run lists them in ``unreadable`` and a deleting run raises
+    StoreError before deleting anything: their artifacts would look unreferenced."""
     report = GcReport(dry_run=dry_run)
-    referenced = {info["sha256"] for r in store.runs() for info in r.artifacts.values()}
+    with warnings.catch_warnings():  # an unreadable run is reported here, not warned about
+        warnings.simplefilter("ignore", TracklogWarning)
+        listed = store.runs()
+    referenced = {info["sha256"] for r in listed for info in r.artifacts.values()}
+    # A run that cannot be read now (written by a newer tracklog, damaged, mid-copy) may
+    # reference any blob: deleting "unreferenced" blobs then could delete its artifacts.
+    read = {r.id for r in listed}
+    report.unreadable = [rid for rid in store.run_ids() if rid not in read]
+    if report.unreadable and not dry_run:
+        raise StoreError(
+            f"gc deletes nothing while runs cannot be read ({', '.join(report.unreadable)}): their "
+            "artifacts would look unreferenced; `tracklog verify` them, then run gc again"
+        )
     cutoff = time.time() - grace_s
     blobs = artifact_blobs_dir(store.root)
     subs = [d for d in sorted(blobs.iterdir()) if is_real_dir(d)] if is_real_dir(blobs) else []
