@@ -54,16 +54,22 @@ def window(
     bad_sampled = len(bad) > max_points
     if bad_sampled:  # evenly spaced markers: where the trouble is, not all of it
         bad = bad[np.linspace(0, len(bad) - 1, max_points).astype(np.int64)]
-    good = np.flatnonzero(finite)
     sampled = bad_sampled
-    if len(good) > max_points:
-        good = _minmax(xs[good].astype(np.float64), value[good], max_points, good)
+    if len(bad):
+        good = np.flatnonzero(finite)
+        if len(good) > max_points:
+            good = _minmax(xs[good].astype(np.float64), value[good], max_points, good)
+            sampled = True
+    elif total > max_points:  # the common case, all finite: no index arrays over the window
+        good = _minmax(xs.astype(np.float64), value, max_points, None)
         sampled = True
+    else:
+        good = np.arange(total)
     return Drawn(step[good], value[good], time[good], step[bad], value[bad], time[bad], total, sampled)
 
 
-def _minmax(xs: np.ndarray, value: np.ndarray, max_points: int, index: np.ndarray) -> np.ndarray:
-    """Indices (into ``index``'s space) of each bucket's min and max, plus both ends."""
+def _minmax(xs: np.ndarray, value: np.ndarray, max_points: int, index: np.ndarray | None) -> np.ndarray:
+    """Indices of each bucket's min and max, plus both ends (mapped through ``index``)."""
     buckets = max(1, (max_points - 2) // 2)
     span = xs[-1] - xs[0]
     if span > 0:
@@ -73,12 +79,13 @@ def _minmax(xs: np.ndarray, value: np.ndarray, max_points: int, index: np.ndarra
     starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])  # b is non-decreasing: runs of equal b
     mins = np.minimum.reduceat(value, starts)
     maxs = np.maximum.reduceat(value, starts)
-    ids = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(b)]))
+    counts = np.diff(np.r_[starts, len(b)])
+    ids = np.repeat(np.arange(len(starts)), counts)
     # The first point of each bucket equal to its min (and to its max): O(n), no sort.
-    at_min = np.flatnonzero(value == mins[ids])
-    at_max = np.flatnonzero(value == maxs[ids])
+    at_min = np.flatnonzero(value == np.repeat(mins, counts))
+    at_max = np.flatnonzero(value == np.repeat(maxs, counts))
     first_min = at_min[np.r_[True, ids[at_min][1:] != ids[at_min][:-1]]]
     first_max = at_max[np.r_[True, ids[at_max][1:] != ids[at_max][:-1]]]
     keep = np.unique(np.concatenate(([0, len(xs) - 1], first_min, first_max)))
-    out: np.ndarray = index[keep]
+    out: np.ndarray = keep if index is None else index[keep]
     return out
