@@ -143,11 +143,38 @@ def test_a_client_that_falls_behind_gets_a_reset_not_an_unbounded_buffer(
     evs = [Event("metric", "a", float(i), i, float(i)) for i in range(25)]
 
     async def feed() -> tuple[list[Event], bool]:
-        f = live._Feed(iter(evs), asyncio.get_running_loop(), threading.Event())
+        sub = live._Subscriber(asyncio.get_running_loop())
+        gate = threading.Event()
+
+        def events() -> Any:
+            gate.wait(10)  # the subscriber is in before the first event
+            yield from evs
+
+        tail = live._SharedTail(events(), threading.Event())
+        with tail.lock:
+            tail.subscribers.append(sub)
+        gate.set()
         deadline = time.monotonic() + 20
-        while not f.done and time.monotonic() < deadline:
+        while not tail.done and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        return f.take()
+        return tail.take(sub)
 
     got, overflow = asyncio.run(feed())
     assert overflow and len(got) <= 10 and got[-1].step == 24
+
+
+def test_streams_on_one_run_share_one_tail_and_each_gets_every_point(
+    live_server: LiveServer, writer: Writer
+) -> None:
+    hub = live_server.app.hub
+    streams = [Stream(live_server, "/api/runs/livewriter/events") for _ in range(3)]
+    try:
+        wait_for(lambda: all(s.of("ready") for s in streams), what="ready")
+        assert hub.readers() == 1
+        writer.log(0, 40)
+        wait_for(lambda: all(len(_points(s, "loss")) >= 40 for s in streams), what="every stream")
+        assert all(_points(s, "loss") == list(range(40)) for s in streams)
+    finally:
+        for s in streams:
+            s.close()
+    wait_for(lambda: hub.readers() == 0, what="the tail to end with its last stream")

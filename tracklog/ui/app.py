@@ -74,13 +74,20 @@ class HostCheck:
     layer it is the app a server runs; ``closing``, once set, ends every open event stream."""
 
     def __init__(
-        self, app: ASGIApp, names: frozenset[str], any_ip: bool, closing: threading.Event, api: Api
+        self,
+        app: ASGIApp,
+        names: frozenset[str],
+        any_ip: bool,
+        closing: threading.Event,
+        api: Api,
+        hub: live.Hub,
     ) -> None:
         self.app = app
         self.names = names
         self.any_ip = any_ip
         self.closing = closing
         self.api = api
+        self.hub = hub
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket") and not self._ok(scope):
@@ -140,6 +147,7 @@ def create_app(
     st = store if isinstance(store, Store) else Store(store)
     api = Api(st)
     closing = threading.Event()
+    hub = live.Hub(st)
 
     def shell(page: str) -> Callable[[Request], Awaitable[Response]]:
         html = (STATIC / "page.html").read_text().replace("{{page}}", page)
@@ -182,7 +190,7 @@ def create_app(
             rid = await _threaded(lambda: st.path_of(request.path_params["run_id"]).name)
         except ApiError as exc:
             return JSONResponse(exc.payload(), exc.status)
-        return _sse(live.run_stream(st, rid, closing))
+        return _sse(live.run_stream(hub, rid, closing))
 
     async def events(request: Request) -> Response:
         columns = request.query_params.getlist("columns")
@@ -212,7 +220,9 @@ def create_app(
     if vendor is not None:
         routes.insert(0, Route("/vendor/plotly.min.js", _file(vendor)))
     app = Starlette(routes=routes, exception_handlers={404: not_found})
-    return HostCheck(SecurityHeaders(app), allowed_hosts(host, allow_hosts), host in WILDCARDS, closing, api)
+    return HostCheck(
+        SecurityHeaders(app), allowed_hosts(host, allow_hosts), host in WILDCARDS, closing, api, hub
+    )
 
 
 def _query(request: Request) -> dict[str, list[str]]:

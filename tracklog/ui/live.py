@@ -43,51 +43,113 @@ def message(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + encode.dumps(encode.plain(data)) + b"\n\n"
 
 
-class _Feed:
-    """A tail read in a daemon thread into a bounded buffer; the loop is woken on news."""
+class _Subscriber:
+    """One open stream's share of a tail: a bounded buffer, and the wake-up of its loop."""
 
-    def __init__(self, events: Any, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.buffer: collections.deque[Event] = collections.deque()
         self.overflow = False
+        self.wake = asyncio.Event()
+        self.loop = loop
+
+    def push(self, ev: Event) -> None:  # under the tail's lock
+        if len(self.buffer) >= BUFFER_MAX:
+            self.buffer.clear()
+            self.overflow = True
+        self.buffer.append(ev)
+
+    def poke(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.wake.set)
+        except RuntimeError:
+            pass  # the loop is closed: the server is stopping
+
+
+class _SharedTail:
+    """One run's tail, read in a daemon thread and handed to every stream open on the run:
+    twenty pages on one run cost one reader, not twenty."""
+
+    def __init__(self, events: Any, stop: threading.Event) -> None:
+        self.subscribers: list[_Subscriber] = []
         self.done = False
         self.error: str | None = None
-        self.wake = asyncio.Event()
-        self._lock = threading.Lock()
-        self._loop = loop
-        self._stop = stop
-        self._thread = threading.Thread(
-            target=self._run, args=(events,), daemon=True, name="tracklog-ui-tail"
-        )
-        self._thread.start()
+        self.stop = stop
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, args=(events,), daemon=True, name="tracklog-ui-tail").start()
 
     def _run(self, events: Any) -> None:
         try:
             for ev in events:
-                with self._lock:
-                    if len(self.buffer) >= BUFFER_MAX:
-                        self.buffer.clear()
-                        self.overflow = True
-                    self.buffer.append(ev)
-                self._poke()
+                with self.lock:
+                    subs = list(self.subscribers)
+                    for sub in subs:
+                        sub.push(ev)
+                for sub in subs:
+                    sub.poke()
         except (TracklogError, OSError) as exc:
             self.error = str(exc)
         finally:
-            self.done = True
-            self._poke()
+            with self.lock:
+                self.done = True
+                subs = list(self.subscribers)
+            for sub in subs:
+                sub.poke()
 
-    def _poke(self) -> None:
-        if not self._stop.is_set():
-            try:
-                self._loop.call_soon_threadsafe(self.wake.set)
-            except RuntimeError:
-                pass  # the loop is closed: the server is stopping
-
-    def take(self) -> tuple[list[Event], bool]:
-        with self._lock:
-            out, overflow = list(self.buffer), self.overflow
-            self.buffer.clear()
-            self.overflow = False
+    def take(self, sub: _Subscriber) -> tuple[list[Event], bool]:
+        with self.lock:
+            out, overflow = list(sub.buffer), sub.overflow
+            sub.buffer.clear()
+            sub.overflow = False
             return out, overflow
+
+
+class Hub:
+    """The open tails of a server, one per run, shared by the streams open on it; a tail
+    ends (its thread within a second) when its last stream goes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._tails: dict[str, _SharedTail] = {}
+        self._lock = threading.Lock()
+
+    def readers(self) -> int:
+        """How many tails are being read (one per run with an open stream)."""
+        with self._lock:
+            return sum(not t.done for t in self._tails.values())
+
+    async def join(self, run_id: str) -> tuple[_SharedTail, _Subscriber]:
+        """A place on the run's tail; what is logged from now on reaches the subscriber."""
+        sub = _Subscriber(asyncio.get_running_loop())
+        with self._lock:
+            tail = self._tails.get(run_id)
+            if tail is not None and not tail.done:
+                with tail.lock:
+                    tail.subscribers.append(sub)
+                return tail, sub
+        stop = threading.Event()
+        # In a thread: starting a tail reads to the end of what the log holds.
+        events = await asyncio.to_thread(
+            lambda: self.store.tail(run_id, follow=True, forever=True, stop=stop)
+        )
+        with self._lock:
+            other = self._tails.get(run_id)
+            if other is not None and not other.done:  # another stream started one meanwhile
+                stop.set()
+                tail = other
+            else:
+                tail = self._tails[run_id] = _SharedTail(events, stop)
+            with tail.lock:
+                tail.subscribers.append(sub)
+        return tail, sub
+
+    def leave(self, run_id: str, tail: _SharedTail, sub: _Subscriber) -> None:
+        with self._lock, tail.lock:
+            if sub in tail.subscribers:
+                tail.subscribers.remove(sub)
+            if not tail.subscribers:
+                tail.stop.set()
+                if self._tails.get(run_id) is tail:
+                    del self._tails[run_id]
 
 
 def batch(events: Sequence[Event]) -> list[bytes]:
@@ -125,35 +187,31 @@ async def _wait(event: asyncio.Event, seconds: float, closing: threading.Event) 
     return False
 
 
-async def run_stream(store: Store, run_id: str, closing: threading.Event) -> AsyncIterator[bytes]:
+async def run_stream(hub: Hub, run_id: str, closing: threading.Event) -> AsyncIterator[bytes]:
     """The stream of one run (resolved by the caller): its new events, across resumes,
     until the client leaves or ``closing`` is set (the server stopping)."""
-    stop = threading.Event()
-    loop = asyncio.get_running_loop()
-    # Taken in a thread: starting a tail reads to the end of what the log holds.
-    events = await asyncio.to_thread(lambda: store.tail(run_id, follow=True, forever=True, stop=stop))
-    feed = _Feed(events, loop, stop)
+    tail, sub = await hub.join(run_id)
     try:
         yield message("ready", {})
         while not closing.is_set():
-            if not await _wait(feed.wake, KEEPALIVE_S, closing):
+            if not await _wait(sub.wake, KEEPALIVE_S, closing):
                 if not closing.is_set():
                     yield b": keepalive\n\n"
                 continue
             await asyncio.sleep(BATCH_S)
-            feed.wake.clear()
-            got, overflow = feed.take()
+            sub.wake.clear()
+            got, overflow = tail.take(sub)
             if overflow:
                 yield message("reset", {"reason": "the page fell behind; fetch the histories again"})
                 got = [e for e in got if e.kind != "metric"]
             for chunk in batch(got):
                 yield chunk
-            if feed.done and not feed.buffer:
-                if feed.error:
-                    yield message("reset", {"reason": feed.error})
+            if tail.done and not sub.buffer:
+                if tail.error:
+                    yield message("reset", {"reason": tail.error})
                 return
     finally:
-        stop.set()  # the tail thread ends within a second
+        hub.leave(run_id, tail, sub)
 
 
 async def rows_stream(api: Api, columns: Sequence[str], closing: threading.Event) -> AsyncIterator[bytes]:

@@ -140,6 +140,20 @@ export function groupOf(key) {
   return i > 0 ? key.slice(0, i) : "metrics";
 }
 
+// A chart for ``key`` in ``box``, inside the section of its group (made on first use).
+export function addChart(box, key, opts, onZoom) {
+  const g = groupOf(key);
+  let grid = box.querySelector(`section[data-group="${CSS.escape(g)}"] .grid`);
+  if (!grid) {
+    const sec = h("section", { class: "group", dataset: { group: g } }, h("h3", {}, g), h("div", { class: "grid" }));
+    box.append(sec);
+    grid = sec.querySelector(".grid");
+  }
+  const c = new Chart(grid, key, opts);
+  c.onZoom = onZoom;
+  return c;
+}
+
 export function controls(opts, onChange) {
   const xSel = h("select", { id: "x-axis", onchange: (e) => { opts.x = e.target.value; onChange("x"); } },
     h("option", { value: "step" }, "step"), h("option", { value: "time" }, "wall time"));

@@ -2,7 +2,7 @@
 // differ between them highlighted.
 
 import { getJSON, runPage, runPath } from "./api.js";
-import { Chart, controls, fromHistory, groupOf } from "./chart.js";
+import { addChart, controls, fromHistory } from "./chart.js";
 import { badge, clear, h, table } from "./dom.js";
 import * as fmt from "./fmt.js";
 import { MAX_POINTS } from "./run.js";
@@ -44,18 +44,7 @@ export async function comparePage(app) {
     }));
   }
 
-  for (const key of keys) {
-    const g = groupOf(key);
-    let grid = box.querySelector(`section[data-group="${CSS.escape(g)}"] .grid`);
-    if (!grid) {
-      const sec = h("section", { class: "group", dataset: { group: g } }, h("h3", {}, g), h("div", { class: "grid" }));
-      box.append(sec);
-      grid = sec.querySelector(".grid");
-    }
-    const c = new Chart(grid, key, opts);
-    c.onZoom = (lo, hi) => load(key, lo, hi);
-    charts.set(key, c);
-  }
+  for (const key of keys) charts.set(key, addChart(box, key, opts, (lo, hi) => load(key, lo, hi)));
   clear(app,
     h("h1", {}, `Comparing ${runs.length} runs`),
     table(["run", "status", "experiment", "start", "duration"], runs.map((r) => h("tr", {},

@@ -4,7 +4,7 @@
 // only if it was logged after the newest point its history held (so none is lost or doubled).
 
 import { getJSON, runPath, stream } from "./api.js";
-import { Chart, controls, fromHistory, groupOf } from "./chart.js";
+import { addChart, controls, fromHistory } from "./chart.js";
 import { badge, clear, h, table } from "./dom.js";
 import * as fmt from "./fmt.js";
 
@@ -106,16 +106,7 @@ export async function runPage(app, id) {
     const added = [];
     for (const key of Object.keys(run.metrics)) {
       if (charts.has(key)) continue;
-      const g = groupOf(key);
-      let box = chartsBox.querySelector(`section[data-group="${CSS.escape(g)}"] .grid`);
-      if (!box) {
-        const sec = h("section", { class: "group", dataset: { group: g } }, h("h3", {}, g), h("div", { class: "grid" }));
-        chartsBox.append(sec);
-        box = sec.querySelector(".grid");
-      }
-      const c = new Chart(box, key, opts);
-      c.onZoom = (lo, hi) => loadChart(key, lo, hi);
-      charts.set(key, c);
+      charts.set(key, addChart(chartsBox, key, opts, (lo, hi) => loadChart(key, lo, hi)));
       added.push(key);
     }
     return added;
