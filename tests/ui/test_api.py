@@ -196,6 +196,29 @@ def test_history_refuses_bad_input(
     assert needle in r.json()["error"]
 
 
+def test_points_with_non_finite_times_are_spelled_not_a_plain_text_500(
+    client: TestClient, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer validates timestamps, but a reader takes any float64: a hand-made (or hostile)
+    # store can hold points at inf or NaN seconds. The answer is still JSON, by the one rule.
+    import tracklog.write.run as write_run
+
+    with tracklog.start_run(root=root, run_id="odd") as r:
+        r.log_metric("x", 1.0, step=0, timestamp=100.0)
+        for t in (math.inf, math.nan, -math.inf):
+            monkeypatch.setattr(write_run, "_now", lambda t=t: t)
+            r.log_metric("x", 2.0)
+        monkeypatch.undo()
+        r.log_metric("x", 3.0, step=9, timestamp=200.0)
+    for x in ("step", "time"):
+        resp = client.get("/api/runs/odd/history", params={"key": "x", "x": x})
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/json", resp.text
+        d = resp.json()
+        assert sorted(map(str, d["time"])) == sorted(["100.0", "200.0", "Infinity", "NaN", "-Infinity"])
+        # A live page keeps streamed points logged after last_time: the newest real time.
+        assert d["last_time"] == 200.0
+
+
 # -- artifacts ----------------------------------------------------------------------------------
 
 
