@@ -346,9 +346,24 @@ def test_no_route_writes_and_the_store_is_unchanged(
         "/api/events",
     ]
     for path in paths:
-        for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
             r = client.request(method, path)
             assert r.status_code == 405, (method, path, r.status_code)
+            assert r.headers["allow"] == "GET, HEAD" and "GET" in r.json()["error"]
     for path in paths[:5]:
         assert client.get(path).status_code == 200
     assert _tree(root) == before
+
+
+def test_an_unexpected_error_is_a_json_500_that_reflects_nothing(root: Path, ids: dict[str, str]) -> None:
+    app = create_app(root)
+
+    def broken(q: object) -> None:
+        raise RuntimeError(XSS)
+
+    app.app.app.state.api.runs = broken  # type: ignore[attr-defined]
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        r = c.get("/api/runs", params={"where": XSS})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "internal error (the server's log has the details)"}
+    assert r.headers["x-content-type-options"] == "nosniff"
