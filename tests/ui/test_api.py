@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,27 @@ def test_an_artifact_blob_replaced_by_a_symlink_is_not_followed(
     r = client.get(f"/api/runs/{ids['first']}/artifacts/model/weights.bin")
     assert r.status_code == 500 and b"SSSS" not in r.content
     assert "not a regular file" in r.json()["error"]
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])  # artifacts/sha256/<ab>, artifacts/sha256, artifacts
+def test_an_artifact_blob_under_a_symlinked_directory_is_not_served(
+    client: TestClient, ids: dict[str, str], root: Path, tmp_path: Path, level: int
+) -> None:
+    # O_NOFOLLOW guards the last name only: a store whose blob directory (or one above it)
+    # is a symlink must not serve a file from outside it.
+    blob = tracklog.Store(root).artifact_path(ids["first"], "model/weights.bin")
+    size = blob.stat().st_size
+    inside = blob.parents[level - 1]
+    outside = tmp_path / "outside"
+    target = outside.joinpath(*blob.relative_to(inside).parts)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"S" * size)  # the same size as the record says
+    shutil.rmtree(inside)
+    inside.symlink_to(outside, target_is_directory=True)
+    assert blob.read_bytes() == b"S" * size  # the path itself does lead outside
+    r = client.get(f"/api/runs/{ids['first']}/artifacts/model/weights.bin")
+    assert r.status_code == 500 and b"SSSS" not in r.content, r.content[:100]
+    assert "symlink" in r.json()["error"]
 
 
 # -- pages, static files, security --------------------------------------------------------------

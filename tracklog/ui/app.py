@@ -9,13 +9,15 @@ a page on evil.example whose name now resolves to 127.0.0.1 must not read the st
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
+import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -24,7 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import FilterError
+from ..errors import FilterError, UnsafePathError
 from ..read.store import Store
 from ..read.where import field_getter
 from . import encode, live
@@ -118,6 +120,33 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def open_blob(root: Path, blob: Path) -> BinaryIO:
+    """``blob``, a file under ``root``, open for reading. ``O_NOFOLLOW`` guards a path's last
+    name only, so each directory from ``root`` down is opened without following a symlink
+    too: a store whose ``artifacts/sha256/<ab>`` (or a directory above it) is a symlink
+    serves nothing from outside it, and no swap between a check and the open changes that."""
+    parts = blob.relative_to(root).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts[:-1]:
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        out = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(
+                f"artifact blob {blob} is reached through a symlink or a file that is not a directory; refusing it"
+            ) from None
+        raise
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(out).st_mode):
+        os.close(out)
+        raise UnsafePathError(f"artifact blob {blob} is not a regular file; refusing it")
+    return os.fdopen(out, "rb")
+
+
 def plotly_js() -> Path | None:
     """plotly.js as the installed ``plotly`` package ships it: a local file, no CDN."""
     try:
@@ -162,7 +191,7 @@ def create_app(
         rid, name = request.path_params["run_id"], request.path_params["name"]
         try:
             path = await _threaded(lambda: st.artifact_path(rid, name))
-            fh = await _threaded(lambda: st.open_artifact(rid, name))
+            fh = await _threaded(lambda: open_blob(st.root, path))
         except ApiError as exc:
             return JSONResponse(exc.payload(), exc.status)
         size = os.fstat(fh.fileno()).st_size
