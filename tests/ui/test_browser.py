@@ -183,6 +183,13 @@ def test_compare_shows_keys_named_like_object_properties_only_where_a_run_has_th
     assert errors == [], errors
 
 
+def test_a_run_url_that_does_not_decode_says_no_such_run(browser: Any, live_server: LiveServer) -> None:
+    browser.get(f"{live_server.url}/runs/%E0%A4%A")  # a truncated UTF-8 sequence: URIError
+    wait_for(lambda: browser.find_elements("css selector", "main h1"), what="the page's answer")
+    assert browser.find_element("css selector", "main h1").text == "No such run"
+    assert "no run '%E0%A4%A'" in browser.find_element("css selector", "main pre.error").text
+
+
 def test_live_points_arrive_without_a_reload_and_a_killed_writer_shows_crashed(
     browser: Any, live_server: LiveServer, writer: Writer
 ) -> None:
