@@ -202,3 +202,24 @@ def test_unknown_names_are_artifact_not_found(tmp_path: Path) -> None:
     with pytest.raises(tracklog.ValidationError):
         store.get_artifact("r", "", tmp_path / "o")
     assert artifacts.select({"a/b": {}, "ab": {}, "a/c/d": {}}, "a") == {"b": {}, "c/d": {}}
+
+
+@pytest.mark.parametrize("level", ["artifacts", "artifacts/sha256", "shard"])
+def test_open_artifact_never_reads_through_a_symlinked_directory(
+    tmp_path: Path, root: Path, level: str
+) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"real weights")
+    with tracklog.start_run(run_id="r") as run:
+        sha = run.log_artifact(src)["w.bin"]["sha256"]
+    store = tracklog.Store(root)
+    target = root / (f"artifacts/sha256/{sha[:2]}" if level == "shard" else level)
+    # An outside copy of the tree with a same-size impostor where the blob would be.
+    outside = tmp_path / "outside"
+    fake = outside / target.relative_to(root) / os.path.relpath(store.artifact_path("r", "w.bin"), target)
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"S" * len(b"real weights"))
+    os.rename(target, tmp_path / "moved")
+    target.symlink_to(outside / target.relative_to(root), target_is_directory=True)
+    with pytest.raises(tracklog.UnsafePathError, match="through a symlink"):
+        store.open_artifact("r", "w.bin")

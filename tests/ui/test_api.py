@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,29 @@ def test_history_refuses_bad_input(
     assert needle in r.json()["error"]
 
 
+def test_points_with_non_finite_times_are_spelled_not_a_plain_text_500(
+    client: TestClient, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer validates timestamps, but a reader takes any float64: a hand-made (or hostile)
+    # store can hold points at inf or NaN seconds. The answer is still JSON, by the one rule.
+    import tracklog.write.run as write_run
+
+    with tracklog.start_run(root=root, run_id="odd") as r:
+        r.log_metric("x", 1.0, step=0, timestamp=100.0)
+        for t in (math.inf, math.nan, -math.inf):
+            monkeypatch.setattr(write_run, "_now", lambda t=t: t)
+            r.log_metric("x", 2.0)
+        monkeypatch.undo()
+        r.log_metric("x", 3.0, step=9, timestamp=200.0)
+    for x in ("step", "time"):
+        resp = client.get("/api/runs/odd/history", params={"key": "x", "x": x})
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/json", resp.text
+        d = resp.json()
+        assert sorted(map(str, d["time"])) == sorted(["100.0", "200.0", "Infinity", "NaN", "-Infinity"])
+        # A live page keeps streamed points logged after last_time: the newest real time.
+        assert d["last_time"] == 200.0
+
+
 # -- artifacts ----------------------------------------------------------------------------------
 
 
@@ -240,6 +264,27 @@ def test_an_artifact_blob_replaced_by_a_symlink_is_not_followed(
     r = client.get(f"/api/runs/{ids['first']}/artifacts/model/weights.bin")
     assert r.status_code == 500 and b"SSSS" not in r.content
     assert "not a regular file" in r.json()["error"]
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])  # artifacts/sha256/<ab>, artifacts/sha256, artifacts
+def test_an_artifact_blob_under_a_symlinked_directory_is_not_served(
+    client: TestClient, ids: dict[str, str], root: Path, tmp_path: Path, level: int
+) -> None:
+    # O_NOFOLLOW guards the last name only: a store whose blob directory (or one above it)
+    # is a symlink must not serve a file from outside it.
+    blob = tracklog.Store(root).artifact_path(ids["first"], "model/weights.bin")
+    size = blob.stat().st_size
+    inside = blob.parents[level - 1]
+    outside = tmp_path / "outside"
+    target = outside.joinpath(*blob.relative_to(inside).parts)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"S" * size)  # the same size as the record says
+    shutil.rmtree(inside)
+    inside.symlink_to(outside, target_is_directory=True)
+    assert blob.read_bytes() == b"S" * size  # the path itself does lead outside
+    r = client.get(f"/api/runs/{ids['first']}/artifacts/model/weights.bin")
+    assert r.status_code == 500 and b"SSSS" not in r.content, r.content[:100]
+    assert "symlink" in r.json()["error"]
 
 
 # -- pages, static files, security --------------------------------------------------------------
@@ -323,9 +368,24 @@ def test_no_route_writes_and_the_store_is_unchanged(
         "/api/events",
     ]
     for path in paths:
-        for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
             r = client.request(method, path)
             assert r.status_code == 405, (method, path, r.status_code)
+            assert r.headers["allow"] == "GET, HEAD" and "GET" in r.json()["error"]
     for path in paths[:5]:
         assert client.get(path).status_code == 200
     assert _tree(root) == before
+
+
+def test_an_unexpected_error_is_a_json_500_that_reflects_nothing(root: Path, ids: dict[str, str]) -> None:
+    app = create_app(root)
+
+    def broken(q: object) -> None:
+        raise RuntimeError(XSS)
+
+    app.api.runs = broken  # type: ignore[method-assign]
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        r = c.get("/api/runs", params={"where": XSS})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "internal error (the server's log has the details)"}
+    assert r.headers["x-content-type-options"] == "nosniff"

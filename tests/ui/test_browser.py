@@ -142,6 +142,41 @@ def test_the_compare_page_overlays_runs_and_marks_differing_params(
     assert _js(browser, "return window.__xss") is None
 
 
+def test_compare_shows_keys_named_like_object_properties_only_where_a_run_has_them(
+    browser: Any, live_server: LiveServer, root: Path
+) -> None:
+    # `k in obj` sees Object.prototype: a run without "constructor" showed
+    # "function Object() { [native code] }", and a key "toString" was fetched from every run.
+    odd = {"constructor": 1, "toString": 2, "__proto__": 3}
+    with tracklog.start_run("exp", "odd", root=root, params=odd, tags={"hasOwnProperty": "x"}) as a:
+        a.log_metric("toString", 1.0, step=0)
+    with tracklog.start_run("exp", "plain", root=root, params={"lr": 1}) as b:
+        b.log_metric("loss", 1.0, step=0)
+    browser.get(f"{live_server.url}/compare?runs={a.id}&runs={b.id}")
+    wait_for(lambda: _traces(browser) == {"loss": 1, "toString": 1}, what="each key drawn once")
+    rows = _js(
+        browser,
+        "return [...document.querySelectorAll('table.params tr[data-key], table.tags tr[data-key]')]"
+        ".map(tr => [tr.dataset.key, [...tr.cells].slice(1).map(td => td.textContent)])",
+    )
+    assert dict(rows) == {
+        "__proto__": ["3", "-"],
+        "constructor": ["1", "-"],
+        "toString": ["2", "-"],
+        "lr": ["-", "1"],
+        "hasOwnProperty": ["x", "-"],
+    }
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_a_run_url_that_does_not_decode_says_no_such_run(browser: Any, live_server: LiveServer) -> None:
+    browser.get(f"{live_server.url}/runs/%E0%A4%A")  # a truncated UTF-8 sequence: URIError
+    wait_for(lambda: browser.find_elements("css selector", "main h1"), what="the page's answer")
+    assert browser.find_element("css selector", "main h1").text == "No such run"
+    assert "no run '%E0%A4%A'" in browser.find_element("css selector", "main pre.error").text
+
+
 def test_live_points_arrive_without_a_reload_and_a_killed_writer_shows_crashed(
     browser: Any, live_server: LiveServer, writer: Writer
 ) -> None:

@@ -19,6 +19,7 @@ from ..errors import (
     RunNotFoundError,
     StoreError,
     TracklogError,
+    UnsafePathError,
     ValidationError,
     ValueTypeError,
 )
@@ -32,7 +33,7 @@ from ..store.paths import (
     check_run_dir,
     check_run_id,
     is_real_dir,
-    open_file,
+    open_beneath,
     resolve_root,
     run_dir,
     run_names,
@@ -142,7 +143,9 @@ class Store:
         """One artifact file, open for reading (binary)."""
         path = self.artifact_path(run_id, name)
         try:
-            return os.fdopen(open_file(path, os.O_RDONLY), "rb")
+            return os.fdopen(open_beneath(self.root, path), "rb")
+        except UnsafePathError:
+            raise
         except OSError as exc:
             raise StoreError(f"cannot open artifact blob {path}: {exc.strerror or exc}") from exc
 

@@ -275,6 +275,34 @@ def make_dirs(root: Path, *parts: str) -> Path:
     return cur
 
 
+def open_beneath(root: Path, path: Path) -> int:
+    """A regular file under ``root``, open for reading (an fd). ``O_NOFOLLOW`` guards a
+    path's last name only, so each directory from ``root`` down is opened without following
+    a symlink too: a store whose ``artifacts/sha256/<ab>`` (or a directory above it) is a
+    symlink yields nothing from outside it, and no swap between a check and the open changes
+    that. UnsafePathError names the path otherwise."""
+    parts = path.relative_to(root).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts[:-1]:
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        out = os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(
+                f"{path} is reached through a symlink or a file that is not a directory; refusing it"
+            ) from None
+        raise
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(out).st_mode):
+        os.close(out)
+        raise UnsafePathError(f"{path} is not a regular file; refusing it")
+    return out
+
+
 def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
     """``os.open`` for files inside a store: never follows a symlink, opens only regular files.
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import FilterError, RunNotFoundError, TracklogError, ValidationError
 from ..read.store import Store
 from ..read.where import MISSING, field_getter, flatten, parse_filter, parse_order, sort_runs
@@ -163,6 +165,9 @@ class Api:
         max_points = _int(q, "max_points", MAX_POINTS, 10, MAX_POINTS_MAX)
         h = call(lambda: self.store.history(run_id, key))
         d = downsample.window(h.step, h.value, h.timestamp, max_points, start, end, x)
+        # A writer logs finite times only, but a reader takes any float: a hand-made store's
+        # inf or NaN time is sent spelled, as every non-finite number is, and bounds nothing.
+        times = h.timestamp[np.isfinite(h.timestamp)]
         return {
             "key": key,
             "x": x,
@@ -170,14 +175,14 @@ class Api:
             "sampled": d.sampled,
             # The newest point's time over the whole series: a live page keeps only the
             # streamed points logged after it (see live.py).
-            "last_time": float(h.timestamp.max()) if len(h) else None,
+            "last_time": float(times.max()) if len(times) else None,
             "step": d.step.tolist(),
             "value": d.value.tolist(),
-            "time": d.time.tolist(),
+            "time": encode.numbers(d.time),
             "nonfinite": {
                 "step": d.bad_step.tolist(),
-                "value": [encode.number(v) for v in d.bad_value.tolist()],
-                "time": d.bad_time.tolist(),
+                "value": encode.numbers(d.bad_value),
+                "time": encode.numbers(d.bad_time),
             },
         }
 

@@ -204,6 +204,14 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"no route {request.url.path}"}, 404)
 
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        message = f"{request.method} is not answered: the page is read-only, every route is GET"
+        return JSONResponse({"error": message}, 405, headers={"allow": "GET, HEAD"})
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Nothing of the request or the exception is echoed; the server logs the traceback.
+        return JSONResponse({"error": "internal error (the server's log has the details)"}, 500)
+
     routes = [
         Route("/", shell("runs")),
         Route("/runs/{run_id}", shell("run")),
@@ -219,7 +227,8 @@ def create_app(
     vendor = plotly_js()
     if vendor is not None:
         routes.insert(0, Route("/vendor/plotly.min.js", _file(vendor)))
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    handlers = {404: not_found, 405: not_allowed, Exception: server_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     return HostCheck(
         SecurityHeaders(app), allowed_hosts(host, allow_hosts), host in WILDCARDS, closing, api, hub
     )

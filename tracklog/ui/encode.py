@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ..read.where import flatten
 from ..state.types import RunState, SessionInfo
 
@@ -22,6 +24,12 @@ def number(v: float) -> float | str:
     if math.isfinite(v):
         return v
     return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def numbers(values: np.ndarray) -> list[Any]:
+    """A float array as a JSON list, its non-finite values spelled (one pass when there are none)."""
+    out: list[Any] = values.tolist()
+    return out if np.isfinite(values).all() else [number(v) for v in out]
 
 
 def plain(obj: Any) -> Any:

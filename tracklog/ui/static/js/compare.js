@@ -11,7 +11,8 @@ function diffTable(runs, field, cls) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r[field])))].sort();
   if (!keys.length) return h("p", { class: "muted" }, "none");
   const rows = keys.map((k) => {
-    const vals = runs.map((r) => (k in r[field] ? fmt.value(r[field][k]) : "-"));
+    // Own keys only: `in` would find "constructor" or "toString" on every object.
+    const vals = runs.map((r) => (Object.hasOwn(r[field], k) ? fmt.value(r[field][k]) : "-"));
     const differs = new Set(vals).size > 1;
     return h("tr", { class: differs ? "differs" : null, dataset: { key: k } },
       h("td", { class: "mono" }, k), vals.map((v) => h("td", { class: "mono" }, v)));
@@ -37,7 +38,7 @@ export async function comparePage(app) {
 
   async function load(key, start = null, end = null) {
     const c = charts.get(key);
-    await Promise.all(runs.filter((r) => key in r.metrics).map(async (r) => {
+    await Promise.all(runs.filter((r) => Object.hasOwn(r.metrics, key)).map(async (r) => {
       const toX = (v) => (v === null ? null : opts.x === "time" ? Number(v) + (r.start_time || 0) : v);
       const hist = await getJSON(`${runPath(r.id)}/history`, { key, start: toX(start), end: toX(end), max_points: MAX_POINTS, x: opts.x });
       c.set(r.id, r.name, r.start_time, fromHistory(hist));
