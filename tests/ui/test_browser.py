@@ -75,7 +75,13 @@ def _make_store(root: Path) -> tuple[str, str]:
         for s in range(200):
             a.log_metrics({"train/loss": 1 / (s + 1), "val/acc": s / 200}, step=s)
         a.log_metric("val/acc", math.nan, step=200)
-    with tracklog.start_run("exp", "beta", root=root, params={"lr": 0.2, XSS: XSS}, tags={"note": XSS}) as b:
+    with tracklog.start_run(
+        "exp",
+        "beta",
+        root=root,
+        params={"lr": 0.2, XSS: XSS},
+        tags={"note": XSS, "file": "evil\u202egpj.exe"},
+    ) as b:
         for s in range(100):
             b.log_metrics({"train/loss": 2 / (s + 1), XSS: float(s)}, step=s)
     return a.id, b.id
@@ -121,6 +127,8 @@ def test_the_run_page_draws_a_chart_per_key_with_data_as_text(
     assert _js(browser, "return window.__xss") is None
     assert XSS in _texts(browser, "table.params")[0]
     assert XSS in _texts(browser, "table.tags")[0]
+    # A right-to-left override would make the name read "evilexe.jpg": it is shown, not obeyed.
+    assert "evil\\u{202E}gpj.exe" in _texts(browser, "table.tags")[0]
     titles = _js(browser, "return [...document.querySelectorAll('.chart .gtitle')].map(e => e.textContent)")
     assert XSS in titles  # plotly shows the key's characters, not an element
     assert not browser.find_elements("css selector", "main img")

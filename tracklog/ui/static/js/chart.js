@@ -2,14 +2,14 @@
 // markers along the top (NaN, inf) or bottom (-inf) edge, never as a broken line.
 // The x axis is the step or the wall time in seconds since the run started.
 
-import { h } from "./dom.js";
+import { h, visible } from "./dom.js";
 import { num } from "./fmt.js";
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 export const LIVE_CAP = 20000; // points a series may grow to live before it is fetched decimated again
 
 // plotly reads a few HTML tags in names and titles: entities keep a key's text literal.
-export const plotText = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+export const plotText = (s) => visible(String(s)).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 export function emptySeries() {
   return { step: [], value: [], time: [], badStep: [], badValue: [], badTime: [] };

@@ -18,9 +18,16 @@ export function h(tag, props = {}, ...children) {
 function append(el, children) {
   for (const c of children.flat()) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(visible(String(c))));
   }
 }
+
+// Control characters (C0 but tab and newline, DEL, C1) and Unicode's direction marks,
+// overrides and isolates are shown as \u{XXXX}: a name "evil\u202Egpj.exe" must not read
+// as "evilexe.jpg", and a value must not reorder the text around it.
+const HIDDEN = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+export const visible = (s) =>
+  s.replace(HIDDEN, (ch) => `\\u{${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}}`);
 
 // Links the page makes are to this server only: a path, never a scheme a value could smuggle in.
 function safeHref(v) {
