@@ -58,3 +58,19 @@ def test_every_error_is_a_tracklog_error_and_a_builtin() -> None:
             issubclass(cls, b)
             for b in (ValueError, TypeError, LookupError, OSError, RuntimeError, TimeoutError)
         )
+
+
+def test_the_core_and_the_cli_import_no_optional_library() -> None:
+    # Heavy or optional libraries are extras: importing tracklog, or starting its command
+    # (which registers `tracklog ui`), must not pull in any of them.
+    import subprocess
+    import sys
+
+    optional = ["starlette", "uvicorn", "plotly", "pandas", "pyarrow", "mlflow", "tensorboardX", "tensorboard"]
+    code = (
+        "import sys, tracklog, tracklog.cli.main; "
+        f"print([m for m in {optional!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,9 +1,12 @@
 """Server-Sent Events: what changed, as it changes, never a whole history again.
 
 A run's stream is fed by its tail (``Store.tail``), read in a thread that hands events
-to the event loop; a stream's first message, ``ready``, is sent once the tail has taken
-its starting offsets, so a page that fetches histories after ``ready`` and keeps only
-the streamed points logged after them misses nothing and draws nothing twice. Points
+to the event loop; one tail per run serves every stream open on it (``Hub``). A stream's
+first message, ``ready``, is sent once it has its place on the tail: everything logged
+from then on reaches it. A page that fetches histories after ``ready`` and keeps only
+the streamed points logged after the newest point of each history misses nothing and
+draws nothing twice (a shared tail may still hand a new stream a few points logged just
+before it joined; that rule drops them). Points
 are batched (one message per ``BATCH_S`` at most) so 100,000 points a second cost a
 few messages, not 100,000. A client too slow to drain its stream gets ``reset`` (fetch
 the histories again) rather than a buffer that grows without bound.
