@@ -8,6 +8,8 @@ import tracklog
 def test_exported_members_are_exactly_these() -> None:
     assert sorted(tracklog.__all__) == sorted(
         [
+            "Alert",
+            "AlertRules",
             "CompactReport",
             "GcReport",
             "ArtifactNotFoundError",

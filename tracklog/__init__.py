@@ -11,6 +11,7 @@ from ._version import __version__
 from .errors import *  # noqa: F403  (the error tree: every name errors.__all__ lists)
 from .log.codec import Event
 from .log.reader import SegmentReport, read_events, scan
+from .read.alerts import Alert, AlertRules
 from .read.compact import CompactReport, compact
 from .read.diff import RunDiff
 from .read.replay import replay
@@ -20,6 +21,8 @@ from .write.housekeeping import GcReport, delete_runs, gc
 from .write.run import Run, start_run
 
 __all__ = [
+    "Alert",
+    "AlertRules",
     "CompactReport",
     "Event",
     "GcReport",

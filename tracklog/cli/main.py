@@ -39,6 +39,7 @@ from . import (
     tail,
     ui,
     verify,
+    watch,
 )
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .render import one_line
@@ -63,6 +64,7 @@ COMMANDS: dict[str, Command] = {
     "verify": verify,
     "compact": compact,
     "tail": tail,
+    "watch": watch,
     "ui": ui,
     "artifacts": artifacts,
     "get": get,

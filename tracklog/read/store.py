@@ -40,6 +40,8 @@ from ..store.paths import (
     runs_dir,
     warn_once,
 )
+from .alerts import Alert, AlertRules
+from .alerts import watch as watch_alerts
 from .compact import CompactReport, compact
 from .diff import RunDiff, diff_runs
 from .load import RunCache, load_state
@@ -285,8 +287,10 @@ class Store:
         from_start: bool = False,
         timeout: float | None = None,
         poll: bool = False,
+        stop: threading.Event | None = None,
     ) -> Iterator[tuple[str, Event]]:
-        """Yield ``(run_id, event)`` for every run of the experiment, new runs included."""
+        """Yield ``(run_id, event)`` for every run of the experiment, new runs included,
+        until ``timeout`` seconds pass without an event or ``stop`` is set."""
 
         def experiment_of(rid: str) -> str | None:
             try:
@@ -312,7 +316,25 @@ class Store:
             from_start=from_start,
             timeout=timeout,
             poll=poll,
+            stop=stop,
         )
+
+    def watch(
+        self,
+        run_id: str | None = None,
+        experiment: str | None = None,
+        rules: AlertRules | None = None,
+        from_start: bool = False,
+        poll: bool = False,
+        until_end: bool = True,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Alert]:
+        """Yield an ``Alert`` whenever a rule fires on a run (or on any run of an experiment):
+        a metric turning NaN or inf, one going above its threshold or diverging, a live run
+        logging nothing for ``rules.stall`` seconds, a run ending failed, killed or crashed.
+        Each fires once per episode. A run is watched until it ends (``until_end=False``:
+        across resumes too), an experiment until ``stop`` is set. See ``AlertRules``."""
+        return watch_alerts(self, run_id, experiment, rules, from_start, poll, until_end, stop)
 
     def runs_frame(
         self,

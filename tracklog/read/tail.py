@@ -375,6 +375,7 @@ def follow_experiment(
     timeout: float | None = None,
     poll: bool = False,
     poll_interval: float = POLL_INTERVAL_S,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[str, Event]]:
     """Yield ``(run_id, event)`` for every run of ``experiment``, new runs included, forever
     (or until ``timeout`` seconds pass without an event). Existing runs are read from
@@ -402,15 +403,20 @@ def follow_experiment(
                 followers[rid] = RunFollower(store_runs_dir / rid, key_set, from_start or not first)
 
     discover(first=True)
-    return _follow_many(followers, discover, waker, recheck, timeout)
+    return _follow_many(followers, discover, waker, recheck, timeout, stop)
 
 
 def _follow_many(
-    followers: dict[str, RunFollower], discover: Any, waker: _Waker, recheck: float, timeout: float | None
+    followers: dict[str, RunFollower],
+    discover: Any,
+    waker: _Waker,
+    recheck: float,
+    timeout: float | None,
+    stop: threading.Event | None,
 ) -> Iterator[tuple[str, Event]]:
     last_event = time.monotonic()
     try:
-        while True:
+        while stop is None or not stop.is_set():
             discover(first=False)
             got = False
             for rid, f in followers.items():
