@@ -68,11 +68,17 @@ def test_the_core_and_the_cli_import_no_optional_library() -> None:
     import subprocess
     import sys
 
-    optional = ["starlette", "uvicorn", "plotly", "pandas", "pyarrow", "mlflow", "tensorboardX", "tensorboard"]
-    code = (
-        "import sys, tracklog, tracklog.cli.main; "
-        f"print([m for m in {optional!r} if m in sys.modules])"
-    )
+    optional = [
+        "starlette",
+        "uvicorn",
+        "plotly",
+        "pandas",
+        "pyarrow",
+        "mlflow",
+        "tensorboardX",
+        "tensorboard",
+    ]
+    code = f"import sys, tracklog, tracklog.cli.main; print([m for m in {optional!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
