@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import FilterError, RunNotFoundError, TracklogError, ValidationError
+from ..read import downsample
 from ..read.store import Store
 from ..read.where import MISSING, field_getter, flatten, parse_filter, parse_order, sort_runs
 from ..state.types import RunState
 from ..store.paths import dirty_dir, index_path, runs_dir
-from . import downsample, encode
+from . import encode
 
 PER_PAGE = 50
 PER_PAGE_MAX = 500

@@ -1,4 +1,4 @@
-"""ui/downsample.py: decimation keeps spikes, both ends, every point when they fit, and order."""
+"""read/downsample.py: decimation keeps spikes, both ends, every point when they fit, and order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracklog.ui.downsample import window
+from tracklog.read.downsample import window
 
 
 def _series(values: list[float], steps: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
