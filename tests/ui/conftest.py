@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ from starlette.testclient import TestClient
 from tracklog.ui import create_app
 from tracklog.ui.server import bind
 
-from ..conftest import PY, python_env, wait_for
+from ..conftest import wait_for
+from ..helpers import Writer
 
 BASE = "http://127.0.0.1:5151"
 
@@ -58,49 +57,6 @@ def live_server(root: Path) -> Iterator[LiveServer]:
     s.stop()
 
 
-WRITER = r"""
-import sys, time, tracklog
-root, run_id, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-run = tracklog.start_run(root=root, run_id=run_id, name="live", experiment="ui", params={"lr": 0.1})
-print("started", flush=True)
-for line in sys.stdin:  # one line per batch: "<first step> <count>"
-    first, count = map(int, line.split())
-    for s in range(first, first + count):
-        run.log_metric("loss", 1.0 / (s + 1), step=s)
-    run.flush()
-    print("logged", first + count, flush=True)
-"""
-
-
-class Writer:
-    """A training process the test drives: each ``log(first, count)`` is acknowledged
-    once flushed; ``kill()`` SIGKILLs it, as an OOM killer would."""
-
-    def __init__(self, root: Path, run_id: str) -> None:
-        self.proc = subprocess.Popen(
-            [PY, "-c", WRITER, str(root), run_id, "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=python_env(),
-        )
-        assert self._line() == "started"
-
-    def _line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().strip()
-
-    def log(self, first: int, count: int) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{first} {count}\n")
-        self.proc.stdin.flush()
-        assert self._line() == f"logged {first + count}"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def writer(root: Path) -> Iterator[Writer]:
     w = Writer(root, "livewriter")
@@ -109,4 +65,4 @@ def writer(root: Path) -> Iterator[Writer]:
         w.kill()
 
 
-__all__ = ["BASE", "PY", "LiveServer", "Writer", "sys"]
+__all__ = ["BASE", "LiveServer", "Writer"]

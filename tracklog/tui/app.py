@@ -1,0 +1,487 @@
+"""``tracklog top``: a Textual app that watches runs live, for a terminal over SSH.
+
+Left, the runs (live status, a metric column); right, the selected run's metrics as braille
+line charts, with marked runs overlaid. Disk is read only in workers (threads) that hand
+their results to the UI thread (``call_from_thread``): the listing once a second, and the
+followed runs' histories and then their tails. Memory stays bounded however long a run:
+each series keeps at most ``KEEP_POINTS`` points, decimated for drawing (each pixel
+column's min and max survive) when it grows past them. Alerts (NaN, bad ends, stalls)
+appear in the status bar, judged by the same rules as ``tracklog watch``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Input, Static
+
+from ..errors import FilterError, TracklogError
+from ..read.alerts import AlertRules, Judge
+from ..read.downsample import window
+from ..read.store import Store
+from ..read.where import parse_filter
+from ..state.types import RunState
+from . import braille
+
+KEEP_POINTS = 20_000  # per series; past this it is decimated to DRAW_POINTS
+DRAW_POINTS = 4_000
+LIST_EVERY_S = 1.0
+DRAW_EVERY_S = 0.25
+COLORS = ("cyan", "yellow", "magenta", "green", "red", "blue")
+STATUS_STYLE = {
+    "running": "bold blue",
+    "finished": "green",
+    "failed": "bold red",
+    "killed": "dark_orange",
+    "crashed": "bold magenta",
+}
+HELP = (
+    "arrows, j/k  move        enter  select run      space  mark for overlay\n"
+    "/  filter (where)        l  log y               s  smoothing\n"
+    "+ / -  zoom into the last steps / out           r  reset zoom\n"
+    "?  this help             q  quit"
+)
+
+
+@dataclass
+class Series:
+    """One key's points of one run, bounded: decimated when it outgrows KEEP_POINTS."""
+
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    value: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    last_time: float = float("-inf")
+
+    def add(self, step: list[int], value: list[float], when: list[float]) -> None:
+        keep = [i for i, t in enumerate(when) if t > self.last_time]  # not twice: see ui/live.py
+        if not keep:
+            return
+        self.step = np.concatenate([self.step, np.asarray([step[i] for i in keep], np.int64)])
+        self.value = np.concatenate([self.value, np.asarray([value[i] for i in keep], np.float64)])
+        self.time = np.concatenate([self.time, np.asarray([when[i] for i in keep], np.float64)])
+        self.last_time = max(self.last_time, max(when[i] for i in keep))
+        if len(self.step) > KEEP_POINTS:
+            d = window(self.step, self.value, self.time, DRAW_POINTS)
+            self.step, self.value, self.time = d.step, d.value, d.time
+
+
+class TopApp(App[None]):
+    """The app. ``runs`` limits it to those runs; ``poll`` tails without inotify."""
+
+    CSS_PATH = "top.tcss"
+    TITLE = "tracklog top"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("q", "quit", "quit"),
+        Binding("j", "cursor(1)", "down", show=False),
+        Binding("k", "cursor(-1)", "up", show=False),
+        Binding("enter", "select", "select"),
+        Binding("space", "mark", "mark"),
+        Binding("slash", "filter", "filter"),
+        Binding("l", "log", "log y"),
+        Binding("s", "smooth", "smooth"),
+        Binding("plus", "zoom(0.5)", "zoom", show=False),
+        Binding("minus", "zoom(2)", "unzoom", show=False),
+        Binding("r", "reset", "reset zoom"),
+        Binding("question_mark", "help", "help"),
+    ]
+
+    def __init__(
+        self,
+        store: Store,
+        experiment: str | None = None,
+        where: str | None = None,
+        runs: Sequence[str] = (),
+        poll: bool = False,
+        rules: AlertRules | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.experiment = experiment
+        self.where = where
+        self.only = [store.resolve(r) for r in runs]
+        self.poll = poll
+        self.rules = rules or AlertRules()
+        self.states: dict[str, RunState] = {}
+        self.selected: str | None = None
+        self.marked: list[str] = []
+        self.series: dict[str, dict[str, Series]] = {}  # run -> key -> points
+        self.following: set[str] = set()
+        self._inbox: collections.deque[tuple[str, str, Any, Any, Any]] = collections.deque()
+        self.log_y = False
+        self.smoothing = 0.0
+        self.zoom = 1.0  # the fraction of the step range shown, ending at the last step
+        self.dirty = True
+        self.alert: str | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="right"):
+                yield Static(id="title")
+                yield Static(id="charts")
+        yield Input(id="filter", placeholder="where: metrics.loss < 0.1 AND params.lr = 0.01")
+        yield Static(HELP, id="help")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.add_column("id", key="id")  # the status first: a narrow terminal still shows it
+        table.add_column("status", key="status")
+        table.add_column("last", key="metric")
+        table.add_column("name", key="name")
+        self.query_one("#filter", Input).display = False
+        self.query_one("#help", Static).display = False
+        self.list_runs()
+        self.set_interval(LIST_EVERY_S, self.list_runs)
+        self.set_interval(DRAW_EVERY_S, self.draw)
+        table.focus()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # -- the listing (a worker) -------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="list")
+    def list_runs(self) -> None:
+        try:
+            runs = self.store.runs(experiment=self.experiment, where=self.where)
+        except (TracklogError, OSError) as exc:
+            self.call_from_thread(self._set_error, str(exc))
+            return
+        if self.only:
+            runs = [r for r in runs if r.id in self.only]
+        self.call_from_thread(self.show_runs, runs)
+
+    def show_runs(self, runs: list[RunState]) -> None:
+        table = self.query_one("#runs", DataTable)
+        ids = [r.id for r in runs]
+        if ids != list(self.states):  # a new order or set of runs: redraw the table
+            cursor = self.selected
+            table.clear()
+            for r in runs:
+                table.add_row(*self._cells(r), key=r.id)
+            if cursor in ids:
+                table.move_cursor(row=ids.index(cursor))
+        else:
+            for r in runs:
+                if r != self.states.get(r.id):
+                    for col, cell in zip(("id", "status", "metric", "name"), self._cells(r), strict=True):
+                        table.update_cell(r.id, col, cell)
+        self.states = {r.id: r for r in runs}
+        if self.selected is None and runs:
+            self.select(runs[0].id)
+        self.dirty = True
+
+    def _cells(self, r: RunState) -> tuple[Any, ...]:
+        mark = "* " if r.id in self.marked else ""
+        key = _main_key(r)
+        last = f"{key}={braille.fmt(r.metrics[key].last)}" if key else "-"
+        return (
+            mark + r.id[:12],
+            (r.name or "-")[:20],
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            last,
+        )
+
+    # -- following runs (a worker) ------------------------------------------------------------
+
+    def select(self, run_id: str) -> None:
+        self.selected = run_id
+        self.zoom = 1.0
+        self.follow([run_id, *[m for m in self.marked if m != run_id]])
+
+    @work(thread=True, exclusive=True, group="follow")
+    def follow(self, run_ids: list[str]) -> None:
+        """Histories first (decimated), then every run's tail, until another follow starts."""
+        self._stop.set()
+        self._stop = stop = threading.Event()
+        fresh: dict[str, dict[str, Series]] = {}
+        tails = []
+        for rid in run_ids:
+            try:
+                # From now: the histories, read after, hold everything logged before.
+                tails.append((rid, self.store.tail(rid, forever=True, poll=self.poll, stop=stop)))
+                state = self.store.run(rid)
+                fresh[rid] = {}
+                for key in state.metrics:
+                    h = self.store.history(rid, key)
+                    d = window(h.step, h.value, h.timestamp, DRAW_POINTS)
+                    s = Series(d.step, d.value, d.time, float(h.timestamp.max()) if len(h) else float("-inf"))
+                    fresh[rid][key] = s
+            except (TracklogError, OSError) as exc:
+                self.call_from_thread(self._set_error, f"{rid}: {exc}")
+        self.call_from_thread(self._set_series, fresh)
+        judges = {rid: Judge(rid, self.rules) for rid, _ in tails}
+        threads = [
+            threading.Thread(target=self._pump, args=(rid, events, judges[rid], stop), daemon=True)
+            for rid, events in tails
+        ]
+        for t in threads:
+            t.start()
+        while not stop.wait(1.0):  # stalls are judged on quiet ticks
+            for rid, j in judges.items():
+                now = self.states.get(rid)
+                for a in j.tick(now is not None and now.status == "running"):
+                    self._inbox.append(("alert", rid, a.kind, a.message, None))
+
+    def _pump(self, rid: str, events: Any, judge: Judge, stop: threading.Event) -> None:
+        """One run's tail into the inbox; the UI drains it on its own clock (``draw``), so
+        neither thread ever waits for the other."""
+        put = self._inbox.append  # deque.append is atomic: no lock on the hot path
+        try:
+            for ev in events:
+                if stop.is_set():
+                    return
+                for a in judge.event(ev):
+                    put(("alert", rid, a.kind, a.message, None))
+                if ev.kind == "metric" and ev.key is not None:
+                    put(("point", rid, ev.key, ev.step, (ev.value, ev.time)))
+                elif ev.kind in ("run_end", "run_start"):
+                    put(("relist", rid, None, None, None))
+        except (TracklogError, OSError) as exc:
+            put(("error", rid, f"{rid}: {exc}", None, None))
+
+    def _drain(self) -> None:
+        """Move what the tails read into the series (on the UI thread)."""
+        batch: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+        relist = False
+        take = self._inbox.popleft
+        for _ in range(len(self._inbox)):
+            what, rid, a, b, c = take()
+            if what == "point":
+                pts = batch.setdefault((rid, a), ([], [], []))
+                pts[0].append(b)
+                pts[1].append(c[0])
+                pts[2].append(c[1])
+            elif what == "alert":
+                self.alert = f"ALERT {a}: {b}"
+            elif what == "relist":
+                relist = True
+            elif what == "error":
+                self.error = a
+        for (rid, key), (steps, values, times) in batch.items():
+            if rid in self.series:  # a run no longer followed: its points are dropped
+                self.series[rid].setdefault(key, Series()).add(steps, values, times)
+        if batch or relist:
+            self.dirty = True
+        if relist:
+            self.list_runs()
+
+    def _set_series(self, fresh: dict[str, dict[str, Series]]) -> None:
+        self.series = fresh
+        self.following = set(fresh)  # their tails were in place before their histories were read
+        self.dirty = True
+
+    def _set_error(self, message: str) -> None:
+        self.error = message
+        self.dirty = True
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def draw(self) -> None:
+        self._drain()
+        if not self.dirty:
+            return
+        self.dirty = False
+        self._draw_status()
+        rid = self.selected
+        title = self.query_one("#title", Static)
+        charts = self.query_one("#charts", Static)
+        if rid is None:
+            title.update("no runs" + (f" matching {self.where!r}" if self.where else ""))
+            charts.update("")
+            return
+        state = self.states.get(rid)
+        status = state.status if state else "?"
+        head = Text(f"{rid}  ", style="bold")
+        head.append(status, style=STATUS_STYLE.get(status, ""))
+        if state and state.name:
+            head.append(f"  {state.name}")
+        flags = [f for f, on in (("log y", self.log_y), (f"smooth {self.smoothing:g}", self.smoothing)) if on]
+        if self.zoom < 1:
+            flags.append(f"last {self.zoom:.0%} of steps")
+        if flags:
+            head.append("  [" + ", ".join(flags) + "]", style="dim")
+        title.update(head)
+        charts.update(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
+
+    def _charts(self, rid: str, width: int, height: int) -> Text:
+        runs = [rid, *[m for m in self.marked if m != rid]]
+        keys = sorted({k for r in runs for k in self.series.get(r, {})})
+        if not keys:
+            return Text("no metrics yet")
+        rows_each = 7  # title, 5 rows of braille, x axis
+        n = max(1, min(len(keys), height // rows_each))
+        chart_rows = max(3, height // n - 2)
+        out = Text()
+        for key in keys[:n]:
+            out.append_text(self._chart(key, runs, width, chart_rows))
+        if len(keys) > n:
+            out.append(f"{len(keys) - n} more keys (a taller terminal shows them)\n", style="dim")
+        return out
+
+    def _chart(self, key: str, runs: list[str], width: int, rows: int) -> Text:
+        data: list[tuple[str, Series]] = []
+        for r in runs:
+            s = self.series.get(r, {}).get(key)
+            if s is not None and len(s.step):
+                data.append((r, s))
+        out = Text(key, style="bold")
+        bad = sum(braille.nonfinite(s.value) for _, s in data)
+        if bad:
+            out.append(f"  {bad} NaN/inf not drawn", style="red")
+        out.append("\n")
+        if not data:
+            return out + Text("(no points)\n")
+        lo_x = min(float(s.step.min()) for _, s in data)
+        hi_x = max(float(s.step.max()) for _, s in data)
+        x0 = hi_x - (hi_x - lo_x) * self.zoom
+        lines_per_run = []
+        for _, s in data:
+            ys = braille.smooth(s.value, self.smoothing)
+            lines_per_run.append(braille.render(s.step, ys, width, rows, self.log_y, (x0, hi_x)))
+        if len(data) == 1:
+            for line in lines_per_run[0]:
+                out.append(line + "\n", style=COLORS[0])
+        else:  # overlay: one scale for all, each run its colour (where runs share a cell, the first's)
+            merged = braille.render_many(
+                [s.step for _, s in data],
+                [braille.smooth(s.value, self.smoothing) for _, s in data],
+                width,
+                rows,
+                self.log_y,
+                (x0, hi_x),
+            )
+            for row in merged:
+                for ch, idx in row:
+                    out.append(ch, style=COLORS[idx % len(COLORS)] if idx >= 0 else "")
+                out.append("\n")
+        out.append(braille.x_axis(x0, hi_x, width) + "\n", style="dim")
+        return out
+
+    def _draw_status(self) -> None:
+        text = Text()
+        if self.error:
+            text.append(self.error, style="red")
+        elif self.alert:
+            text.append(self.alert, style="bold red")
+        else:
+            n = len(self.states)
+            text.append(f"{n} run{'s' if n != 1 else ''}" + (f" where {self.where}" if self.where else ""))
+            if self.marked:
+                text.append(f"  {len(self.marked)} marked")
+        self.query_one("#status", Static).update(text)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_cursor(self, delta: int) -> None:
+        table = self.query_one("#runs", DataTable)
+        table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + delta)))
+
+    def _cursor_run(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return str(key.value) if key.value is not None else None
+
+    def action_select(self) -> None:
+        rid = self._cursor_run()
+        if rid is not None:
+            self.select(rid)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.select(str(event.row_key.value))
+
+    def action_mark(self) -> None:
+        rid = self._cursor_run()
+        if rid is None:
+            return
+        if rid in self.marked:
+            self.marked.remove(rid)
+        else:
+            self.marked.append(rid)
+        state = self.states.get(rid)
+        if state is not None:
+            self.query_one("#runs", DataTable).update_cell(rid, "id", self._cells(state)[0])
+        if self.selected is not None:
+            self.follow([self.selected, *[m for m in self.marked if m != self.selected]])
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.where or ""
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        try:
+            if text:
+                parse_filter(text)
+        except FilterError as exc:
+            self.error = str(exc).split("\n")[0] + (
+                f"  (at {exc.position})" if exc.position is not None else ""
+            )
+            self.dirty = True
+            return  # the box stays open, the text as typed, to be fixed
+        self.where = text or None
+        self.error = None
+        event.input.display = False
+        self.states = {}
+        self.selected = None
+        self.query_one("#runs", DataTable).focus()
+        self.list_runs()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            self.error = None
+            self.dirty = True
+            self.query_one("#runs", DataTable).focus()
+        self.query_one("#help", Static).display = False
+
+    def action_log(self) -> None:
+        self.log_y = not self.log_y
+        self.dirty = True
+
+    def action_smooth(self) -> None:
+        self.smoothing = {0.0: 0.6, 0.6: 0.9, 0.9: 0.0}.get(self.smoothing, 0.0)
+        self.dirty = True
+
+    def action_zoom(self, factor: float) -> None:
+        self.zoom = min(1.0, max(1 / 1024, self.zoom * factor))
+        self.dirty = True
+
+    def action_reset(self) -> None:
+        self.zoom = 1.0
+        self.dirty = True
+
+    def action_help(self) -> None:
+        panel = self.query_one("#help", Static)
+        panel.display = not panel.display
+
+
+def _main_key(r: RunState) -> str | None:
+    """The key the runs table shows: a loss if there is one, else the first key."""
+    keys = sorted(r.metrics)
+    for k in keys:
+        if "loss" in k.lower():
+            return k
+    return keys[0] if keys else None
