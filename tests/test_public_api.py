@@ -72,6 +72,7 @@ def test_the_core_and_the_cli_import_no_optional_library() -> None:
         "starlette",
         "uvicorn",
         "plotly",
+        "textual",
         "pandas",
         "pyarrow",
         "mlflow",
