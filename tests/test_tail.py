@@ -302,3 +302,34 @@ def test_a_tail_consumer_applying_the_resume_rule_ends_with_what_history_keeps()
     assert _apply_resume_rule(events) == history
     assert [s for s, _ in history["a"]] == list(range(15)) and history["a"][9] == (9, 109.0)
     assert history["b"][-1] == (12, -112.0) and history["a"][-1] == (14, 214.0)
+
+
+def test_a_fast_writer_pauses_notifications_and_every_point_still_arrives_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracklog.read import tail as tail_mod
+
+    paused = []
+    real_busy = tail_mod._Waker.busy
+
+    def busy(self: tail_mod._Waker) -> None:
+        paused.append(True)
+        real_busy(self)
+
+    monkeypatch.setattr(tail_mod._Waker, "busy", busy)
+    run = tracklog.start_run(run_id="fast")
+    it = tracklog.Store().tail("fast", timeout=30)
+    got: list[tracklog.Event] = []
+    t = threading.Thread(target=lambda: got.extend(it))
+    t.start()
+    for burst in range(5):  # bursts with pauses between: busy, quiet, re-armed, busy again
+        for i in range(burst * 2000, (burst + 1) * 2000):
+            run.log_metric("a", float(i), step=i)
+        deadline = time.monotonic() + 30
+        while len(got) < (burst + 1) * 2000 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    run.close()
+    t.join(timeout=60)
+    assert not t.is_alive()
+    assert _points(got) == [("a", i, float(i)) for i in range(10_000)]
+    assert paused  # the reads were large enough to switch to polling at least once

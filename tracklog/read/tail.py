@@ -29,6 +29,8 @@ from ..store.paths import is_real_dir, list_segments, lock_path, open_file
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
+BUSY_EVENTS: Final = 64  # a read this large: the run is writing fast, poll instead (_Waker.busy)
+BUSY_POLL_S: Final = 0.05
 READ_CHUNK_BYTES: Final = 8 * 1024 * 1024
 
 
@@ -43,6 +45,7 @@ class _Waker:
         self.observer: Any = None
         self._handler: Any = None
         self._watched: set[Path] = set()
+        self._paused = False
         if not native:
             return
         try:  # imported lazily: polling users never pay for it
@@ -71,11 +74,33 @@ class _Waker:
     def add(self, directory: Path) -> None:
         """Watch one more directory (a no-op when polling, or when already watched)."""
         if self.observer is not None and directory not in self._watched and directory.is_dir():
+            if self._paused:
+                self._watched.add(directory)  # scheduled when notifications are re-armed
+                return
             try:
                 self.observer.schedule(self._handler, str(directory), recursive=False)
                 self._watched.add(directory)
             except OSError:
                 pass  # the periodic re-check still covers it
+
+    def busy(self) -> None:
+        """A run writing fast: stop native notifications (inotify sends one per write, and
+        watchdog handles each in Python: most of a core at 100,000 points/s); the tail polls
+        every ``BUSY_POLL_S`` instead, reading thousands of records a time, until it is quiet."""
+        if self.observer is not None and not self._paused:
+            self.observer.unschedule_all()
+            self._paused = True
+
+    def rearm(self) -> bool:
+        """Notifications back on after ``busy``; True if they were off (the caller then reads
+        once more before it waits: what was written meanwhile sent no notification)."""
+        if not self._paused:
+            return False
+        self._paused = False
+        watched, self._watched = self._watched, set()
+        for d in watched:
+            self.add(d)
+        return True
 
     def add_nearest(self, path: Path) -> None:
         """Watch the nearest existing ancestor of a path that does not exist yet."""
@@ -87,6 +112,10 @@ class _Waker:
     @property
     def native(self) -> bool:
         return self.observer is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def wait(self, seconds: float) -> None:
         self.event.wait(seconds)
@@ -323,6 +352,7 @@ def _follow(
         return
     try:
         while stop is None or not stop.is_set():
+            events: list[Event] = []
             if follower is None:
                 if is_real_dir(path):
                     # A run that appeared while we waited is new: everything in it is new.
@@ -359,6 +389,13 @@ def _follow(
                 if timeout is None
                 else min(recheck, max(0.0, timeout - (time.monotonic() - last_event)))
             )
+            if follower is not None and len(events) >= BUSY_EVENTS:
+                waker.busy()
+                wait = min(wait, BUSY_POLL_S)
+            elif not events and waker.rearm():
+                continue  # read once more: nothing notified what came while they were off
+            elif waker.paused:
+                wait = min(wait, BUSY_POLL_S)  # still busy: keep polling briskly
             waker.wait(wait)
     finally:
         waker.close()
