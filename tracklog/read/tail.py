@@ -30,7 +30,7 @@ from ..store.paths import is_real_dir, list_segments, lock_path, open_file
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
 BUSY_EVENTS: Final = 64  # a read this large: the run is writing fast, poll instead (_Waker.busy)
-BUSY_POLL_S: Final = 0.05
+BUSY_POLL_S: Final = 0.02
 READ_CHUNK_BYTES: Final = 8 * 1024 * 1024
 
 
@@ -353,6 +353,7 @@ def _follow(
     try:
         while stop is None or not stop.is_set():
             events: list[Event] = []
+            began = time.monotonic()
             if follower is None:
                 if is_real_dir(path):
                     # A run that appeared while we waited is new: everything in it is new.
@@ -391,11 +392,12 @@ def _follow(
             )
             if follower is not None and len(events) >= BUSY_EVENTS:
                 waker.busy()
-                wait = min(wait, BUSY_POLL_S)
             elif not events and waker.rearm():
                 continue  # read once more: nothing notified what came while they were off
-            elif waker.paused:
-                wait = min(wait, BUSY_POLL_S)  # still busy: keep polling briskly
+            if waker.paused:
+                # Polling briskly: a read every BUSY_POLL_S at most, at once when the
+                # consumer took that long over the last one (a backlog is never slept on).
+                wait = min(wait, max(0.0, BUSY_POLL_S - (time.monotonic() - began)))
             waker.wait(wait)
     finally:
         waker.close()

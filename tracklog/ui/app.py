@@ -172,7 +172,8 @@ def create_app(
     async def artifact(request: Request) -> Response:
         rid, name = request.path_params["run_id"], request.path_params["name"]
         try:
-            path = await _threaded(lambda: st.artifact_path(rid, name))
+            # Found by name in the run's record, opened through every directory without
+            # following a symlink (Store.open_artifact): never a path built from the URL.
             fh = await _threaded(lambda: st.open_artifact(rid, name))
         except ApiError as exc:
             return JSONResponse(exc.payload(), exc.status)
@@ -181,7 +182,6 @@ def create_app(
         headers = {
             "content-disposition": f"attachment; filename*=UTF-8''{filename}",
             "content-length": str(size),
-            "x-tracklog-blob": path.name,
         }
         return StreamingResponse(_chunks(fh), media_type="application/octet-stream", headers=headers)
 
