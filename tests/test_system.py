@@ -188,6 +188,27 @@ def test_without_psutil_one_warning_and_nothing_logged(monkeypatch: pytest.Monke
     assert [e.key for e in events_of(first.path) if e.kind == "metric"] == ["loss"]
 
 
+def test_the_warning_points_at_the_callers_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    monkeypatch.setattr(system, "_warned_no_psutil", False)
+    with pytest.warns(TracklogWarning, match="needs psutil") as caught:
+        tracklog.start_run(system_metrics=True).close()
+    assert [Path(w.filename).name for w in caught] == ["test_system.py"]
+
+
+def test_a_psutil_that_cannot_start_warns_and_the_run_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied() -> None:
+        raise psutil.AccessDenied(os.getpid())
+
+    monkeypatch.setattr(psutil, "Process", denied)
+    with pytest.warns(TracklogWarning, match="system metrics cannot start"):
+        run = tracklog.start_run(system_metrics=True, system_interval=FAST)
+    with run:
+        assert run._sampler is None
+        run.log_metric("loss", 1.0)
+    assert _system_points(run.path) == {}
+
+
 def test_import_tracklog_never_imports_psutil_or_nvml(tmp_path: Path) -> None:
     code = (
         "import sys, tracklog\n"

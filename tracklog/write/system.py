@@ -233,10 +233,18 @@ class SystemSampler:
                     "tracklog: system_metrics=True needs psutil, which is not installed; no system "
                     "metrics are logged (pip install 'tracklog[system]')",
                     TracklogWarning,
-                    stacklevel=3,
+                    stacklevel=4,  # the caller of start_run
                 )
             return None
-        sampler = cls(psutil, log, interval, first_step, name)
+        try:
+            sampler = cls(psutil, log, interval, first_step, name)
+        except Exception as exc:  # a psutil that cannot read this process: the run goes on without
+            warnings.warn(
+                f"tracklog: system metrics cannot start ({exc!r}); none are logged for this run",
+                TracklogWarning,
+                stacklevel=4,
+            )
+            return None
         sampler._thread.start()
         return sampler
 
