@@ -78,6 +78,8 @@ def test_the_core_and_the_cli_import_no_optional_library() -> None:
         "mlflow",
         "tensorboardX",
         "tensorboard",
+        "psutil",
+        "pynvml",
     ]
     code = f"import sys, tracklog, tracklog.cli.main; print([m for m in {optional!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

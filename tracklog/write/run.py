@@ -56,6 +56,8 @@ from ..store.paths import (
 from . import lifecycle
 from .provenance import source_info
 from .resume import PriorState, read_prior_state
+from .system import SYSTEM_INTERVAL_S, SystemSampler, check_interval
+from .system import enabled as system_enabled
 from .validate import (
     INT64_MAX,
     INT64_MIN,
@@ -113,6 +115,7 @@ class Run:
         self._keys: set[str] = set()
         self._closed: str | None = None  # why logging is refused: "closed" or "forked"
         self._signal: str | None = None  # a signal received while a user handler kept us alive
+        self._sampler: SystemSampler | None = None
 
     @property
     def id(self) -> str:
@@ -318,6 +321,8 @@ class Run:
             return
         self._closed = "closed"
         lifecycle.forget(self)
+        if self._sampler is not None:  # before the end record: no sample may follow it
+            self._sampler.stop(join=join)
         if self._signal is not None and status != "failed":
             status, signal = "killed", signal or self._signal
         end = run_end_record(status, _now() if at is None else at, error, signal)
@@ -331,7 +336,13 @@ class Run:
 
     def _forget_in_child(self) -> None:
         self._closed = "forked"
+        if self._sampler is not None:
+            self._sampler.forget_in_child()
         self._writer.forget_in_child()
+
+    def _start_sampler(self, interval: float) -> None:
+        first = SystemSampler.first_step(self._next, self._default_step)
+        self._sampler = SystemSampler.start(self.log_metrics, interval, first, f"tracklog-system-{self._id}")
 
     def __enter__(self) -> Run:
         return self
@@ -358,6 +369,8 @@ def start_run(
     strict: bool = False,
     fsync_interval: float = FSYNC_INTERVAL_S,
     flush_interval: float = FLUSH_INTERVAL_S,
+    system_metrics: bool = False,
+    system_interval: float = SYSTEM_INTERVAL_S,
     _time: float | None = None,
     _source: dict[str, Any] | None = None,
 ) -> Run:
@@ -369,6 +382,12 @@ def start_run(
     preemptible job can use one command line for its first start and its
     restarts. ``resume_step`` is the step the job restarts from; the fold drops
     earlier sessions' points at steps >= it. Failing here leaves nothing behind.
+
+    ``system_metrics=True`` samples CPU, memory, disk and network I/O (psutil) and NVIDIA GPUs
+    (nvidia-ml-py) every ``system_interval`` seconds from a background thread, logged under
+    ``system/`` (``write/system.py`` lists the keys). ``$TRACKLOG_SYSTEM_METRICS`` (``0`` or
+    ``1``) wins over the argument when set. Needs the ``system`` extra; without psutil one
+    warning says so and nothing is sampled.
 
     ``_time`` is for importers only (``tracklog.interop``): the start time the source
     recorded, written as the run_start record's time (and that of the params and tags
@@ -390,6 +409,8 @@ def start_run(
     for what, value in (("fsync_interval", fsync_interval), ("flush_interval", flush_interval)):
         if not isinstance(value, (int, float)) or not 0 < value <= 3600:
             raise ValidationError(f"{what} must be a number of seconds in (0, 3600], got {value!r}")
+    sample_system = system_enabled(system_metrics)
+    system_interval = check_interval(system_interval)
     start_params = _checked_params(params if params is not None else {})
     start_tags = _checked_tags(tags if tags is not None else {}, "tags")
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
@@ -490,6 +511,8 @@ def start_run(
     prior.params.update((k, packed) for k, _, packed in new_params)
     run = Run(root_path, run_id, path, writer, lock, experiment, name, prior, strict)
     lifecycle.register(run)
+    if sample_system:
+        run._start_sampler(system_interval)
     return run
 
 
