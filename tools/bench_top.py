@@ -35,7 +35,9 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT_DIR), TRACKLOG_GIT="0")
 
 def many_runs(root: Path, n: int) -> None:
     for i in range(n):
-        with tracklog.start_run(f"exp{i % 10}", f"r{i}", root=root, params={"lr": i}, durability="batch") as r:
+        with tracklog.start_run(
+            f"exp{i % 10}", f"r{i}", root=root, params={"lr": i}, durability="batch"
+        ) as r:
             r.log_metrics({"loss": 1.0 / (i + 1)}, step=0)
     tracklog.compact(root)
 
@@ -178,12 +180,16 @@ def main() -> None:
         return
     print(f"start-up over {args.runs:,} runs: {report['startup_s'] * 1e3:.0f} ms to the first listing drawn")
     lat = report["latency"]
-    print(f"log_metric -> chart: p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms over {lat['points']} points")
+    print(
+        f"log_metric -> chart: p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms over {lat['points']} points"
+    )
     c = report["cpu"]
     if c is None:
         print("cpu: skipped (no tmux)")
     else:
-        print(f"cpu of tracklog top while a writer logs {c['rate']:,.0f} points/s into the shown run: {c['cpu_percent']:.1f}% of a core")
+        print(
+            f"cpu of tracklog top while a writer logs {c['rate']:,.0f} points/s into the shown run: {c['cpu_percent']:.1f}% of a core"
+        )
 
 
 if __name__ == "__main__":
