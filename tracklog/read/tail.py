@@ -86,7 +86,7 @@ class _Waker:
     def busy(self) -> None:
         """A run writing fast: stop native notifications (inotify sends one per write, and
         watchdog handles each in Python: most of a core at 100,000 points/s); the tail polls
-        every ``BUSY_POLL_S`` instead, reading thousands of records a time, until it is quiet."""
+        every ``BUSY_POLL_S`` instead, reading hundreds of records a time, until it is quiet."""
         if self.observer is not None and not self._paused:
             self.observer.unschedule_all()
             self._paused = True
