@@ -26,7 +26,7 @@ LAYERS: list[list[str]] = [
     ["read"],  # load, replay, compact, Store, filters, tail, checks
     ["write"],  # Run, start_run, validation, resume, lifecycle
     ["interop"],  # MLflow, TensorBoard, CSV/JSON
-    ["ui"],  # the wave-2 rooms, peers: the web page (tui, integrations, mirror join this level)
+    ["ui", "integrations"],  # the wave-2 rooms, peers: the web page, drop-in APIs (tui, mirror join)
     ["cli"],  # the command, one module per command
 ]
 BASE = {"errors", "_version"}
