@@ -7,8 +7,9 @@ needed. The mapping (README, "Drop-in"):
   ``"uncategorized"``, as W&B), ``name`` the run name, ``id`` the run id (checked as
   tracklog ids are), ``dir`` the store root (else ``root=``, else ``$TRACKLOG_DIR``).
   ``resume``: "allow" and "must" are tracklog's ``"allow"`` and ``True``; ``True`` /
-  "auto" with an id is "allow", without one it resumes the newest run of the project
-  last run on this host if that did not finish; None, False and "never" start a new run.
+  "auto" with an id is "allow", without one it resumes the project's newest run on this
+  host if that run did not finish; None, False and "never" start a new run. A resumed
+  run continues W&B's step counter, config and summary.
   ``tags`` become tags valued True, ``notes``, ``group`` and ``job_type`` tags of those
   names; ``mode="disabled"`` (or ``$WANDB_MODE``) stores nothing. ``reinit`` as W&B's
   (a script's default returns the active run). Other arguments are accepted and ignored.
@@ -76,8 +77,8 @@ def _warn_once(what: str, message: str, stacklevel: int = 3) -> None:
         warnings.warn(TracklogWarning(f"tracklog: {message}"), stacklevel=stacklevel)
 
 
-class Config:
-    """``wandb.config``: attribute and item access; each value set is logged as a param."""
+class _Items:
+    """A dict read by item or attribute (``config.lr``); setting either goes through ``update``."""
 
     def __init__(self, run: Run) -> None:
         object.__setattr__(self, "_items", {})
@@ -85,6 +86,9 @@ class Config:
 
     _items: dict[str, Any]
     _run: Run
+
+    def update(self, d: Any) -> None:
+        raise NotImplementedError
 
     def __getitem__(self, key: str) -> Any:
         return self._items[key]
@@ -95,7 +99,7 @@ class Config:
         try:
             return self._items[key]
         except KeyError:
-            raise AttributeError(f"config has no key {key!r}") from None
+            raise AttributeError(f"{type(self).__name__.lower()} has no key {key!r}") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
@@ -126,6 +130,10 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._items)
 
+
+class Config(_Items):
+    """``wandb.config``: every value set is logged as a param."""
+
     def update(self, d: Any, allow_val_change: bool | None = None) -> None:
         """Log new keys as params; a changed value raises unless ``allow_val_change``."""
         new: dict[str, Any] = {}
@@ -154,63 +162,19 @@ class Config:
         self.update({k: v for k, v in _config_dict(d).items() if k not in self._items})
 
 
-class Summary:
+class Summary(_Items):
     """``wandb.summary``: each key's last logged value, or the value set explicitly.
 
     An explicit value is stored as the tag ``summary.<key>``; a later ``log`` of the key
     makes the logged value the summary again, as in W&B.
     """
 
-    def __init__(self, run: Run) -> None:
-        object.__setattr__(self, "_values", {})
-        object.__setattr__(self, "_run", run)
-
-    _values: dict[str, Any]
-    _run: Run
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __getattr__(self, key: str) -> Any:
-        if key in ("_values", "_run") or key.startswith("__"):  # before __init__ (copy, pickle)
-            raise AttributeError(key)
-        try:
-            return self._values[key]
-        except KeyError:
-            raise AttributeError(f"summary has no key {key!r}") from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.update({key: value})
-
-    __setattr__ = __setitem__
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return repr(self._values)
-
-    def keys(self) -> list[str]:
-        return list(self._values)
-
-    def items(self) -> list[tuple[str, Any]]:
-        return list(self._values.items())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._values.get(key, default)
-
     def update(self, d: Mapping[str, Any]) -> None:
         values = {k: _plain(v) for k, v in d.items() if not isinstance(v, _Inert)}
         tl = self._run.tracklog
         if tl is not None and values:
             tl.set_tags({f"summary.{k}": v for k, v in values.items()})
-        self._values.update(d)
+        self._items.update(d)
 
 
 class Run:
@@ -342,7 +306,7 @@ class Run:
             self._row = {}
             step = self._step
             self._step += 1
-            self.summary._values.update(row)
+            self.summary._items.update(row)
             points = {}
             for key, value in row.items():
                 number = _number(value)
@@ -493,7 +457,6 @@ def init(
     **ignored: Any,
 ) -> Run:
     """Start (or resume) a run and make it ``wandb.run``; see the module docstring."""
-    global run
     if reinit not in _REINITS:
         raise ValidationError(f"reinit must be one of {_REINITS}, got {reinit!r}")
     if resume not in _RESUMES:
@@ -537,8 +500,8 @@ def init(
                 raise
         else:
             new.config._items.update(items)
+        _install_hooks()  # after start_run: before tracklog's own hooks at exit
     _live.append(new)
-    _install_hooks()
     if reinit != "create_new":
         _set_global(new)
     return new
@@ -658,8 +621,8 @@ def _restore(new: Run, tl: _TracklogRun) -> None:
     steps = [m.last_step for m in state.metrics.values() if m.last_step is not None]
     new._step = max(steps, default=-1) + 1
     new.config._items.update(state.params)
-    new.summary._values.update({k: m.last for k, m in state.metrics.items()})
-    new.summary._values.update(
+    new.summary._items.update({k: m.last for k, m in state.metrics.items()})
+    new.summary._items.update(
         {k[len("summary.") :]: v for k, v in state.tags.items() if k.startswith("summary.")}
     )
 
@@ -757,40 +720,10 @@ class _Inert:
         return lambda *args, **kwargs: None
 
 
-class Image(_Inert):
-    pass
-
-
-class Table(_Inert):
-    pass
-
-
-class Histogram(_Inert):
-    pass
-
-
-class Audio(_Inert):
-    pass
-
-
-class Video(_Inert):
-    pass
-
-
-class Html(_Inert):
-    pass
-
-
-class Object3D(_Inert):
-    pass
-
-
-class Molecule(_Inert):
-    pass
-
-
-class Plotly(_Inert):
-    pass
+Image, Table, Histogram, Audio, Video, Html, Object3D, Molecule, Plotly = (
+    type(_kind, (_Inert,), {"__doc__": f"``wandb.{_kind}``: not stored."})
+    for _kind in ("Image", "Table", "Histogram", "Audio", "Video", "Html", "Object3D", "Molecule", "Plotly")
+)
 
 
 class Settings:
