@@ -447,15 +447,20 @@ EXITS = """\
 import sys
 import tracklog.integrations.wandb as wandb
 
+if "disabled" in sys.argv[2]:  # a run that stores nothing first: the hooks must still come in order
+    wandb.init(mode="disabled")
+    wandb.finish()
 run = wandb.init(project="exits", id=sys.argv[1])
 wandb.log({"loss": 1.0})
 wandb.log({"val": 0.5}, commit=False)  # an open row
-if sys.argv[2] == "raise":
+if "raise" in sys.argv[2]:
     raise RuntimeError("diverged")
 """
 
 
-@pytest.mark.parametrize(("how", "status"), [("exit", "finished"), ("raise", "failed")])
+@pytest.mark.parametrize(
+    ("how", "status"), [("exit", "finished"), ("raise", "failed"), ("disabled-then-raise", "failed")]
+)
 def test_a_script_that_never_finishes_still_writes_its_open_row(how: str, status: str) -> None:
     proc = subprocess.run(
         [PY, "-c", EXITS, f"run-{how}", how], env=python_env(), capture_output=True, text=True, timeout=120
@@ -463,7 +468,7 @@ def test_a_script_that_never_finishes_still_writes_its_open_row(how: str, status
     assert proc.returncode == (0 if how == "exit" else 1), proc.stderr
     state = tracklog.Store().run(f"run-{how}")
     assert state.status == status
-    if how == "raise":
+    if "raise" in how:
         assert state.error == {"type": "RuntimeError", "message": "diverged"}
         assert "RuntimeError: diverged" in proc.stderr  # the traceback is still printed
     assert _points(state.id) == [("loss", 0, 1.0), ("val", 1, 0.5)]
