@@ -26,7 +26,11 @@ LAYERS: list[list[str]] = [
     ["read"],  # load, replay, compact, Store, filters, tail, checks
     ["write"],  # Run, start_run, validation, resume, lifecycle
     ["interop"],  # MLflow, TensorBoard, CSV/JSON
-    ["ui", "tui"],  # the wave-2 rooms, peers: the web page, the terminal app (integrations, mirror next)
+    [
+        "ui",
+        "tui",
+        "integrations",
+    ],  # the wave-2 rooms, peers: web page, terminal app, drop-in APIs (mirror next)
     ["cli"],  # the command, one module per command
 ]
 BASE = {"errors", "_version"}
