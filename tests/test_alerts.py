@@ -3,11 +3,14 @@ never for a healthy run; stalls judged by the watcher's clock; --exec gets the a
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tracklog
 from tracklog.log.codec import Event
@@ -167,3 +170,24 @@ def test_tracklog_watch_refuses_bad_usage(root: Path) -> None:
     ):
         r = tl(*args, root=root)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (args, r.stderr)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([1.0, 2.5, math.nan, math.inf, -math.inf, 100.0]), max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    nan=st.booleans(),
+    above=st.booleans(),
+)
+def test_judging_a_batch_of_points_equals_judging_them_one_by_one(
+    values: list[float], cuts: list[int], nan: bool, above: bool
+) -> None:
+    rules = tracklog.AlertRules(nan=nan, above={"k": 50.0} if above else {})
+    one, many = Judge("r", rules), Judge("r", rules)
+    expected = [(a.kind, a.step) for s, v in enumerate(values) for a in one.event(_m("k", s, v))]
+    got = []
+    edges = [0, *sorted(c for c in cuts if c <= len(values)), len(values)]
+    for a, b in itertools.pairwise(edges):
+        steps = list(range(a, b))
+        got += [(x.kind, x.step) for x in many.points("k", steps, values[a:b], [1000.0 + s for s in steps])]
+    assert got == expected

@@ -18,9 +18,11 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ..errors import TracklogError, ValidationError
 from ..log.codec import Event
@@ -152,6 +154,43 @@ class Judge:
             else:
                 self.diverged.discard(key)
             self.minimum[key] = v if low is None else min(low, v)
+        return out
+
+    def points(
+        self, key: str, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+    ) -> list[Alert]:
+        """``event`` for a batch of one key's points, in order, with the same alerts: array
+        work for the NaN rule, a loop only for keys with a threshold or a divergence rule."""
+        if not len(steps):
+            return []
+        self.last_seen = self.clock()
+        self.stalled = False
+        r = self.rules
+        if key in r.above or key in r.diverge:
+            out: list[Alert] = []
+            for s, v, t in zip(steps, values, times, strict=True):
+                out += self._metric(key, s, v, Event("metric", key, v, s, t))
+            return out
+        bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+        if not bad.any():
+            self.bad.discard(key)
+            return []
+        # An episode starts at a non-finite point after a finite one (or after the batch
+        # began, when the key was not already in one).
+        before = np.r_[key in self.bad, bad[:-1]]
+        starts = np.flatnonzero(bad & ~before) if r.nan else np.zeros(0, dtype=np.int64)
+        if bad[-1]:
+            self.bad.add(key)
+        else:
+            self.bad.discard(key)
+        out = []
+        for i in starts.tolist():
+            v, s = values[i], steps[i]
+            out.append(
+                self._alert(
+                    "nan", key, s, v, f"{key} is {v} at step {s}", Event("metric", key, v, s, times[i])
+                )
+            )
         return out
 
     def tick(self, live: bool) -> list[Alert]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -63,13 +64,14 @@ class Series:
     last_time: float = float("-inf")
 
     def add(self, step: list[int], value: list[float], when: list[float]) -> None:
-        keep = [i for i, t in enumerate(when) if t > self.last_time]  # not twice: see ui/live.py
-        if not keep:
+        t = np.asarray(when, dtype=np.float64)
+        keep = t > self.last_time  # not twice: what the history held (see ui/live.py)
+        if not keep.any():
             return
-        self.step = np.concatenate([self.step, np.asarray([step[i] for i in keep], np.int64)])
-        self.value = np.concatenate([self.value, np.asarray([value[i] for i in keep], np.float64)])
-        self.time = np.concatenate([self.time, np.asarray([when[i] for i in keep], np.float64)])
-        self.last_time = max(self.last_time, max(when[i] for i in keep))
+        self.step = np.concatenate([self.step, np.asarray(step, dtype=np.int64)[keep]])
+        self.value = np.concatenate([self.value, np.asarray(value, dtype=np.float64)[keep]])
+        self.time = np.concatenate([self.time, t[keep]])
+        self.last_time = max(self.last_time, float(t[keep].max()))
         if len(self.step) > KEEP_POINTS:
             d = window(self.step, self.value, self.time, DRAW_POINTS)
             self.step, self.value, self.time = d.step, d.value, d.time
@@ -116,7 +118,12 @@ class TopApp(App[None]):
         self.marked: list[str] = []
         self.series: dict[str, dict[str, Series]] = {}  # run -> key -> points
         self.following: set[str] = set()
-        self._inbox: collections.deque[tuple[str, str, Any, Any, Any]] = collections.deque()
+        self._inbox: collections.deque[tuple[str, Any]] = collections.deque()  # (run, event or error)
+        self._points: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+        self._lock = threading.Lock()
+        self.judges: dict[str, Judge] = {}
+        self._ticked = 0.0
+        self._shown_alert: str | None = None
         self.log_y = False
         self.smoothing = 0.0
         self.zoom = 1.0  # the fraction of the step range shown, ending at the last step
@@ -226,58 +233,60 @@ class TopApp(App[None]):
             except (TracklogError, OSError) as exc:
                 self.call_from_thread(self._set_error, f"{rid}: {exc}")
         self.call_from_thread(self._set_series, fresh)
-        judges = {rid: Judge(rid, self.rules) for rid, _ in tails}
-        threads = [
-            threading.Thread(target=self._pump, args=(rid, events, judges[rid], stop), daemon=True)
-            for rid, events in tails
-        ]
-        for t in threads:
-            t.start()
-        while not stop.wait(1.0):  # stalls are judged on quiet ticks
-            for rid, j in judges.items():
-                now = self.states.get(rid)
-                for a in j.tick(now is not None and now.status == "running"):
-                    self._inbox.append(("alert", rid, a.kind, a.message, None))
+        for rid, events in tails:
+            threading.Thread(target=self._pump, args=(rid, events, stop), daemon=True).start()
 
-    def _pump(self, rid: str, events: Any, judge: Judge, stop: threading.Event) -> None:
+    def _pump(self, rid: str, events: Any, stop: threading.Event) -> None:
         """One run's tail into the inbox; the UI drains it on its own clock (``draw``), so
-        neither thread ever waits for the other."""
-        put = self._inbox.append  # deque.append is atomic: no lock on the hot path
+        neither thread waits for the other. Points go into per-key lists (three appends
+        each); the rest, rare, into a queue."""
         try:
             for ev in events:
                 if stop.is_set():
                     return
-                for a in judge.event(ev):
-                    put(("alert", rid, a.kind, a.message, None))
                 if ev.kind == "metric" and ev.key is not None:
-                    put(("point", rid, ev.key, ev.step, (ev.value, ev.time)))
-                elif ev.kind in ("run_end", "run_start"):
-                    put(("relist", rid, None, None, None))
+                    with self._lock:
+                        pts = self._points.get((rid, ev.key))
+                        if pts is None:
+                            pts = self._points[(rid, ev.key)] = ([], [], [])
+                        pts[0].append(ev.step)
+                        pts[1].append(ev.value)
+                        pts[2].append(ev.time)
+                else:
+                    self._inbox.append((rid, ev))
         except (TracklogError, OSError) as exc:
-            put(("error", rid, f"{rid}: {exc}", None, None))
+            self._inbox.append((rid, exc))
 
     def _drain(self) -> None:
-        """Move what the tails read into the series (on the UI thread)."""
-        batch: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+        """Move what the tails read into the series, judging it (on the UI thread)."""
+        with self._lock:
+            points, self._points = self._points, {}
         relist = False
-        take = self._inbox.popleft
         for _ in range(len(self._inbox)):
-            what, rid, a, b, c = take()
-            if what == "point":
-                pts = batch.setdefault((rid, a), ([], [], []))
-                pts[0].append(b)
-                pts[1].append(c[0])
-                pts[2].append(c[1])
-            elif what == "alert":
-                self.alert = f"ALERT {a}: {b}"
-            elif what == "relist":
-                relist = True
-            elif what == "error":
-                self.error = a
-        for (rid, key), (steps, values, times) in batch.items():
-            if rid in self.series:  # a run no longer followed: its points are dropped
-                self.series[rid].setdefault(key, Series()).add(steps, values, times)
-        if batch or relist:
+            rid, item = self._inbox.popleft()
+            if isinstance(item, Exception):
+                self.error = f"{rid}: {item}"
+                continue
+            judge = self.judges.get(rid)
+            for a in judge.event(item) if judge is not None else ():
+                self.alert = f"ALERT {a.kind}: {a.message}"
+            relist = relist or item.kind in ("run_end", "run_start")
+        for (rid, key), (steps, values, times) in points.items():
+            if rid not in self.series:
+                continue  # a run no longer followed
+            judge = self.judges.get(rid)
+            for a in judge.points(key, steps, values, times) if judge is not None else ():
+                self.alert = f"ALERT {a.kind}: {a.message}"
+            self.series[rid].setdefault(key, Series()).add(steps, values, times)
+        now = time.monotonic()
+        if now - self._ticked >= 1.0:  # stalls, judged once a second
+            self._ticked = now
+            for rid, j in self.judges.items():
+                st = self.states.get(rid)
+                for a in j.tick(st is not None and st.status == "running"):
+                    self.alert = f"ALERT {a.kind}: {a.message}"
+        if points or relist or self.alert != self._shown_alert:
+            self._shown_alert = self.alert
             self.dirty = True
         if relist:
             self.list_runs()
@@ -285,6 +294,7 @@ class TopApp(App[None]):
     def _set_series(self, fresh: dict[str, dict[str, Series]]) -> None:
         self.series = fresh
         self.following = set(fresh)  # their tails were in place before their histories were read
+        self.judges = {rid: Judge(rid, self.rules) for rid in fresh}
         self.dirty = True
 
     def _set_error(self, message: str) -> None:
