@@ -29,11 +29,13 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ..errors import FilterError, TracklogError
 from ..read.alerts import AlertRules, Judge
 from ..read.downsample import window
+from ..read.listing import Listing
 from ..read.store import Store
 from ..read.where import parse_filter
 from ..state.types import RunState
 from . import braille
 
+TABLE_MAX = 500  # rows: the newest; a filter finds the rest
 KEEP_POINTS = 20_000  # per series; past this it is decimated to DRAW_POINTS
 DRAW_POINTS = 4_000
 LIST_EVERY_S = 1.0
@@ -108,6 +110,8 @@ class TopApp(App[None]):
     ) -> None:
         super().__init__()
         self.store = store
+        self.listing = Listing(store)
+        self.total = 0  # runs matching, of which the table shows the newest TABLE_MAX
         self.experiment = experiment
         self.where = where
         self.only = [store.resolve(r) for r in runs]
@@ -166,13 +170,19 @@ class TopApp(App[None]):
     @work(thread=True, exclusive=True, group="list")
     def list_runs(self) -> None:
         try:
-            runs = self.store.runs(experiment=self.experiment, where=self.where)
+            pred = parse_filter(self.where) if self.where else None
+            runs = [
+                r
+                for r in self.listing.runs()  # kept: only what changed is read again
+                if (self.experiment is None or r.experiment == self.experiment)
+                and (not self.only or r.id in self.only)
+                and (pred is None or pred(r))
+            ]
         except (TracklogError, OSError) as exc:
             self.call_from_thread(self._set_error, str(exc))
             return
-        if self.only:
-            runs = [r for r in runs if r.id in self.only]
-        self.call_from_thread(self.show_runs, runs)
+        self.total = len(runs)
+        self.call_from_thread(self.show_runs, runs[:TABLE_MAX])
 
     def show_runs(self, runs: list[RunState]) -> None:
         table = self.query_one("#runs", DataTable)
@@ -391,8 +401,10 @@ class TopApp(App[None]):
         elif self.alert:
             text.append(self.alert, style="bold red")
         else:
-            n = len(self.states)
+            n, shown = self.total, len(self.states)
             text.append(f"{n} run{'s' if n != 1 else ''}" + (f" where {self.where}" if self.where else ""))
+            if shown < n:
+                text.append(f", the newest {shown} listed (/ filters)")
             if self.marked:
                 text.append(f"  {len(self.marked)} marked")
         self.query_one("#status", Static).update(text)

@@ -8,30 +8,25 @@ names the parameter (and, for a filter, the position). ``app.py`` maps them to r
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import FilterError, RunNotFoundError, TracklogError, ValidationError
 from ..read import downsample
+from ..read.listing import Listing
 from ..read.store import Store
 from ..read.where import MISSING, field_getter, flatten, parse_filter, parse_order, sort_runs
 from ..state.types import RunState
-from ..store.paths import dirty_dir, index_path, runs_dir
 from . import encode
 
 PER_PAGE = 50
 PER_PAGE_MAX = 500
 MAX_POINTS = 2000  # per series: enough for a chart a few thousand pixels wide
 MAX_POINTS_MAX = 100_000
-LISTING_TTL_S = 1.0  # running runs in a kept listing are re-read at most this often
-FULL_RELIST_S = 60.0  # and the whole store at least this often, whatever its shape says
 
 
 class ApiError(Exception):
@@ -54,51 +49,32 @@ Query = Mapping[str, Sequence[str]]  # parameter -> every value given (``?column
 
 
 class Api:
-    """The API over one store. Thread-safe: the listing has a lock."""
+    """The API over one store. Thread-safe."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
-        self._clock = clock
+        self.listing = Listing(store, clock=clock)
         self._lock = threading.Lock()
-        self._listing: _Listing | None = None
-
-    # -- runs ---------------------------------------------------------------------------------
+        self._columns_of: dict[tuple[Any, ...], tuple[list[str], dict[str, list[str]]]] = {}
+        self._columns_version = -1
 
     def all_runs(self) -> list[RunState]:
-        """Every run, newest first. A full listing folds or decodes every run (about half a
-        second for 10,000), so it is kept while the store's shape is unchanged: the same
-        index file, dirty markers and runs directory mean the runs that were not running
-        are as they were; those that were running are re-read (at most every
-        ``LISTING_TTL_S``). A new, removed, resumed or compacted run changes the shape."""
-        with self._lock:
-            now = self._clock()
-            shape = _shape(self.store.root)
-            old = self._listing
-            if old is None or old.shape != shape or now - old.full > FULL_RELIST_S:
-                old = self._listing = _Listing(shape, now, now, self.store.runs())
-            elif now - old.fresh > LISTING_TTL_S:
-                old.runs = [self._reread(r) if r.status == "running" else r for r in old.runs]
-                old.fresh = now
-                old.columns.clear()
-            return old.runs
+        """Every run, newest first, kept while the store's shape holds (read/listing.py)."""
+        return self.listing.runs()
 
     def _columns(self, key: tuple[Any, ...], runs: list[RunState]) -> tuple[list[str], dict[str, list[str]]]:
-        """Default and available columns of a filtered listing, kept with the listing."""
+        """Default and available columns of a filtered listing, kept until the listing changes."""
+        version = self.listing.version
         with self._lock:
-            listing = self._listing
-            if listing is not None and key in listing.columns:
-                return listing.columns[key]
+            if version != self._columns_version:
+                self._columns_of, self._columns_version = {}, version
+            if key in self._columns_of:
+                return self._columns_of[key]
         out = (default_columns(runs), available_columns(runs))
         with self._lock:
-            if listing is not None and listing is self._listing:
-                listing.columns[key] = out
+            if version == self._columns_version:
+                self._columns_of[key] = out
         return out
-
-    def _reread(self, r: RunState) -> RunState:
-        try:
-            return self.store.run(r.id)
-        except (TracklogError, OSError):
-            return r  # being removed, or unreadable for now: the next full listing says
 
     def runs(self, q: Query) -> dict[str, Any]:
         """``GET /api/runs``: filter, sort, columns and a page of the runs table."""
@@ -205,32 +181,6 @@ def call(fn: Callable[[], Any]) -> Any:
         raise ApiError(400, str(exc), getattr(exc, "position", None)) from exc
     except (TracklogError, OSError) as exc:
         raise ApiError(500, str(exc)) from exc
-
-
-@dataclass
-class _Listing:
-    shape: tuple[Any, ...]
-    full: float  # when the whole store was listed
-    fresh: float  # when its running runs were last re-read
-    runs: list[RunState]
-    columns: dict[tuple[Any, ...], tuple[list[str], dict[str, list[str]]]] = field(default_factory=dict)
-
-
-def _shape(root: Path) -> tuple[Any, ...]:
-    """What changes when a run appears, goes, (re)starts, or the index is rewritten."""
-
-    def stat(p: Path) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(p)
-            return (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            return None
-
-    try:
-        dirty = tuple(sorted(os.listdir(dirty_dir(root))))
-    except OSError:
-        dirty = ()
-    return (stat(index_path(root)), stat(runs_dir(root)), dirty)
 
 
 def default_columns(runs: list[RunState], params: int = 3, metrics: int = 4) -> list[str]:
