@@ -29,12 +29,16 @@ def crash(run: tracklog.Run) -> None:
     run._lock.release()
 
 
-def on_a_terminal(argv: list[str], env: dict[str, str], timeout: float = 120.0) -> tuple[int, str, str]:
-    """Run ``argv`` with stderr on a pseudo-terminal's slave (stdout a pipe): its exit code,
-    stdout, and what the terminal received. ``timeout`` bounds a broken build, nothing else."""
+def on_a_terminal(
+    argv: list[str], env: dict[str, str], timeout: float = 120.0, stdout_too: bool = False
+) -> tuple[int, str, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal's slave (stdout a pipe, or the terminal
+    too): its exit code, stdout, and what the terminal received. ``timeout`` bounds a broken
+    build, nothing else."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env)
+        out = slave if stdout_too else subprocess.PIPE
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=slave, env=env)
     finally:
         os.close(slave)  # the child holds its own copy: EOF (EIO) once it exits
     got = bytearray()
@@ -47,13 +51,12 @@ def on_a_terminal(argv: list[str], env: dict[str, str], timeout: float = 120.0) 
             if not chunk:
                 break
             got += chunk
-        assert proc.stdout is not None
-        out = proc.stdout.read().decode()
+        text = proc.stdout.read().decode() if proc.stdout is not None else ""
         code = proc.wait(timeout=timeout)
     finally:
         proc.kill()
         os.close(master)
-    return code, out, got.decode(errors="replace")
+    return code, text, got.decode(errors="replace")
 
 
 WRITER = r"""

@@ -620,3 +620,26 @@ def test_long_commands_draw_a_progress_bar_on_a_terminal_and_none_in_a_pipe(
     assert "[#" not in out  # the bar goes to stderr only
     piped = tl(*args, root=store)
     assert piped.returncode == 0 and "\r" not in piped.stderr and "[#" not in piped.stderr
+
+
+def test_names_from_a_store_cannot_drive_the_terminal(root: Path) -> None:
+    # Escape sequences that would clear the screen, write the clipboard (OSC 52) or reorder
+    # the line, in values a job logged (names and keys must be printable; values need not).
+    evil = "x\x1b[2J\x1b]52;c;cHduZWQ=\x07\u202egpj.exe\x9b"
+    with tracklog.start_run("exp", "n", root=root, run_id="evil", params={"p": evil}, tags={"t": evil}) as r:
+        r.log_metric("m", 1.0)
+    for args in (
+        ["show", "evil"],
+        ["runs", "-c", "params.p"],
+        ["tail", "evil", "--from-start", "--no-follow"],
+    ):
+        code, _, terminal = on_a_terminal(
+            [PY, "-m", "tracklog", "--root", str(root), *args], python_env(), stdout_too=True
+        )
+        assert code == 0, terminal
+        assert "\x1b" not in terminal and "\x07" not in terminal and "\u202e" not in terminal, args
+        assert "\x9b" not in terminal
+        if args[0] != "tail":  # tail prints points, not params
+            assert "\\x1b[2J" in terminal  # shown, as an escape
+    piped = tl("show", "evil", root=root)  # a pipe gets the bytes as they are stored
+    assert evil in piped.stdout

@@ -43,7 +43,7 @@ from . import (
     watch,
 )
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError
-from .render import one_line
+from .render import one_line, visible_output
 
 
 class Command(Protocol):
@@ -115,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        code = _run(args)
-        sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
+        with visible_output():  # a hostile store's names cannot drive the terminal
+            code = _run(args)
+            sys.stdout.flush()  # here, not at exit: a closed pipe is caught below
         return code
     except BrokenPipeError:
         return _broken_pipe()

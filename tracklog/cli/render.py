@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TextIO
 
 from ..interop.export import json_safe
 from ..read.where import MISSING
@@ -232,3 +233,53 @@ def git_text(git: dict[str, Any] | None) -> str:
         return "-"
     where = ", ".join(x for x in (git["branch"] or "detached", "dirty" if git["dirty"] else "") if x)
     return f"{git['commit'][:12]} ({where})"
+
+
+# Control characters, DEL, C1 and Unicode's direction controls, as a terminal would obey
+# them: a run name from a hostile store must not clear the screen, set the title or write
+# the clipboard (OSC 52), nor reorder the text around it.
+_HIDDEN = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F)]
+_HIDDEN += [*range(0x2066, 0x206A)]
+
+
+class Visible(io.TextIOBase):
+    """A text stream that shows control characters as escapes (``\\x1b``) instead of
+    sending them; ``keep`` names the ones that pass (newline, tab; carriage return for the
+    progress bar on stderr)."""
+
+    def __init__(self, raw: TextIO, keep: str) -> None:
+        self.raw = raw
+        self.table = {
+            c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _HIDDEN if chr(c) not in keep
+        }
+
+    def write(self, text: str) -> int:
+        self.raw.write(text.translate(self.table))
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.raw.encoding
+
+
+@contextlib.contextmanager
+def visible_output() -> Iterator[None]:
+    """stdout and stderr, while a terminal shows them, as ``Visible`` streams."""
+    saved = sys.stdout, sys.stderr
+    try:
+        if sys.stdout.isatty():
+            sys.stdout = Visible(sys.stdout, "\n\t")
+        if sys.stderr.isatty():
+            sys.stderr = Visible(sys.stderr, "\n\t\r")
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
