@@ -203,13 +203,16 @@ def _mpi_job(env: Mapping[str, str]) -> str | None:
     return f"{slurm}/{_identity(*got)}"
 
 
-def _open_mpi(env: Mapping[str, str]) -> _Found | None:
-    if not (env.get("OMPI_COMM_WORLD_RANK") or env.get("OMPI_COMM_WORLD_SIZE")):
+def _mpi_like(
+    env: Mapping[str, str], label: str, rank_name: str, size_name: str, local_name: str
+) -> _Found | None:
+    """Open MPI and PMI (MPICH, Intel MPI) say the same three things under their own names."""
+    if not (env.get(rank_name) or env.get(size_name)):
         return None
-    given = "OMPI_COMM_WORLD_RANK" if env.get("OMPI_COMM_WORLD_RANK") else "OMPI_COMM_WORLD_SIZE"
-    rank_var, rank = _need(env, "Open MPI", given, "OMPI_COMM_WORLD_RANK")
-    world_var, world = _need(env, "Open MPI", given, "OMPI_COMM_WORLD_SIZE")
-    local = _int(env, "OMPI_COMM_WORLD_LOCAL_RANK")
+    given = rank_name if env.get(rank_name) else size_name
+    rank_var, rank = _need(env, label, given, rank_name)
+    world_var, world = _need(env, label, given, size_name)
+    local = _int(env, local_name)
     return _Found(
         "mpi",
         rank,
@@ -219,26 +222,17 @@ def _open_mpi(env: Mapping[str, str]) -> _Found | None:
         local[1] if local else None,
         local[0] if local else None,
         job=_mpi_job(env),
+    )
+
+
+def _open_mpi(env: Mapping[str, str]) -> _Found | None:
+    return _mpi_like(
+        env, "Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"
     )
 
 
 def _pmi(env: Mapping[str, str]) -> _Found | None:
-    if not (env.get("PMI_RANK") or env.get("PMI_SIZE")):
-        return None
-    given = "PMI_RANK" if env.get("PMI_RANK") else "PMI_SIZE"
-    rank_var, rank = _need(env, "PMI", given, "PMI_RANK")
-    world_var, world = _need(env, "PMI", given, "PMI_SIZE")
-    local = _int(env, "MPI_LOCALRANKID")
-    return _Found(
-        "mpi",
-        rank,
-        rank_var,
-        world,
-        world_var,
-        local[1] if local else None,
-        local[0] if local else None,
-        job=_mpi_job(env),
-    )
+    return _mpi_like(env, "PMI", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID")
 
 
 def _pmix(env: Mapping[str, str]) -> _Found | None:
