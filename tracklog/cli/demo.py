@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"look at it with:   tracklog{root_opt} show {demo.id[:10]}")
     print(f"                   tracklog{root_opt} runs")
     print(f"                   tracklog{root_opt} tail {demo.id[:10]} --from-start --no-follow")
+    print(f"in a browser:      pip install 'tracklog[ui]'  && tracklog{root_opt} ui --open")
+    print(f"in the terminal:   pip install 'tracklog[tui]' && tracklog{root_opt} top")
     return EXIT_OK
 
 
