@@ -176,10 +176,16 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
         run = self._run
         if run is None or run.closed:
             return
-        if self._checkpoint_callback is not None:
-            self._log_checkpoints(self._checkpoint_callback)
+        exc = sys.exc_info()[1]  # Lightning calls finalize("failed") inside its except block
+        try:
+            if self._checkpoint_callback is not None:
+                self._log_checkpoints(self._checkpoint_callback)
+        finally:  # a checkpoint that cannot be stored (it raises) still leaves the run ended
+            self._end(run, status, exc)
+
+    @staticmethod
+    def _end(run: Run, status: str, exc: BaseException | None) -> None:
         if status == "failed":
-            exc = sys.exc_info()[1]  # Lightning calls finalize("failed") inside its except block
             if isinstance(exc, SIGTERMException):
                 run.close("killed", signal="SIGTERM")
                 return
