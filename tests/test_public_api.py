@@ -80,6 +80,11 @@ def test_the_core_and_the_cli_import_no_optional_library() -> None:
         "tensorboard",
         "psutil",
         "pynvml",
+        "torch",
+        "lightning",
+        "pytorch_lightning",
+        "transformers",
+        "keras",
     ]
     code = f"import sys, tracklog, tracklog.cli.main; print([m for m in {optional!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
