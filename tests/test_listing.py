@@ -47,3 +47,22 @@ def test_the_listing_is_kept_while_the_store_holds_its_shape(
     now[0] = 100.0  # and at least every full_s whatever the shape says
     listing.runs()
     assert len(full) == 4
+
+
+def test_select_answers_as_store_runs_does(root: Path) -> None:
+    for i in range(6):
+        with tracklog.start_run(f"e{i % 2}", root=root, run_id=f"s{i}", params={"lr": i}) as r:
+            r.log_metric("loss", 1.0 / (i + 1))
+    store = tracklog.Store(root)
+    listing = Listing(store)
+    for exp, where, order in [
+        (None, None, None),
+        ("e1", None, None),
+        (None, "params.lr > 2", "metrics.loss DESC"),
+    ]:
+        assert [r.id for r in listing.select(exp, where, order)] == [
+            r.id for r in store.runs(exp, where, order)
+        ]
+    assert [r.id for r in listing.select(ids={"s1", "s4"})] == ["s4", "s1"]
+    with pytest.raises(tracklog.FilterError):
+        listing.select(where="params.lr >")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..errors import TracklogError
 from ..state.types import RunState
 from ..store.paths import dirty_dir, index_path, runs_dir
 from .store import Store
+from .where import parse_filter, parse_order, sort_runs
 
 FRESH_S = 1.0
 FULL_S = 60.0
@@ -86,3 +87,23 @@ class Listing:
             return self.store.run(r.id)
         except (TracklogError, OSError):
             return r  # being removed, or unreadable for now: the next full listing says
+
+    def select(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        ids: Collection[str] = (),
+    ) -> list[RunState]:
+        """What ``Store.runs(experiment, where, order_by)`` answers (limited to ``ids`` if
+        given), from the kept listing; a bad filter or sort raises FilterError."""
+        pred = parse_filter(where) if where else None
+        order = parse_order(order_by) if order_by else None
+        out = [
+            r
+            for r in self.runs()
+            if (not experiment or r.experiment == experiment)
+            and (not ids or r.id in ids)
+            and (pred is None or pred(r))
+        ]
+        return sort_runs(out, order) if order else out

@@ -170,14 +170,8 @@ class TopApp(App[None]):
     @work(thread=True, exclusive=True, group="list")
     def list_runs(self) -> None:
         try:
-            pred = parse_filter(self.where) if self.where else None
-            runs = [
-                r
-                for r in self.listing.runs()  # kept: only what changed is read again
-                if (self.experiment is None or r.experiment == self.experiment)
-                and (not self.only or r.id in self.only)
-                and (pred is None or pred(r))
-            ]
+            # Kept: only what changed is read again.
+            runs = self.listing.select(self.experiment, self.where, ids=self.only)
         except (TracklogError, OSError) as exc:
             self.call_from_thread(self._set_error, str(exc))
             return

@@ -19,7 +19,7 @@ from ..errors import FilterError, RunNotFoundError, TracklogError, ValidationErr
 from ..read import downsample
 from ..read.listing import Listing
 from ..read.store import Store
-from ..read.where import MISSING, field_getter, flatten, parse_filter, parse_order, sort_runs
+from ..read.where import MISSING, field_getter, flatten
 from ..state.types import RunState
 from . import encode
 
@@ -84,20 +84,12 @@ class Api:
         page = _int(q, "page", 1, 1, 10**9)
         per_page = _int(q, "per_page", PER_PAGE, 1, PER_PAGE_MAX)
         try:
-            pred = parse_filter(where) if where else None
-            order = parse_order(sort) if sort else None
             asked = list(q.get("columns", ()))
             getters = [(c, field_getter(c, "column")) for c in asked]
+            runs = self.listing.select(experiment, where, sort)
         except FilterError as exc:
             raise ApiError(400, str(exc), exc.position) from exc
         everything = self.all_runs()
-        runs = [
-            r
-            for r in everything
-            if (not experiment or r.experiment == experiment) and (pred is None or pred(r))
-        ]
-        if order:
-            runs = sort_runs(runs, order)
         defaults, available = self._columns((experiment, where), runs)
         columns = asked or defaults
         if not asked:
