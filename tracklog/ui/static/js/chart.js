@@ -77,7 +77,10 @@ export class Chart {
     const out = [];
     let i = 0;
     for (const [runId, r] of this.runs) {
-      const s = r.series, color = COLORS[i++ % COLORS.length];
+      // One colour per run on every chart: by its place in opts.order when there is one.
+      const at = this.opts.order ? this.opts.order.indexOf(runId) : -1;
+      const s = r.series, color = COLORS[(at >= 0 ? at : i) % COLORS.length];
+      i++;
       const name = plotText(r.name || runId);
       const x = this.xs(r, s.step, s.time);
       const w = this.opts.smoothing;
@@ -105,12 +108,13 @@ export class Chart {
   }
 
   render() {
+    const legend = this.opts.legend && this.runs.size > 1;
     const layout = {
       title: { text: plotText(this.key), font: { size: 13 }, x: 0.02 },
-      margin: { l: 50, r: 10, t: 30, b: 35 },
-      height: 260,
-      showlegend: this.opts.legend && this.runs.size > 1,
-      legend: { orientation: "h", y: -0.2 },
+      margin: { l: 50, r: 10, t: 30, b: legend ? 45 : 35 },
+      height: legend ? 300 : 260,
+      showlegend: legend,
+      legend: { orientation: "h", x: 0, y: -0.32, yanchor: "top" }, // below the axis title
       xaxis: { title: { text: this.opts.x === "time" ? "seconds since start" : "step" } },
       yaxis: { type: this.opts.logY ? "log" : "linear" },
       yaxis2: { overlaying: "y", range: [-0.05, 1.05], visible: false, fixedrange: true },

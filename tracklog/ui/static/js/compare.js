@@ -7,6 +7,13 @@ import { badge, clear, h, table } from "./dom.js";
 import * as fmt from "./fmt.js";
 import { MAX_POINTS } from "./run.js";
 
+// A run's label: its name, and the end of its id (the random part) when another compared run shares it.
+function labels(runs) {
+  const count = {};
+  for (const r of runs) count[r.name || r.id] = (count[r.name || r.id] || 0) + 1;
+  return runs.map((r) => (count[r.name || r.id] > 1 ? `${r.name} (…${r.id.slice(-6)})` : r.name || r.id));
+}
+
 function diffTable(runs, field, cls) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r[field])))].sort();
   if (!keys.length) return h("p", { class: "muted" }, "none");
@@ -17,7 +24,7 @@ function diffTable(runs, field, cls) {
     return h("tr", { class: differs ? "differs" : null, dataset: { key: k } },
       h("td", { class: "mono" }, k), vals.map((v) => h("td", { class: "mono" }, v)));
   });
-  return table(["key", ...runs.map((r) => r.name || r.id)], rows, { class: cls });
+  return table(["key", ...labels(runs)], rows, { class: cls });
 }
 
 export async function comparePage(app) {
@@ -31,7 +38,9 @@ export async function comparePage(app) {
     clear(app, h("pre", { class: "error" }, String(e.message || e)));
     return;
   }
-  const opts = { x: "step", logY: false, smoothing: 0, legend: true };
+  const opts = { x: "step", logY: false, smoothing: 0, legend: true, order: runs.map((r) => r.id) };
+  const names = labels(runs);
+  const label = Object.fromEntries(runs.map((r, i) => [r.id, names[i]]));
   const charts = new Map();
   const box = h("div", { class: "charts" });
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
@@ -41,7 +50,7 @@ export async function comparePage(app) {
     await Promise.all(runs.filter((r) => Object.hasOwn(r.metrics, key)).map(async (r) => {
       const toX = (v) => (v === null ? null : opts.x === "time" ? Number(v) + (r.start_time || 0) : v);
       const hist = await getJSON(`${runPath(r.id)}/history`, { key, start: toX(start), end: toX(end), max_points: MAX_POINTS, x: opts.x });
-      c.set(r.id, r.name, r.start_time, fromHistory(hist));
+      c.set(r.id, label[r.id], r.start_time, fromHistory(hist));
     }));
   }
 
@@ -49,7 +58,7 @@ export async function comparePage(app) {
   clear(app,
     h("h1", {}, `Comparing ${runs.length} runs`),
     table(["run", "status", "experiment", "start", "duration"], runs.map((r) => h("tr", {},
-      h("td", {}, h("a", { href: runPage(r.id) }, r.name || r.id)), h("td", {}, badge(r.status)),
+      h("td", {}, h("a", { href: runPage(r.id) }, label[r.id])), h("td", {}, badge(r.status)),
       h("td", {}, r.experiment || "-"), h("td", {}, fmt.time(r.start_time)),
       h("td", {}, fmt.duration(r.start_time, r.end_time || r.last_time))))),
     h("h2", {}, "Params"), diffTable(runs, "params", "params"),
