@@ -53,7 +53,7 @@ def test_compaction_writes_a_snapshot_that_loads_as_the_replayed_state() -> None
     assert snap.marks[seg.name].end == seg.stat().st_size
     assert snap.hist_name is not None and (path / snap.hist_name).stat().st_size == snap.hist_end
     assert snap.state.run_state(path) == tracklog.replay(path)
-    assert snap.extents["a"] and sum(n for _, n in snap.extents["a"]) == 20
+    assert snap.extents[0, "a"] and sum(n for _, n in snap.extents[0, "a"]) == 20
 
 
 def test_a_missing_snapshot_is_none_and_the_run_still_reads() -> None:
@@ -139,7 +139,7 @@ def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     snap_file.write_bytes(encode_doc(snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, doc))
 
 
-def _set(doc: dict[str, Any], keys: tuple[str, ...], value: object) -> None:
+def _set(doc: Any, keys: tuple[Any, ...], value: object) -> None:
     for k in keys[:-1]:
         doc = doc[k]
     doc[keys[-1]] = value
@@ -151,19 +151,23 @@ def _set(doc: dict[str, Any], keys: tuple[str, ...], value: object) -> None:
         (("hist",), "../../escape.bin"),
         (("hist_end",), -1),
         (("hist_end",), 10**9),  # past the end of the history file
-        (("series", "a", "chunks"), [[0, 4], [0, 1]]),  # more points than the summary counts
-        (("series", "a", "chunks"), [[10**6, 4]]),  # outside hist_end
-        (("series", "a", "summary", "count"), -4),
+        (("lanes", 0, 2, "a", "chunks"), [[0, 4], [0, 1]]),  # more points than the summary counts
+        (("lanes", 0, 2, "a", "chunks"), [[10**6, 4]]),  # outside hist_end
+        (("lanes", 0, 2, "a", "summary", "count"), -4),
         (("segments",), {}),  # points with no folded segment
-        (("segments",), {"../seg-000001.tlog": [1, 1, 1]}),
+        (("segments",), {"../seg-000001.tlog": [1, 1, 1, 0]}),
         (("segments", "seg-000001.tlog"), [1, 2]),
-        (("fold", "params"), ["not", "a", "map"]),
-        (("fold", "dropped"), -1),
-        (("fold", "extra"), 1),
+        (("segments", "seg-000001.tlog", 3), 2**31),  # a rank past any launcher's
+        (("lanes", 0, 1, "params"), ["not", "a", "map"]),
+        (("lanes", 0, 1, "dropped"), -1),
+        (("lanes", 0, 1, "extra"), 1),
+        (("lanes", 0, 1, "tag_time"), {"t": "yesterday"}),
+        (("lanes", 0, 0), -1),  # a lane's rank
+        (("lanes", 0), [0, {}]),
     ],
 )
 def test_a_crafted_field_that_fails_validation_makes_the_snapshot_none(
-    keys: tuple[str, ...], value: object
+    keys: tuple[Any, ...], value: object
 ) -> None:
     path = _closed_and_compacted(n=4)
     assert snapshot.load(path) is not None
@@ -188,7 +192,7 @@ def test_a_snapshot_never_makes_a_later_read_differ_from_replay() -> None:
         run.flush()
         tracklog.compact(run.path)
         _same_as_replay(run.path)
-    assert len(snapshot.load(run.path).extents["a"]) <= snapshot.MAX_CHUNKS_PER_KEY  # type: ignore[union-attr]
+    assert len(snapshot.load(run.path).extents[0, "a"]) <= snapshot.MAX_CHUNKS_PER_KEY  # type: ignore[union-attr]
     crash(run)
     with tracklog.start_run(run_id="r", resume=True, resume_step=5) as again:
         _same_as_replay(run.path)  # live: the snapshot plus the new segment

@@ -168,7 +168,7 @@ def test_the_same_malformed_run_fields_in_a_snapshot_refuse_it(
     path = state.path / snapshot.SNAPSHOT_NAME
     doc = docfile.decode_doc(path.read_bytes(), snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION)
     assert snapshot.load(state.path) is not None
-    change(doc["fold"])
+    change(doc["lanes"][0][1])
     path.write_bytes(docfile.encode_doc(snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, doc))
     assert snapshot.load(state.path) is None  # a cache that does not validate is not used
     assert tracklog.Store(root).run("r") == state  # the logs are folded instead
@@ -182,7 +182,7 @@ def test_a_snapshot_dropped_count_past_int64_is_refused_though_an_entry_may_hold
     assert RunState.from_dict(entry).dropped == 2**63
     path = state.path / snapshot.SNAPSHOT_NAME
     doc = docfile.decode_doc(path.read_bytes(), snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION)
-    doc["fold"]["dropped"] = 2**63
+    doc["lanes"][0][1]["dropped"] = 2**63
     path.write_bytes(docfile.encode_doc(snapshot.SNAP_MAGIC, snapshot.SNAP_VERSION, doc))
     assert snapshot.load(state.path) is None
 

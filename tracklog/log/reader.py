@@ -28,7 +28,7 @@ from ..errors import (
     TracklogWarning,
     UnsupportedFormatError,
 )
-from ..store.paths import check_segment_name, list_segments, open_file
+from ..store.paths import MAX_RANK, check_segment_name, list_segments, open_file
 from . import format as fmt
 from .codec import Event, decode_events, unpack
 
@@ -103,8 +103,8 @@ def segment_limits(segments: list[Path]) -> dict[Path, int]:
     return limits
 
 
-def superseded_by(seg: Path) -> tuple[Path, int] | None:
-    """The (older segment, offset) that ``seg``'s header says it supersedes, if any."""
+def read_header(seg: Path) -> dict[Any, Any] | None:
+    """The segment's header map, or None if its start is not a whole, valid header."""
     try:
         fd = open_file(seg, os.O_RDONLY)
         try:
@@ -120,7 +120,20 @@ def superseded_by(seg: Path) -> tuple[Path, int] | None:
         header = unpack(head[fmt.PREFIX_SIZE + fmt.FRAME_SIZE : end])
     except Exception:
         return None
-    sup = header.get("supersedes") if isinstance(header, dict) else None
+    return header if isinstance(header, dict) else None
+
+
+def segment_rank(seg: Path) -> int:
+    """The rank whose log ``seg`` is (its header's ``rank``): 0 when absent or not a rank."""
+    header = read_header(seg)
+    rank = header.get("rank") if header is not None else None
+    return rank if type(rank) is int and 0 <= rank <= MAX_RANK else 0
+
+
+def superseded_by(seg: Path) -> tuple[Path, int] | None:
+    """The (older segment, offset) that ``seg``'s header says it supersedes, if any."""
+    header = read_header(seg)
+    sup = header.get("supersedes") if header is not None else None
     if isinstance(sup, list) and len(sup) == 2 and type(sup[1]) is int and sup[1] >= 0:
         try:
             old = seg.parent / check_segment_name(sup[0])  # a name read from a file: validated

@@ -66,6 +66,9 @@ _SEED: Final = fmt.CRC_SEED
 _LEN_HEAD = fmt.LEN_HEAD
 
 
+_MAX_TAKEN = 4096  # segment numbers tried past a taken one before giving up
+
+
 class SegmentWriter:
     """Owns one run session's output: the current segment file and its durability.
 
@@ -132,11 +135,21 @@ class SegmentWriter:
 
     def _open_segment(self, seq: int, payloads: list[bytes], **extra: Any) -> None:
         """Create segment ``seq`` and make its start durable before any record is acknowledged."""
-        path = segment_path(self.run_path, seq)
+        # O_EXCL, and on to the next number while one is taken: the ranks of a many-process run
+        # create segments in one directory at once, so a number read as free may not be any more.
+        # Numbers only grow, so each rank's segments stay in its write order.
+        for _ in range(_MAX_TAKEN):
+            path = segment_path(self.run_path, seq)
+            try:
+                # O_RDWR: after a failed fsync the unsynced records are read back to be rewritten.
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+                break
+            except FileExistsError:
+                seq += 1
+        else:
+            raise FileExistsError(f"{self.run_path}: {_MAX_TAKEN} segment numbers in a row were taken")
         header = {**self._header, "seq": seq, **extra}
         data = encode_segment_start(header) + b"".join(fmt.frame(p) for p in payloads)
-        # O_RDWR: after a failed fsync the unsynced records are read back to be rewritten.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             self._write_all(fd, data)
             os.fsync(fd)

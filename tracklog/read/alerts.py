@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import TracklogError, ValidationError
 from ..log.codec import Event
-from ..store.lock import is_locked
-from ..store.paths import lock_path, run_dir
+from ..store.lease import any_live
+from ..store.paths import run_dir
 
 ALERT_KINDS = ("nan", "above", "diverged", "stalled", "ended")
 TICK_S = 0.25  # how often a quiet watch checks for stalls
@@ -279,6 +279,6 @@ def watch(
 
 def _locked(store: Any, run_id: str) -> bool:
     try:
-        return is_locked(lock_path(run_dir(store.root, run_id)))
+        return any_live(run_dir(store.root, run_id))
     except (TracklogError, OSError):
         return False

@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import RunNotFoundError, TracklogError, ValidationError
 from ..state import index, snapshot
 from ..state.types import RunState
-from ..store.lock import exclusive, is_locked
+from ..store.lease import probe
+from ..store.lock import exclusive
 from ..store.paths import (
     check_dir,
     check_run_id,
@@ -84,7 +85,7 @@ def _compact_run(run_path: Path) -> tuple[RunCompaction, Folded]:
         f = load(run_path, durable=True)
         result.bytes_folded = f.bytes_folded
         result.points_before = f.points_before
-        result.points_after = sum(s.summary.count for s in f.state.series.values())
+        result.points_after = f.state.points()
         if f.snap is None or f.bytes_folded or f.marks != f.snap.marks:
             snapshot.write(run_path, f.state, f.marks, f.snap)
             result.wrote_snapshot = True
@@ -143,7 +144,7 @@ def compact(
                 # Judge liveness before reading state: a session seen in the log whose lock is
                 # free has ended or died and can never write again. The state continues the
                 # compaction's fold: only bytes appended since are read (the run is folded once).
-                live = is_locked(lock_path(run_path))
+                live = probe(run_path)
                 state = load(run_path, base=folded).state.run_state(run_path, live)
             except (TracklogError, OSError) as exc:  # one run's trouble never stops the store
                 warn_once(run_path, f"cannot compact it: {exc}")
@@ -151,7 +152,7 @@ def compact(
                 report.failed[rid] = str(exc)
                 continue
             entries[rid] = entry_of(state)
-            if not live:
+            if not live.held:
                 settled[rid] = dirty.get(rid, set()) & {s.session for s in state.sessions}
         for gone in set(entries) - present:
             del entries[gone]

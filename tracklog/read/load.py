@@ -29,21 +29,22 @@ from ..log.reader import (
     frame_chunks,
     open_buffer,
     segment_limits,
+    segment_rank,
     undecodable,
 )
 from ..state import snapshot
-from ..state.fold import FoldState, Series
+from ..state.fold import FoldState, LiveProbe, RunFold, Series
 from ..state.snapshot import SegmentMark, head_fingerprint
 from ..state.types import RunState
-from ..store.lock import is_locked
-from ..store.paths import list_segments, lock_path, open_file, segment_file, segment_seq
+from ..store.lease import probe
+from ..store.paths import list_segments, open_file, segment_file, segment_seq
 
 
 @dataclass
 class Folded:
     """A run folded to now: the state, how far each segment was read, and from what."""
 
-    state: FoldState
+    state: RunFold
     marks: dict[str, SegmentMark]
     snap: snapshot.Snapshot | None
     bytes_folded: int
@@ -78,9 +79,9 @@ def load(
         snap = snapshot.load(run_path) if use_snapshot else None
         if snap is not None and not _still_valid(run_path, segs, snap.marks, limits, checked=True):
             snap = None  # it folded records a newer segment has since superseded: rebuild
-        state = snap.state if snap else FoldState()
+        state = snap.state if snap else RunFold()
         marks = dict(snap.marks) if snap else {}
-    before = sum(s.summary.count for s in state.series.values())
+    before = state.points()
     folded = 0
     reports = []
     for seg in segs:
@@ -92,13 +93,14 @@ def load(
                 continue  # nothing new: not even an open()
         except OSError:
             continue
-        report = _fold_segment(state, seg, start, on_corrupt, durable, limit)
+        rank = mark.rank if mark else segment_rank(seg)
+        report = _fold_segment(state.lane(rank), seg, start, on_corrupt, durable, limit)
         reports.append(report)
         if mark is None:
             crc = head_fingerprint(seg, report.header_size) or 0
-            mark = SegmentMark(report.valid_end, report.header_size, crc)
+            mark = SegmentMark(report.valid_end, report.header_size, crc, rank)
         folded += max(0, report.valid_end - mark.end) if start else report.valid_end
-        marks[seg.name] = SegmentMark(max(report.valid_end, start), mark.head_size, mark.head_crc)
+        marks[seg.name] = SegmentMark(max(report.valid_end, start), mark.head_size, mark.head_crc, rank)
     return Folded(state, marks, snap, folded, before, reports=reports)
 
 
@@ -108,7 +110,7 @@ def load_state(run_path: Path, cache: RunCache | None = None) -> RunState:
     Liveness is probed before the logs are read: a writer that ends in between has then
     written its run_end before the fold reads, so a finished run is never shown crashed.
     """
-    live = is_locked(lock_path(run_path))
+    live = probe(run_path)
     if cache is None:
         return load(run_path).state.run_state(run_path, live)
     return cache.state(run_path, live)
@@ -125,14 +127,19 @@ class RunCache:
         self._folds: collections.OrderedDict[Path, Folded] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def series(self, run_path: Path, key: str) -> Series | None:
+    def series(self, run_path: Path, key: str, rank: int | None = None) -> Series | None:
         """One key's points as of now, without building the rest of the run's state: the
-        load continues from the last one, and only this key's series is copied out."""
+        load continues from the last one, and only this key's series is copied out.
+        ``rank`` None: rank 0, or the lowest rank that logged, as ``RunState.history``."""
         with self._lock:
-            series = self._load(run_path).state.series.get(key)
+            fold = self._load(run_path).state
+            if rank is None:
+                rank = 0 if 0 in fold.lanes or not fold.lanes else min(fold.lanes)
+            lane = fold.lanes.get(rank)
+            series = lane.series.get(key) if lane is not None else None
             return series.copy() if series is not None and series.summary.count else None
 
-    def state(self, run_path: Path, live: bool) -> RunState:
+    def state(self, run_path: Path, live: bool | LiveProbe) -> RunState:
         """The run's state as of now (see ``load_state``), continuing the last load."""
         with self._lock:  # the answer is copied out before another load may fold on
             return self._load(run_path).state.run_state(run_path, live, detach=True)

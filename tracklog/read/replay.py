@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..log.reader import OnCorrupt, SegmentReport, segment_paths
 from ..state.types import RunState
-from ..store.lock import is_locked
-from ..store.paths import lock_path
+from ..store.lease import Liveness, probe
 from .load import load
 
 
@@ -43,6 +42,6 @@ def replay_report(run_path: str | os.PathLike[str], on_corrupt: OnCorrupt = "war
     path = Path(run_path)
     segs = segment_paths(path)
     run = path if path.is_dir() else path.parent
-    live = path.is_dir() and is_locked(lock_path(path))
+    live: bool | Liveness = probe(path) if path.is_dir() else False
     folded = load(run, use_snapshot=False, on_corrupt=on_corrupt, segments=segs)
     return Replayed(folded.state.run_state(run, live), folded.reports, folded.state.malformed)

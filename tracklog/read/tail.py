@@ -24,8 +24,8 @@ from ..errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFo
 from ..log import format as fmt
 from ..log.codec import RUN_END, RUN_START, Event, decode_events, record_problem, unpack
 from ..log.reader import superseded_by
-from ..store.lock import is_locked
-from ..store.paths import is_real_dir, list_segments, lock_path, open_file
+from ..store.lease import any_live
+from ..store.paths import is_real_dir, list_segments, open_file
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
@@ -289,7 +289,7 @@ class RunFollower:
         old.limit = offset
 
     def live(self) -> bool:
-        return is_locked(lock_path(self.run_path))
+        return any_live(self.run_path)
 
     def close(self) -> None:
         for cur in self.cursors.values():

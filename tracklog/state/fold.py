@@ -19,10 +19,11 @@ dropped. Superseded points are counted per session; raw logs are never edited.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,9 +42,10 @@ from ..log.codec import (
     Columns,
     decode_columns,
     record_problem,
+    same_value,
     session_source,
 )
-from .types import MetricSummary, RunState, SessionInfo
+from .types import MAX_RANK, MetricSummary, RankState, RunState, SessionInfo
 
 _JUST_INT = {int}
 _JUST_FLOAT = {float}
@@ -132,6 +134,9 @@ class FoldState:
     dropped: int = 0
     seen: set[str] = field(default_factory=set)  # keys the current session has logged
     malformed: int = 0  # records whose frames verified but whose contents did not
+    # When each tag and artifact was last set: ranks' lanes merge "last wins" by it (RunFold).
+    tag_time: dict[str, float] = field(default_factory=dict)
+    artifact_time: dict[str, float] = field(default_factory=dict)
 
     def apply(self, records: Iterable[Any], where: str = "") -> FoldState:
         """Fold decoded record payloads (or ``Columns`` of points), in log order. Returns self."""
@@ -189,8 +194,10 @@ class FoldState:
             self.params.setdefault(rec[1], rec[2])  # a param never changes; the first stands
         elif kind == TAG:
             self.tags[rec[1]] = rec[2]
+            self.tag_time[rec[1]] = rec[3]
         elif kind == ARTIFACT:
             self.artifacts[rec[1]] = rec[2]
+            self.artifact_time[rec[1]] = rec[3]
         elif kind == RUN_START:
             self._start_session(rec[1])
         elif kind == RUN_END and self.sessions:
@@ -220,6 +227,10 @@ class FoldState:
             resume=bool(info.get("resume")),
             resume_step=info.get("resume_step"),
             source=session_source(info),
+            rank=_small_int(info.get("rank")),
+            world_size=_small_int(info.get("world_size")),
+            restart=_small_int(info.get("restart")),
+            launcher=_launcher(info.get("launcher")),
         )
         if self.sessions and sess.resume_step is not None:
             for series in self.series.values():
@@ -265,8 +276,158 @@ class FoldState:
                 k: MetricSummary(**s.summary.to_dict()) for k, s in self.series.items() if s.summary.count
             },
             dropped=self.dropped,
-            _series={k: s.copy() for k, s in self.series.items()} if detach else self.series,
+            _series={0: {k: s.copy() for k, s in self.series.items()} if detach else self.series},
         )
+
+
+def _small_int(v: Any) -> int | None:
+    """A rank, world size or restart count from a run_start record, or None if it is not one."""
+    return v if type(v) is int and 0 <= v <= MAX_RANK + 1 else None
+
+
+def _launcher(v: Any) -> str | None:
+    return v if type(v) is str and 0 < len(v) <= 32 else None
+
+
+class LiveProbe(Protocol):
+    """What ``RunFold.run_state`` asks about liveness (``store.lease.Liveness``)."""
+
+    def alive(self, rank: int, session: str) -> bool: ...
+
+
+class RunFold:
+    """A run's fold: one ``FoldState`` lane per rank, merged into one ``RunState``.
+
+    Each rank's segments fold into its own lane, in log order, with the resume rule
+    applied within the lane; nothing crosses lanes until ``run_state`` merges them. The
+    merge depends only on the lanes, never on how the ranks' segments interleaved, so a
+    snapshot plus later records equals a fresh replay even while ranks append at once.
+    A single-process run is lane 0 alone and folds exactly as before ranks existed.
+    """
+
+    def __init__(self, lanes: dict[int, FoldState] | None = None) -> None:
+        self.lanes: dict[int, FoldState] = lanes if lanes is not None else {}
+
+    def lane(self, rank: int = 0) -> FoldState:
+        state = self.lanes.get(rank)
+        if state is None:
+            state = self.lanes[rank] = FoldState()
+        return state
+
+    def apply(self, records: Iterable[Any], where: str = "", rank: int = 0) -> RunFold:
+        """Fold records of rank ``rank``'s log, in its log order. Returns self."""
+        self.lane(rank).apply(records, where)
+        return self
+
+    @property
+    def malformed(self) -> int:
+        return sum(s.malformed for s in self.lanes.values())
+
+    def points(self) -> int:
+        return sum(s.summary.count for st in self.lanes.values() for s in st.series.values())
+
+    def many(self) -> bool:
+        """Whether this is a many-process run (any rank but 0, or any world size above 1)."""
+        return any(r != 0 for r in self.lanes) or any(
+            (s.world_size or 1) > 1 for st in self.lanes.values() for s in st.sessions
+        )
+
+    def merged_params(self) -> dict[str, Any]:
+        """Every lane's params, the lowest rank's value where they differ."""
+        out: dict[str, Any] = {}
+        for _, st in sorted(self.lanes.items()):
+            for k, v in st.params.items():
+                out.setdefault(k, v)
+        return out
+
+    def param_ranks(self) -> dict[str, int]:
+        """param key -> the lowest rank that logged it."""
+        out: dict[str, int] = {}
+        for r, st in sorted(self.lanes.items()):
+            for k in st.params:
+                out.setdefault(k, r)
+        return out
+
+    def run_state(
+        self, path: Path | None = None, live: bool | LiveProbe = False, detach: bool = False
+    ) -> RunState:
+        """The RunState. ``live``: whether a writer holds the run right now (a bool, for a
+        single-process run), or a probe asked per rank (``store.lease.Liveness``)."""
+
+        def alive(rank: int, st: FoldState) -> bool:
+            if isinstance(live, bool):
+                return live
+            last = st.sessions[-1] if st.sessions else None
+            return last is not None and last.status is None and live.alive(rank, last.session)
+
+        if not self.many():
+            lane = self.lanes.get(0) or FoldState()
+            return lane.run_state(path, alive(0, lane), detach)
+        states = {r: st.run_state(path, alive(r, st), detach) for r, st in sorted(self.lanes.items())}
+        return _merge(path, self, states)
+
+
+def _merge(path: Path | None, fold: RunFold, states: dict[int, RunState]) -> RunState:
+    """One RunState from its ranks' (see ``state/ranks.py`` for the status rule)."""
+    from .ranks import counted_ranks, run_status
+
+    ranks = {
+        r: RankState(r, st.status, len(st.sessions), st.start_time, st.end_time, st.error, st.metrics)
+        for r, st in states.items()
+        if st.sessions
+    }
+    last = {
+        r: (st.sessions[-1].restart or 0, st.sessions[-1].world_size or 1)
+        for r, st in states.items()
+        if st.sessions
+    }
+    status, status_rank = run_status({r: x.status for r, x in ranks.items()}, counted_ranks(last))
+    params: dict[str, Any] = {}
+    owner: dict[str, int] = {}
+    conflicts: dict[str, dict[int, Any]] = {}
+    tags: dict[str, tuple[float, int, Any]] = {}
+    arts: dict[str, tuple[float, int, Any]] = {}
+    for r, st in states.items():
+        lane = fold.lanes[r]
+        for k, v in st.params.items():
+            if k not in params:
+                params[k], owner[k] = v, r
+            elif not same_value(params[k], v):
+                conflicts.setdefault(k, {owner[k]: params[k]})[r] = v
+        for into, got, times in ((tags, st.tags, lane.tag_time), (arts, st.artifacts, lane.artifact_time)):
+            for k, v in got.items():
+                t = times.get(k, -math.inf)
+                old = into.get(k)
+                if old is None or t > old[0]:  # the latest wins; at a tie, the lower rank
+                    into[k] = (t, r, v)
+    primary = min(ranks, default=0) if 0 not in ranks else 0
+    first = states.get(primary) or next(iter(states.values()))
+    sessions = [s for st in states.values() for s in st.sessions]
+    world = max([s.world_size or 1 for s in sessions] + [max(states, default=0) + 1])
+    ends = [x.end_time for x in ranks.values() if x.end_time is not None]
+    return RunState(
+        id=first.id,
+        path=path,
+        experiment=next((st.experiment for st in states.values() if st.experiment is not None), None),
+        name=first.name
+        if first.name is not None
+        else next((st.name for st in states.values() if st.name), None),
+        status=status,
+        start_time=min((x.start_time for x in ranks.values() if x.start_time is not None), default=None),
+        end_time=max(ends) if ends and status != "running" else None,
+        error=ranks[status_rank].error if status_rank is not None and status == "failed" else None,
+        params=params,
+        tags={k: v for k, (_, _, v) in tags.items()},
+        artifacts={k: v for k, (_, _, v) in arts.items()},
+        sessions=sessions,
+        metrics=dict(first.metrics),
+        dropped=sum(st.dropped for st in states.values()),
+        world_size=world,
+        ranks=ranks,
+        status_rank=status_rank,
+        conflicts=conflicts,
+        _series={r: (st._series or {}).get(0, {}) for r, st in states.items()},
+    )
 
 
 _FEW_KEYS = 32  # keys a batch groups by one pass each instead of a sort

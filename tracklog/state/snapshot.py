@@ -41,11 +41,11 @@ from ..store.paths import (
     snapshot_path,
 )
 from .docfile import DOC_PREFIX, decode_doc, encode_doc
-from .fold import FoldState, Series
-from .types import RUN_FIELD_TYPES, MetricSummary, decode_run_fields
+from .fold import FoldState, RunFold, Series
+from .types import MAX_RANK, RUN_FIELD_TYPES, MetricSummary, decode_run_fields
 
 SNAP_MAGIC: Final = b"\x89TLSNAP\n"
-SNAP_VERSION: Final = 1
+SNAP_VERSION: Final = 2  # 2: one fold lane per rank (a version-1 snapshot is rebuilt)
 POINT_BYTES: Final = 24  # int64 step + float64 value + float64 timestamp
 MAX_HISTORY_GEN: Final = 10**18 - 1  # the largest a history name holds
 MAX_CHUNKS_PER_KEY: Final = 16  # more and the compactor rewrites the key as one chunk
@@ -58,19 +58,20 @@ class SegmentMark:
     end: int
     head_size: int
     head_crc: int
+    rank: int = 0  # the rank whose lane the segment folds into (from its header)
 
 
 @dataclass
 class Snapshot:
     """A loaded snapshot: fold state with histories mapped from the history file."""
 
-    state: FoldState
+    state: RunFold
     marks: dict[str, SegmentMark]
     hist_name: str | None
     hist_end: int
-    # key -> [(offset, n)] as stored, with the chunk arrays they were loaded as
-    extents: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    loaded: dict[str, list[Any]] = field(default_factory=dict)
+    # (rank, key) -> [(offset, n)] as stored, with the chunk arrays they were loaded as
+    extents: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    loaded: dict[tuple[int, str], list[Any]] = field(default_factory=dict)
 
 
 MAX_HEAD_BYTES: Final = fmt.PREFIX_SIZE + fmt.FRAME_SIZE + fmt.MAX_HEADER_BYTES
@@ -99,6 +100,8 @@ def _encode_state(state: FoldState) -> dict[str, Any]:
         "dropped": state.dropped,
         "seen": sorted(state.seen),
         "malformed": state.malformed,
+        "tag_time": state.tag_time,
+        "artifact_time": state.artifact_time,
     }
 
 
@@ -127,36 +130,37 @@ def _uint(v: Any, what: str) -> int:
 
 
 def _build(run_path: Path, doc: Any) -> Snapshot | None:
-    if type(doc) is not dict or type(doc.get("segments")) is not dict or type(doc.get("series")) is not dict:
+    if type(doc) is not dict or type(doc.get("segments")) is not dict or type(doc.get("lanes")) is not list:
         raise ValueError("snapshot document is malformed")
     marks = {}
     for name, m in doc["segments"].items():
         check_segment_name(name)  # an UnsafePathError is an OSError: caught in load
-        if type(m) is not list or len(m) != 3:
+        if type(m) is not list or len(m) != 4:
             raise ValueError("snapshot segment mark is malformed")
         marks[name] = SegmentMark(*(_uint(x, "segment mark") for x in m))
+        if marks[name].rank > MAX_RANK:
+            raise ValueError("snapshot segment rank is out of range")
     for name, m in marks.items():
         seg = segment_file(run_path, name)
         if os.lstat(seg).st_size < m.end or head_fingerprint(seg, m.head_size) != m.head_crc:
             return None
-    if not marks and doc["series"]:
-        raise ValueError("snapshot holds points but claims no folded segment")
-    f: Any = doc.get("fold")
-    fields = decode_run_fields(f, _FOLD_TYPES, "snapshot fold state")
-    _uint(fields["dropped"], "dropped count")  # here also at most int64 (an index entry: any int)
-    if not all(type(k) is str for k in f["seen"]):
-        raise ValueError("snapshot seen keys are malformed")
-    state = FoldState(
-        run_id=f["run_id"],
-        seen=set(f["seen"]),
-        malformed=_uint(f["malformed"], "malformed count"),
-        **fields,
-    )
+    if not marks and doc["lanes"]:
+        raise ValueError("snapshot holds lanes but claims no folded segment")
+    run = RunFold()
+    lanes = []
+    for lane in doc["lanes"]:
+        if type(lane) is not list or len(lane) != 3 or type(lane[2]) is not dict:
+            raise ValueError("snapshot lane is malformed")
+        rank = _uint(lane[0], "lane rank")
+        if rank > MAX_RANK or rank in run.lanes:
+            raise ValueError("snapshot lane rank is out of range or repeated")
+        run.lanes[rank] = _lane_state(lane[1])
+        lanes.append((rank, lane[2]))
     hist_name = doc.get("hist")
     if hist_name is not None:
         check_history_name(hist_name)
     hist_end = _uint(doc.get("hist_end"), "history end")
-    snap = Snapshot(state, marks, hist_name, hist_end)
+    snap = Snapshot(run, marks, hist_name, hist_end)
     buf: Any = b""
     if hist_name and hist_end:
         fd = open_file(run_path / hist_name, os.O_RDONLY)
@@ -166,7 +170,37 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
             buf = mmap.mmap(fd, hist_end, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)  # the mapping keeps the file
-    for key, entry in doc["series"].items():
+    for rank, series_doc in lanes:
+        if not _load_series(snap, rank, series_doc, buf, hist_end):
+            return None
+    return snap
+
+
+def _lane_state(f: Any) -> FoldState:
+    fields = decode_run_fields(f, _FOLD_TYPES, "snapshot fold state")
+    _uint(fields["dropped"], "dropped count")  # here also at most int64 (an index entry: any int)
+    if not all(type(k) is str for k in f["seen"]):
+        raise ValueError("snapshot seen keys are malformed")
+    times = []
+    for name in ("tag_time", "artifact_time"):
+        d = f[name]
+        if not all(type(k) is str and type(v) is float for k, v in d.items()):
+            raise ValueError(f"snapshot {name} is malformed")
+        times.append(d)
+    return FoldState(
+        run_id=f["run_id"],
+        seen=set(f["seen"]),
+        malformed=_uint(f["malformed"], "malformed count"),
+        tag_time=times[0],
+        artifact_time=times[1],
+        **fields,
+    )
+
+
+def _load_series(snap: Snapshot, rank: int, doc: dict[Any, Any], buf: Any, hist_end: int) -> bool:
+    """One lane's series, mapped from the history; False if a chunk lies past its end."""
+    state = snap.state.lanes[rank]
+    for key, entry in doc.items():
         if type(key) is not str or type(entry) is not dict or type(entry.get("chunks")) is not list:
             raise ValueError("snapshot series is malformed")
         series = Series()
@@ -180,7 +214,7 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
             raise ValueError("snapshot chunks do not add up to the key's count")
         for off, n in extents:
             if off + n * POINT_BYTES > hist_end:
-                return None
+                return False
             series.chunks.append(
                 (
                     np.frombuffer(buf, dtype="<i8", count=n, offset=off),
@@ -189,9 +223,9 @@ def _build(run_path: Path, doc: Any) -> Snapshot | None:
                 )
             )
         state.series[key] = series
-        snap.extents[key] = extents
-        snap.loaded[key] = list(series.chunks)
-    return snap
+        snap.extents[rank, key] = extents
+        snap.loaded[rank, key] = list(series.chunks)
+    return True
 
 
 # The fold state a snapshot holds (``_encode_state``): the run fields, plus the fold's own.
@@ -200,12 +234,14 @@ _FOLD_TYPES: Final = {
     **RUN_FIELD_TYPES,
     "seen": (list,),
     "malformed": (int,),
+    "tag_time": (dict,),
+    "artifact_time": (dict,),
 }
 
 
 def write(
     run_path: Path,
-    state: FoldState,
+    state: RunFold,
     marks: dict[str, SegmentMark],
     previous: Snapshot | None,
 ) -> None:
@@ -216,7 +252,7 @@ def write(
     a resume, is written again as one chunk. When dead bytes outweigh live ones
     the history moves to a fresh generation file. Crash-safe at every step.
     """
-    live_bytes = sum(s.summary.count for s in state.series.values()) * POINT_BYTES
+    live_bytes = state.points() * POINT_BYTES
     hist_name = previous.hist_name if previous else None
     hist_end = previous.hist_end if previous else 0
     new_gen = hist_name is None or hist_end > 2 * live_bytes + (1 << 20)
@@ -230,14 +266,15 @@ def write(
         gen = 1 + max([*gens, history_gen(hist_name) if hist_name else 0])
         hist_name, hist_end = history_path(run_path, gen).name, 0
         flags |= os.O_EXCL
-    extents: dict[str, list[tuple[int, int]]] = {}
+    extents: dict[tuple[int, str], list[tuple[int, int]]] = {}
     # Never through a symlink: a crafted store must not make compaction truncate a file elsewhere.
     fd = open_file(run_path / check_history_name(hist_name), flags)
     try:
         os.ftruncate(fd, hist_end)  # drop what a dead compaction appended past the state
         pos = hist_end
         pieces: list[bytes] = []
-        for key, series in state.series.items():
+        every = [((r, k), s) for r, lane in sorted(state.lanes.items()) for k, s in lane.series.items()]
+        for key, series in every:
             old_ext = [] if new_gen or previous is None else previous.extents.get(key, [])
             old_arrays = [] if new_gen or previous is None else previous.loaded.get(key, [])
             kept = len(old_arrays)
@@ -269,14 +306,20 @@ def write(
     finally:
         os.close(fd)
     doc = {
-        "segments": {name: [m.end, m.head_size, m.head_crc] for name, m in marks.items()},
+        "segments": {name: [m.end, m.head_size, m.head_crc, m.rank] for name, m in marks.items()},
         "hist": hist_name,
         "hist_end": pos,
-        "fold": _encode_state(state),
-        "series": {
-            k: {"summary": s.summary.to_dict(), "chunks": [list(e) for e in extents[k]]}
-            for k, s in state.series.items()
-        },
+        "lanes": [
+            [
+                r,
+                _encode_state(lane),
+                {
+                    k: {"summary": s.summary.to_dict(), "chunks": [list(e) for e in extents[r, k]]}
+                    for k, s in lane.series.items()
+                },
+            ]
+            for r, lane in sorted(state.lanes.items())
+        ],
     }
     replace_file(snapshot_path(run_path), encode_doc(SNAP_MAGIC, SNAP_VERSION, doc))
     if new_gen:

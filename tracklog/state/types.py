@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from ..errors import RunNotFoundError
+from ..errors import RunNotFoundError, ValidationError
 from ..log.codec import (
     is_artifact_info,
     is_artifact_name,
@@ -25,6 +25,7 @@ from ..log.codec import (
     is_source,
     same_value,
 )
+from .ranks import reduce_ranks
 
 
 @dataclass
@@ -116,6 +117,10 @@ class SessionInfo:
     resume_step: int | None = None
     superseded: int = 0  # earlier sessions' points this session's resume superseded
     source: dict[str, Any] | None = None  # argv, python, tracklog version, git {commit, branch, dirty}
+    rank: int | None = None  # None: a single-process session (rank 0 of world size 1)
+    world_size: int | None = None
+    restart: int | None = None  # the launcher's restart attempt (TORCHELASTIC_RESTART_COUNT, ...)
+    launcher: str | None = None  # "torchrun", "slurm", "mpi", or None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -132,6 +137,12 @@ class SessionInfo:
             raise ValueError("session resume_step is out of range")
         if not is_source(d.get("source")):
             raise ValueError("session source is malformed")
+        for name in ("rank", "world_size", "restart"):
+            v = d.get(name)
+            if v is not None and not 0 <= v <= MAX_RANK + 1:
+                raise ValueError(f"session {name} is out of range")
+        if d.get("launcher") is not None and len(d["launcher"]) > 32:
+            raise ValueError("session launcher is malformed")
         out = cls(**d)
         if out.proc_start is not None:
             out.proc_start = float(out.proc_start)
@@ -139,6 +150,7 @@ class SessionInfo:
 
 
 RUN_STATUSES = ("running", "finished", "failed", "killed", "crashed")
+MAX_RANK: Final = 2**31 - 1
 _NONE = type(None)
 _F = (float, _NONE)
 _I = (int, _NONE)
@@ -166,6 +178,10 @@ _SESSION_TYPES: dict[str, tuple[type, ...]] = {
     "resume_step": _I,
     "superseded": (int,),
     "source": (dict, _NONE),
+    "rank": _I,
+    "world_size": _I,
+    "restart": _I,
+    "launcher": _S,
 }
 
 
@@ -221,6 +237,10 @@ _RUN_TYPES: dict[str, tuple[type, ...]] = {
     "end_time": _F,
     "error": (dict, _NONE),
     "metrics": (dict,),
+    "world_size": (int,),
+    "ranks": (list,),
+    "status_rank": _I,
+    "conflicts": (dict,),
 }
 
 
@@ -253,12 +273,88 @@ class SeriesLike(Protocol):
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
+REDUCTIONS: Final = ("mean", "min", "max", "sum")
+
+
+@dataclass
+class RankState:
+    """One rank of a many-process run: how its sessions went and its metric summaries."""
+
+    rank: int
+    status: str
+    sessions: int
+    start_time: float | None
+    end_time: float | None
+    error: dict[str, Any] | None
+    metrics: dict[str, MetricSummary]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RankState):
+            return NotImplemented
+        return same_value(self.to_dict(), other.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "status": self.status,
+            "sessions": self.sessions,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "error": self.error,
+            "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RankState:
+        _check_fields(d, _RANK_TYPES, "rank", optional=False)
+        if not 0 <= d["rank"] <= MAX_RANK or d["status"] not in RUN_STATUSES or d["sessions"] < 1:
+            raise ValueError("rank entry is out of range")
+        if not is_error_info(d["error"]):
+            raise ValueError("rank error is malformed")
+        return cls(
+            rank=d["rank"],
+            status=d["status"],
+            sessions=d["sessions"],
+            start_time=d["start_time"],
+            end_time=d["end_time"],
+            error=d["error"],
+            metrics=_decode_metrics(d["metrics"], "rank"),
+        )
+
+
+_RANK_TYPES: dict[str, tuple[type, ...]] = {
+    "rank": (int,),
+    "status": (str,),
+    "sessions": (int,),
+    "start_time": _F,
+    "end_time": _F,
+    "error": (dict, _NONE),
+    "metrics": (dict,),
+}
+
+
+def _decode_metrics(d: dict[Any, Any], what: str) -> dict[str, MetricSummary]:
+    metrics = {}
+    for k, m in d.items():
+        if type(k) is not str:
+            raise ValueError(f"{what} metric key is not a str")
+        metrics[k] = MetricSummary.from_dict(m)
+    return metrics
+
+
 @dataclass(eq=False)
 class RunState:
     """A run as folded from its logs (and snapshot): what happened, and how it ended.
 
     ``status`` is running, finished, failed, killed or crashed. ``==`` compares
     everything but metric histories, NaN equal to NaN.
+
+    A run written by several processes (``start_run(rank=, world_size=)``, or a launcher's
+    environment) has ``ranks`` (rank -> ``RankState``), its largest ``world_size``,
+    ``status_rank`` (the rank whose status is the run's, see STORE.md "Ranks") and
+    ``conflicts`` (param key -> rank -> value, where ranks logged different values).
+    ``metrics`` and ``history`` answer for rank 0 (or the lowest rank that logged).
+    A single-process run has ``ranks == {}`` and ``world_size == 1``.
     """
 
     id: str
@@ -275,18 +371,57 @@ class RunState:
     sessions: list[SessionInfo]
     metrics: dict[str, MetricSummary]
     dropped: int = 0
-    _series: Mapping[str, SeriesLike] | None = field(default=None, repr=False)
+    world_size: int = 1
+    ranks: dict[int, RankState] = field(default_factory=dict)
+    status_rank: int | None = None
+    conflicts: dict[str, dict[int, Any]] = field(default_factory=dict)
+    # rank -> key -> points (a single-process run's are rank 0's)
+    _series: Mapping[int, Mapping[str, SeriesLike]] | None = field(default=None, repr=False)
     _loader: Any = field(default=None, repr=False)
 
-    def history(self, key: str) -> MetricHistory:
-        """The key's points as numpy arrays, in fold order."""
+    @property
+    def primary_rank(self) -> int:
+        """The rank ``metrics`` and ``history`` answer for by default: 0, or the lowest present."""
+        return min(self.ranks, default=0) if self.ranks and 0 not in self.ranks else 0
+
+    def history(self, key: str, rank: int | str | None = None, reduce: str | None = None) -> Any:
+        """The key's points as numpy arrays, in fold order (a ``MetricHistory``).
+
+        ``rank=R`` picks one rank's points (default: ``primary_rank``); ``rank="all"`` returns
+        a dict of rank -> ``MetricHistory``; ``reduce="mean"|"min"|"max"|"sum"`` returns one
+        ``MetricHistory`` with the ranks aligned on step (``state/ranks.py``).
+        """
         if self._series is None and self._loader is not None:
             self._series = self._loader()._series  # an index entry: fold the run on first use
-        series = (self._series or {}).get(key)
+        lanes = self._series or {}
+        if reduce is not None or rank == "all":
+            if reduce is not None and reduce not in REDUCTIONS:
+                raise ValidationError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+            if rank not in (None, "all"):
+                raise ValidationError(f"reduce combines all ranks; it takes no rank= (got {rank!r})")
+            found = {
+                r: _history_of(s, key) for r, per in sorted(lanes.items()) if (s := per.get(key)) is not None
+            }
+            found = {r: h for r, h in found.items() if len(h)}
+            if not found:
+                raise RunNotFoundError(f"run {self.id} has no metric {key!r} on any rank")
+            if reduce is None:
+                return found
+            steps, values, stamps = reduce_ranks(
+                ((h.step, h.value, h.timestamp) for h in found.values()), reduce
+            )
+            return MetricHistory(key, steps, values, stamps)
+        if rank is None:
+            rank = self.primary_rank
+        elif type(rank) is not int or rank < 0:
+            raise ValidationError(f"rank must be an int >= 0 or 'all', got {rank!r}")
+        series = lanes.get(rank, {}).get(key)
         if series is None or not series.summary.count:
-            raise RunNotFoundError(f"run {self.id} has no metric {key!r}")
-        s, v, t = series.arrays()
-        return MetricHistory(key, s, v, t)
+            others = sorted(r for r, per in lanes.items() if r != rank and key in per)
+            hint = f" (ranks {', '.join(map(str, others[:8]))} have it: pass rank=)" if others else ""
+            where = f" on rank {rank}" if self.ranks else ""
+            raise RunNotFoundError(f"run {self.id} has no metric {key!r}{where}{hint}")
+        return _history_of(series, key)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-friendly apart from NaN and inf floats)."""
@@ -305,6 +440,10 @@ class RunState:
             "sessions": [s.to_dict() for s in self.sessions],
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "dropped": self.dropped,
+            "world_size": self.world_size,
+            "ranks": [r.to_dict() for _, r in sorted(self.ranks.items())],
+            "status_rank": self.status_rank,
+            "conflicts": {k: {str(r): v for r, v in sorted(c.items())} for k, c in self.conflicts.items()},
         }
 
     @classmethod
@@ -316,11 +455,22 @@ class RunState:
         fields = decode_run_fields(d, _RUN_TYPES, "index entry")
         if d["status"] not in RUN_STATUSES or not is_error_info(d["error"]):
             raise ValueError("index entry status or error is malformed")
-        metrics = {}
-        for k, m in d["metrics"].items():
-            if type(k) is not str:
-                raise ValueError("index entry metric key is not a str")
-            metrics[k] = MetricSummary.from_dict(m)
+        metrics = _decode_metrics(d["metrics"], "index entry")
+        if not 1 <= d["world_size"] <= MAX_RANK + 1:
+            raise ValueError("index entry world_size is out of range")
+        ranks = {}
+        for x in d["ranks"]:
+            r = RankState.from_dict(x)
+            ranks[r.rank] = r
+        conflicts: dict[str, dict[int, Any]] = {}
+        for k, c in d["conflicts"].items():
+            if (
+                type(k) is not str
+                or type(c) is not dict
+                or not all(type(r) is str and r.isdigit() for r in c)
+            ):
+                raise ValueError("index entry conflicts are malformed")
+            conflicts[k] = {int(r): v for r, v in check_plain_map(c, "index entry conflict").items()}
         return cls(
             id=d["id"],
             path=path,
@@ -329,6 +479,10 @@ class RunState:
             end_time=d["end_time"],
             error=d["error"],
             metrics=metrics,
+            world_size=d["world_size"],
+            ranks=ranks,
+            status_rank=d["status_rank"],
+            conflicts=conflicts,
             _loader=loader,
             **fields,
         )
@@ -349,3 +503,8 @@ class RunState:
         return same_value(self.to_dict(), other.to_dict())
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _history_of(series: SeriesLike, key: str) -> MetricHistory:
+    s, v, t = series.arrays()
+    return MetricHistory(key, s, v, t)

@@ -44,6 +44,8 @@ DEFAULT_ROOT: Final = "tlruns"
 RUNS_DIR: Final = "runs"
 SEGMENT_SUFFIX: Final = ".tlog"
 LOCK_NAME: Final = "writer.lock"
+LEASE_NAME: Final = "writer.lease"
+MAX_RANK: Final = 2**31 - 1  # ranks are launcher numbers (RANK, SLURM_PROCID): int32, as launch.py reads them
 COMPACT_LOCK_NAME: Final = "compact.lock"
 SNAPSHOT_NAME: Final = "snapshot.tls"
 INDEX_DIR: Final = "index"
@@ -54,6 +56,7 @@ MAX_ARTIFACT_NAME_CHARS: Final = 1024
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SEGMENT = re.compile(r"seg-(\d{6,18})\.tlog")
+_RANK_LOCK = re.compile(r"writer(?:-(0|[1-9]\d{0,9}))?\.lock")
 HISTORY_PATTERN = re.compile(r"history-(\d{6,18})\.bin")
 _SESSION = re.compile(r"[0-9a-f]{1,64}")
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -166,8 +169,36 @@ def check_run_dir(root: Path, run_id: str) -> Path:
     return check_dir(run_dir(root, run_id))
 
 
-def lock_path(run_path: Path) -> Path:
-    return run_path / LOCK_NAME
+def check_rank(rank: object, what: str = "rank") -> int:
+    """A rank as a path part takes: an int in [0, 2^31 - 1], not a bool."""
+    if type(rank) is not int or not 0 <= rank <= MAX_RANK:
+        raise ValidationError(f"{what} must be an int in [0, {MAX_RANK}], got {rank!r}")
+    return rank
+
+
+def lock_path(run_path: Path, rank: int = 0) -> Path:
+    """The writer lock of one rank's sessions: ``writer.lock`` for rank 0 (and every
+    single-process run), ``writer-<rank>.lock`` for the others."""
+    return run_path / (LOCK_NAME if rank == 0 else f"writer-{check_rank(rank)}.lock")
+
+
+def lease_path(run_path: Path, rank: int = 0) -> Path:
+    """The heartbeat of one rank's live session (``store/lease.py``), named as its lock."""
+    return run_path / (LEASE_NAME if rank == 0 else f"writer-{check_rank(rank)}.lease")
+
+
+def rank_locks(run_path: Path) -> dict[int, Path]:
+    """rank -> lock file, for every entry named like a writer lock (whatever its type)."""
+    try:
+        names = os.listdir(run_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    out = {}
+    for n in names:
+        m = _RANK_LOCK.fullmatch(n)
+        if m is not None and int(m.group(1) or 0) <= MAX_RANK:
+            out[int(m.group(1) or 0)] = run_path / n
+    return out
 
 
 MAX_SEGMENT_SEQ: Final = 10**18 - 1  # the largest number a segment name (and a reader) takes

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..errors import RunLockedError, StoreError, TracklogWarning, ValidationError
 from ..read.store import Store
-from ..store.lock import WriterLock, is_locked
+from ..store.lease import any_live
+from ..store.lock import WriterLock
 from ..store.paths import (
     artifact_blobs_dir,
     artifact_tmp_path,
@@ -31,6 +32,7 @@ from ..store.paths import (
     deleted_runs,
     is_real_dir,
     lock_path,
+    rank_locks,
 )
 
 GC_GRACE_S = 3600.0
@@ -57,20 +59,27 @@ def delete_runs(store: Store, runs: Sequence[str]) -> list[str]:
         raise ValidationError(f"delete_runs takes a non-empty list of runs, got {runs!r}")
     ids = list(dict.fromkeys(store.resolve(r) for r in runs))
     for rid in ids:
-        if is_locked(lock_path(store.path_of(rid))):
+        if any_live(store.path_of(rid)):
             raise RunLockedError(f"run {rid} has a live writer; stop it before deleting the run")
     for rid in ids:
         path = store.path_of(rid)
-        lock = WriterLock(lock_path(path), holder="a deletion")
-        lock.acquire({"deleting": True, "pid": os.getpid(), "time": time.time()}, timeout=0.0)
+        # Every rank's lock, so no rank can start a session in the run while it goes.
+        locks = [
+            WriterLock(p, holder="a deletion") for p in {0: lock_path(path), **rank_locks(path)}.values()
+        ]
+        taken = []
         try:
+            for lock in locks:
+                lock.acquire({"deleting": True, "pid": os.getpid(), "time": time.time()}, timeout=0.0)
+                taken.append(lock)
             hidden = deleted_run_path(store.root, rid)
             try:
                 os.rename(path, hidden)  # the run leaves every listing here, atomically
             except OSError as exc:
                 raise StoreError(f"cannot delete run {rid}: {exc.strerror or exc}") from exc
         finally:
-            lock.release()
+            for lock in taken:
+                lock.release()
         shutil.rmtree(hidden, ignore_errors=True)
     return ids
 

@@ -42,11 +42,13 @@ from ..log.writer import FLUSH_INTERVAL_S, FSYNC_INTERVAL_S, MAX_PENDING, Durabi
 from ..read.store import Store
 from ..state import index
 from ..store import artifacts
+from ..store.lease import LeaseWriter, wait_until_stale
 from ..store.lock import WriterLock, process_identity
 from ..store.paths import (
     check_dir,
     check_run_id,
     ensure_root,
+    lease_path,
     lock_path,
     new_run_id,
     resolve_root,
@@ -54,6 +56,7 @@ from ..store.paths import (
     segment_names,
 )
 from . import lifecycle
+from .launch import Launch, ambient_run_id, identify, note_run_started
 from .provenance import source_info
 from .resume import PriorState, read_prior_state
 from .system import SYSTEM_INTERVAL_S, SystemSampler, check_interval
@@ -97,6 +100,8 @@ class Run:
         name: str | None,
         prior: PriorState,
         strict: bool,
+        lease: LeaseWriter | None = None,
+        launch: Launch | None = None,
     ) -> None:
         self.root = root
         self._id = run_id
@@ -109,7 +114,11 @@ class Run:
         self.experiment = experiment
         self.name = name
         self.strict = strict
+        self._lease = lease
+        self.rank = launch.rank if launch is not None else 0
+        self.world_size = launch.world_size if launch is not None else 1
         self._params: dict[str, bytes] = dict(prior.params)
+        self._param_ranks: dict[str, int] = dict(prior.param_ranks)
         self._next: dict[str, int] = dict(prior.next_steps)
         self._default_step = prior.default_step
         self._keys: set[str] = set()
@@ -237,9 +246,13 @@ class Run:
         t = _now()
         w = self._writer
         with w.lock:
-            for key, value, packed in _new_params(self._params, checked):
+            for key, value, packed in _new_params(self._params, checked, self._param_ranks, self._rank_of()):
                 w.emit(keyed_record(PARAM, key, value, t))
                 self._params[key] = packed
+                self._param_ranks.setdefault(key, self.rank)
+
+    def _rank_of(self) -> int | None:
+        return self.rank if self.world_size > 1 or self.rank else None
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set a tag; unlike params, tags may change (the last value wins)."""
@@ -329,6 +342,8 @@ class Run:
         try:
             self._writer.close([end], join=join)
         finally:
+            if self._lease is not None:  # after the run_end is durable: no gap a reader could misjudge
+                self._lease.stop(remove=True)
             self._lock.release()
 
     def _note_signal(self, name: str) -> None:
@@ -339,6 +354,8 @@ class Run:
         if self._sampler is not None:
             self._sampler.forget_in_child()
         self._writer.forget_in_child()
+        if self._lease is not None:
+            self._lease.forget_in_child()
 
     def _start_sampler(self, interval: float) -> None:
         first = SystemSampler.first_step(self._next, self._default_step)
@@ -371,6 +388,8 @@ def start_run(
     flush_interval: float = FLUSH_INTERVAL_S,
     system_metrics: bool = False,
     system_interval: float = SYSTEM_INTERVAL_S,
+    rank: int | None = None,
+    world_size: int | None = None,
     _time: float | None = None,
     _source: dict[str, Any] | None = None,
 ) -> Run:
@@ -388,6 +407,14 @@ def start_run(
     ``system/`` (``write/system.py`` lists the keys). ``$TRACKLOG_SYSTEM_METRICS`` (``0`` or
     ``1``) wins over the argument when set. Needs the ``system`` extra; without psutil one
     warning says so and nothing is sampled.
+
+    ``rank`` and ``world_size`` make this process one rank of a many-process run: every rank
+    writes its own segments (and holds its own lock) in the same run directory. Without
+    them they come from the launcher's environment (torchrun, SLURM, MPI: ``write/launch.py``),
+    and without ``run_id`` every rank of one job finds the same run id (``$TRACKLOG_RUN_ID``,
+    else one derived from the launcher's job identity; docs/RANKS.md). A rank joins the run
+    whatever rank created it; a rank that already has sessions there needs ``resume``, or a
+    launcher restart count above 0 (an automatic restart resumes).
 
     ``_time`` is for importers only (``tracklog.interop``): the start time the source
     recorded, written as the run_start record's time (and that of the params and tags
@@ -413,7 +440,9 @@ def start_run(
     system_interval = check_interval(system_interval)
     start_params = _checked_params(params if params is not None else {})
     start_tags = _checked_tags(tags if tags is not None else {}, "tags")
-    run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    launch = identify(rank, world_size)
+    many = launch.world_size > 1 or launch.rank != 0
+    run_id = (ambient_run_id(launch, experiment) or new_run_id()) if run_id is None else check_run_id(run_id)
     start_time = None if _time is None else check_timestamp(_time, "start time")
     root_path = ensure_root(resolve_root(root))
     path = run_dir(root_path, run_id)
@@ -434,7 +463,7 @@ def start_run(
             os.mkdir(path, 0o755)
             created = True
         except FileExistsError:
-            if not resume:
+            if not resume and not many:  # a rank of a many-process run joins; its lane is checked below
                 raise RunExistsError(
                     f"run {run_id} already exists under {root_path}; pass resume=True to continue it"
                 ) from None
@@ -444,9 +473,10 @@ def start_run(
 
     ident = process_identity()
     session = os.urandom(8).hex()
-    lock = WriterLock(lock_path(path))
+    lock = WriterLock(lock_path(path, launch.rank))
     marker: Path | None = None
     locked = False
+    lease: LeaseWriter | None = None
     try:
         # Announce the session to the store index before anything can be written.
         marker = index.mark_dirty(root_path, run_id, session)
@@ -456,7 +486,20 @@ def start_run(
             # Read the prior state whenever segments exist, even in a directory this call
             # created: a racing resume="allow" may have written a session into it meanwhile.
             existing = segment_names(path)
-            prior = read_prior_state(path, resume_step) if existing else PriorState.empty(resume_step)
+            prior = (
+                read_prior_state(path, resume_step, launch.rank)
+                if existing
+                else PriorState.empty(resume_step)
+            )
+            last = prior.last_session
+            if many and last is not None and not resume and launch.restart == 0:
+                raise RunExistsError(
+                    f"rank {launch.rank} of run {run_id} already has a session (started "
+                    f"{last.start_time}); pass resume=True to continue it, or a new run_id"
+                )
+            if last is not None and last.status is None:
+                # That session left no run_end: our flock proves it dead on this host only.
+                wait_until_stale(lease_path(path, launch.rank), last.session)
             if prior.experiment is not None:
                 if experiment != "default" and experiment != prior.experiment:
                     raise ValidationError(
@@ -464,18 +507,22 @@ def start_run(
                     )
                 experiment = prior.experiment
             name = name if name is not None else prior.name
-            new_params = _new_params(prior.params, start_params)
+            new_params = _new_params(
+                prior.params, start_params, prior.param_ranks, launch.rank if many else None
+            )
             # Past every name that looks like a segment, whatever it is: never collide with one.
             seq = 1 + max((n for n, _ in existing), default=0)
             now = _now()
             header = {"run_id": run_id, "session": session, **ident, "time": now, "tracklog": __version__}
+            if many:
+                header.update(_rank_fields(launch))
             if start_time is not None:
                 now = start_time  # an importer's: the time of run_start, and of its params and tags
             start = run_start_record(
                 {**header, "time": now},
                 experiment,
                 name,
-                bool(existing),
+                last is not None if many else bool(existing),
                 resume_step,
                 durability,
                 source_info() if _source is None else {"argv": None, "python": None, "git": None, **_source},
@@ -494,6 +541,7 @@ def start_run(
                 fsync_interval=fsync_interval,
                 flush_interval=flush_interval,
             )
+            lease = _start_lease(path, launch.rank, {**ident, "session": session, "rank": launch.rank})
         except TracklogError:
             raise
         except OSError as exc:
@@ -505,11 +553,13 @@ def start_run(
         if marker is not None:
             marker.unlink(missing_ok=True)
         if created and locked and not segment_names(path):
-            _remove_own_dir(path)
+            _remove_own_dir(path, lock.path)
         lock.release()
         raise
     prior.params.update((k, packed) for k, _, packed in new_params)
-    run = Run(root_path, run_id, path, writer, lock, experiment, name, prior, strict)
+    prior.param_ranks.update((k, launch.rank) for k, _, _ in new_params if k not in prior.param_ranks)
+    note_run_started()
+    run = Run(root_path, run_id, path, writer, lock, experiment, name, prior, strict, lease, launch)
     lifecycle.register(run)
     if sample_system:
         run._start_sampler(system_interval)
@@ -517,6 +567,19 @@ def start_run(
 
 
 _LARGE_CALL = 4096  # log_metrics calls with more keys have their record size checked up front
+
+
+def _rank_fields(launch: Launch) -> dict[str, Any]:
+    """What a many-process session's header (and run_start) says about its place in the job."""
+    return {
+        "rank": launch.rank,
+        "world_size": launch.world_size,
+        "local_rank": launch.local_rank,
+        "node": launch.node,
+        "restart": launch.restart,
+        "launcher": launch.launcher,
+        "job": launch.job,
+    }
 
 
 def check_record_size(keys: list[str]) -> None:
@@ -536,7 +599,16 @@ def check_record_size(keys: list[str]) -> None:
             )
 
 
-def _remove_own_dir(path: Path) -> None:
+def _start_lease(path: Path, rank: int, info: dict[str, Any]) -> LeaseWriter | None:
+    """The session's heartbeat, if its file can be made: a lease only explains liveness
+    where flock cannot, so a store that refuses it (a symlink in its place) still logs."""
+    try:
+        return LeaseWriter(lease_path(path, rank), info)
+    except OSError:
+        return None
+
+
+def _remove_own_dir(path: Path, lock_file: Path) -> None:
     """Remove a run directory this call created and whose lock it holds.
 
     The lock file goes first: a racing start_run waiting on it notices that its
@@ -544,7 +616,7 @@ def _remove_own_dir(path: Path) -> None:
     directory. rmdir then fails, harmlessly, if anything else is in the directory.
     """
     try:
-        os.unlink(lock_path(path))
+        os.unlink(lock_file)
     except OSError:
         pass
     try:
@@ -572,11 +644,26 @@ def _checked_params(params: Mapping[str, Any]) -> list[tuple[str, Any, bytes]]:
 
 
 def _new_params(
-    logged: Mapping[str, bytes], checked: list[tuple[str, Any, bytes]]
+    logged: Mapping[str, bytes],
+    checked: list[tuple[str, Any, bytes]],
+    ranks: Mapping[str, int] | None = None,
+    rank: int | None = None,
 ) -> list[tuple[str, Any, bytes]]:
-    """The params not logged yet; raises ParamConflictError before anything is written."""
+    """The params not logged yet; raises ParamConflictError before anything is written.
+
+    ``ranks`` (key -> the rank that logged it) and ``rank`` (ours, None in a single-process
+    run) name both ranks in a conflict between ranks."""
     for key, value, packed in checked:
         old = logged.get(key)
+        if old is None or old == packed:
+            continue
+        other = (ranks or {}).get(key)
+        if rank is not None and other is not None and other != rank:
+            raise ParamConflictError(
+                f"param {key!r}: rank {rank} logs {value!r} but rank {other} logged {unpack(old)!r}; "
+                "every rank of a run must log the same params (use a tag, or a per-rank key, for "
+                "values that differ)"
+            )
         if old is not None and old != packed:
             raise ParamConflictError(
                 f"param {key!r} was already logged as {unpack(old)!r}; refusing to change "
