@@ -26,6 +26,8 @@ def crash(run: tracklog.Run) -> None:
         w._closed = True
     run._closed = "crashed"
     lifecycle.forget(run)
+    if run._lease is not None:
+        run._lease.stop(remove=False)  # a SIGKILL leaves the heartbeat file, beating no more
     run._lock.release()
 
 

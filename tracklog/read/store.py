@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, overload
 
 from ..errors import (
     ArtifactNotFoundError,
@@ -26,7 +26,7 @@ from ..errors import (
 from ..log.codec import KIND_NAMES, Event
 from ..log.reader import read_events
 from ..state import index
-from ..state.types import MetricHistory, RunState
+from ..state.types import MetricHistory, Reduction, RunState
 from ..store import artifacts
 from ..store.paths import (
     check_artifact_name,
@@ -118,15 +118,31 @@ class Store:
         """The params and tags that differ between two runs, and their metric summaries."""
         return diff_runs(self.run(run_a), self.run(run_b))
 
-    def history(self, run_id: str, key: str) -> MetricHistory:
-        """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``)."""
+    @overload
+    def history(self, run_id: str, key: str, rank: int | None = None) -> MetricHistory: ...
+    @overload
+    def history(self, run_id: str, key: str, rank: Literal["all"]) -> dict[int, MetricHistory]: ...
+    @overload
+    def history(self, run_id: str, key: str, *, reduce: Reduction) -> MetricHistory: ...
+
+    def history(
+        self, run_id: str, key: str, rank: int | Literal["all"] | None = None, reduce: Reduction | None = None
+    ) -> MetricHistory | dict[int, MetricHistory]:
+        """One key's points as numpy arrays (``.step``, ``.value``, ``.timestamp``).
+
+        A many-process run answers for rank 0 by default; ``rank=R`` picks rank R,
+        ``rank="all"`` returns rank -> ``MetricHistory``, and ``reduce="mean"|"min"|"max"|"sum"``
+        one ``MetricHistory`` with the ranks aligned on step (see ``RunState.history``).
+        """
         if not isinstance(key, str):
             raise ValueTypeError(f"metric key must be a str, got {type(key).__name__}: {key!r}")
         path = self.path_of(run_id)
-        series = self._cache.series(path, key)  # only this key is copied out of the fold
-        if series is None:
-            raise RunNotFoundError(f"run {path.name} has no metric {key!r}")
-        return MetricHistory(key, *series.arrays())
+        if (rank is None and reduce is None) or (type(rank) is int and rank >= 0):
+            series = self._cache.series(path, key, rank)  # only this key is copied out of the fold
+            if series is not None:
+                return MetricHistory(key, *series.arrays())
+        # Not there (the error names the ranks that have it), every rank, or a reduction.
+        return self.run(run_id).history(key, rank, reduce)  # type: ignore[no-any-return]
 
     def artifacts(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The run's artifacts: name -> ``{"sha256", "size"}`` (a directory's files by path)."""

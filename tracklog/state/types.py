@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
@@ -273,6 +273,7 @@ class SeriesLike(Protocol):
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
+Reduction = Literal["mean", "min", "max", "sum"]
 REDUCTIONS: Final = ("mean", "min", "max", "sum")
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import RunLockedError
-from .lock import is_locked
+from . import lock
 from .paths import lease_path, open_file, rank_locks, read_file
 
 LEASE_INTERVAL_S: Final = 3.0
@@ -39,10 +39,11 @@ LEASE_STALE_S: Final = 3600.0  # see Watch.fresh: the one coarse fallback for a 
 LEASE_BYTES: Final = 512
 _MAGIC: Final = b"tracklog-lease 1 "
 
-# Seams for tests (tests/test_lease.py): the reader's clock, its host name, and whether
-# flock is trusted (False stands for a filesystem where it does not exclude across hosts).
+# Seams for tests (tests/test_lease.py): the reader's clock and sleep, and its host name
+# (``this_host``). ``lock.FLOCK_WORKS = False`` stands for a filesystem where flock does not
+# exclude across hosts.
 clock = time.monotonic
-FLOCK_TRUSTED = True
+sleep = time.sleep
 
 
 def this_host() -> str:
@@ -86,7 +87,8 @@ def read(path: Path) -> dict[str, Any] | None:
 class LeaseWriter:
     """A writer session's heartbeat thread. ``stop`` ends it and removes the lease."""
 
-    def __init__(self, path: Path, info: dict[str, Any], interval: float = LEASE_INTERVAL_S) -> None:
+    def __init__(self, path: Path, info: dict[str, Any], interval: float | None = None) -> None:
+        interval = LEASE_INTERVAL_S if interval is None else interval
         self.path = path
         self._info = {**info, "beat": 0, "interval": interval}
         self._interval = interval
@@ -204,16 +206,14 @@ class Liveness:
         lease = read(path)
         if lease is None or lease["session"] != session:
             return False  # no heartbeat (or an older writer's run): the lock was the answer
-        if FLOCK_TRUSTED and lease["host"] == this_host():
+        if lock.FLOCK_WORKS and lease["host"] == this_host():
             return False  # on its own host flock is exact: the lock is free, the writer is gone
         return WATCH.fresh(path, lease)
 
 
 def probe(run_path: Path) -> Liveness:
     """Probe every rank's lock of the run now (see ``Liveness``)."""
-    if not FLOCK_TRUSTED:
-        return Liveness(run_path, frozenset())
-    return Liveness(run_path, frozenset(r for r, p in rank_locks(run_path).items() if is_locked(p)))
+    return Liveness(run_path, frozenset(r for r, p in rank_locks(run_path).items() if lock.is_locked(p)))
 
 
 def any_live(run_path: Path) -> bool:
@@ -221,14 +221,14 @@ def any_live(run_path: Path) -> bool:
     return bool(probe(run_path).held)
 
 
-def wait_until_stale(path: Path, session: str, poll: float = 0.25, sleep: Any = time.sleep) -> None:
+def wait_until_stale(path: Path, session: str, poll: float = 0.25) -> None:
     """Before resuming a rank whose last session left no run_end: if that session's lease is
     on another host (where our flock proves nothing), watch it for ``LEASE_TIMEOUT_S`` of
     this process's clock; RunLockedError, naming its host and pid, the moment it beats."""
     lease = read(path)
     if lease is None or lease["session"] != session:
         return
-    if FLOCK_TRUSTED and lease["host"] == this_host():
+    if lock.FLOCK_WORKS and lease["host"] == this_host():
         return
     start, beat = clock(), lease["beat"]
     while True:
