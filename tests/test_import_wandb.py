@@ -180,7 +180,7 @@ for s in range(100000):
 def test_a_truncated_file_reads_up_to_its_last_whole_record_at_every_offset(
     made: Path, tmp_path: Path
 ) -> None:
-    (src,) = [p for p in made.glob("wandb/*/run-*.wandb") if read_run(p).exit_code == 0]
+    (src,) = [p for p in made.glob("wandb/offline-run-*/run-*.wandb") if read_run(p).exit_code == 0]
     full = read_run(src)
     data = src.read_bytes()
     cut = tmp_path / "run-cut.wandb"
@@ -206,7 +206,7 @@ def test_a_truncated_file_reads_up_to_its_last_whole_record_at_every_offset(
 
 
 def test_cut_files_import_as_crashed_with_a_warning_naming_them(made: Path, tmp_path: Path) -> None:
-    (src,) = [p for p in made.glob("wandb/*/run-*.wandb") if read_run(p).exit_code == 0]
+    (src,) = [p for p in made.glob("wandb/offline-run-*/run-*.wandb") if read_run(p).exit_code == 0]
     data = src.read_bytes()
     store = tracklog.Store(tmp_path / "store")
     for i, frac in enumerate((0.55, 0.8, 0.97)):
@@ -298,3 +298,102 @@ def test_the_quickstart_through_wandb_and_through_the_shim_agree(tmp_path: Path)
     for key in a.metrics:
         ha, hb = a.history(key), b.history(key)
         assert ha.step.tolist() == hb.step.tolist() and ha.value.tolist() == hb.value.tolist()
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A W&B run of 800 rows whose config record (100 KB) spans blocks: FIRST, MIDDLE, LAST chunks."""
+    where = tmp_path_factory.mktemp("wb-long")
+    run_wandb(
+        where,
+        "import wandb\n"
+        "wandb.init(project='long', config={'blob': 'x' * 100_000})\n"
+        "for s in range(800):\n"
+        "    wandb.log({'a': s, 'b': {'c': -s}}, step=s)\n"
+        "wandb.finish()\n",
+    )
+    (f,) = where.glob("wandb/offline-run-*/run-*.wandb")
+    return f
+
+
+def test_cuts_at_block_boundaries_keep_whole_records_only(long_run: Path, tmp_path: Path) -> None:
+    full = read_run(long_run)
+    assert full.config["blob"] == "x" * 100_000 and len(full.rows) == 800
+    data = long_run.read_bytes()
+    block = 32768
+    cut = tmp_path / "run-cut.wandb"
+    for k in range(1, len(data) // block + 1):
+        for size in (k * block - 7, k * block - 1, k * block, k * block + 1, k * block + 8):
+            cut.write_bytes(data[:size])
+            try:
+                part = read_run(cut)
+            except InteropError:
+                assert k * block < 110_000  # only before the run record is whole
+                continue
+            assert part.exit_code is None and part.rows == full.rows[: len(part.rows)]
+    store = tracklog.Store(tmp_path / "store")
+    (rid,) = import_wandb(store, long_run).created
+    run = store.run(rid)
+    assert run.history("b/c").value.tolist() == [-float(s) for s in range(800)]
+
+
+def _frame(records: list[bytes]) -> bytes:
+    """W&B's record log, written as wandb-core writes it (tests the reader, not wandb)."""
+    import struct
+    import zlib
+
+    out = bytearray(struct.pack("<4sHB", b":W&B", 0xBEE1, 0))
+    for rec in records:
+        first = True
+        while True:
+            room = 32768 - len(out) % 32768
+            if room < 7:
+                out += b"\0" * room
+                continue
+            piece, rec = rec[: room - 7], rec[room - 7 :]
+            kind = (1 if not rec else 2) if first else (4 if not rec else 3)
+            out += struct.pack("<IHB", zlib.crc32(piece, zlib.crc32(bytes([kind]))), len(piece), kind)
+            out += piece
+            first = False
+            if not rec:
+                break
+    return bytes(out)
+
+
+def test_config_wrappers_removes_and_wandb_internals(tmp_path: Path) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run = pb.Record()
+    run.run.run_id, run.run.project = "abc123", "p"
+    run.run.start_time.seconds = 1_700_000_000
+    for key, value in (("lr", {"value": 0.1, "desc": "step size"}), ("_wandb", {"x": 1}), ("gone", 1)):
+        item = run.run.config.update.add()
+        item.key, item.value_json = key, json_dumps(value)
+    config = pb.Record()
+    config.config.remove.add().key = "gone"
+    hist = pb.Record()
+    for path, value in ((["_step"], 3), (["_timestamp"], 1_700_000_001.5), (["m", "n"], 2.5)):
+        item = hist.history.item.add()
+        item.nested_key.extend(path)
+        item.value_json = json_dumps(value)
+    summary = pb.Record()
+    item = summary.summary.update.add()
+    item.nested_key.extend(["best", "acc"])
+    item.value_json = "0.75"
+    end = pb.Record()
+    end.exit.exit_code = 0
+    f = tmp_path / "run-abc123.wandb"
+    f.write_bytes(_frame([r.SerializeToString() for r in (run, config, hist, summary, end)]))
+    store = tracklog.Store(tmp_path / "store")
+    (rid,) = import_wandb(store, f).created
+    got = store.run(rid)
+    assert got.params == {"lr": 0.1} and got.status == "finished" and got.name == "abc123"
+    h = got.history("m/n")
+    assert (h.step.tolist(), h.value.tolist(), h.timestamp.tolist()) == ([3], [2.5], [1_700_000_001.5])
+    assert got.tags["summary.best/acc"] == 0.75 and got.start_time == 1_700_000_000
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
