@@ -19,7 +19,7 @@ callers may catch either::
     ├── StoreError (OSError)                  the store root cannot be used
     │   └── UnsafePathError                   a store entry is a symlink, FIFO or foreign name
     ├── WriteError (OSError)                  the disk refused a write (strict mode)
-    └── InteropError (RuntimeError)           MLflow or TensorBoard refused or failed (interop)
+    └── InteropError (RuntimeError)           MLflow, TensorBoard or a W&B file refused or failed (interop)
 
 Warnings: ``TracklogWarning`` (a ``RuntimeWarning``) for suspended durability
 and for corrupt ranges skipped by a salvaging reader.
@@ -126,7 +126,8 @@ class WriteError(TracklogError, OSError):
 
 class InteropError(TracklogError, RuntimeError):
     """A peer's library (MLflow, TensorBoard) refused an export or import, or could not reach
-    its store; the message names the run, key or location and MLflow's own reason."""
+    its store, or a W&B file is not one tracklog can read (or wandb is not installed); the
+    message names the run, key, location or file and the peer's own reason."""
 
 
 class TracklogWarning(RuntimeWarning):

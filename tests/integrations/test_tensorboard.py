@@ -297,3 +297,47 @@ def test_use_metadata_gives_the_default_step_and_walltime(tmp_path: Path) -> Non
     assert h.step.tolist() == [10, 12, 13]
     assert h.timestamp.tolist()[:2] == [1_700_000_000.0, 1_700_000_000.0]
     assert "note@10" in tracklog.Store().run(w.run.id).tags  # type: ignore[union-attr]
+
+
+def test_a_sigkill_loses_no_point_whose_add_scalar_returned(tmp_path: Path) -> None:
+    # The child prints each step after add_scalar returned (acknowledged); it is killed mid-loop.
+    import signal
+    import subprocess
+
+    from ..conftest import PY, python_env
+
+    child_script = (
+        "import sys\n"
+        "from tracklog.integrations.tensorboard import SummaryWriter\n"
+        f"w = SummaryWriter({str(tmp_path / 'logs' / 'run')!r}, root={str(tmp_path / 'store')!r})\n"
+        "i = 0\n"
+        "while True:\n"
+        "    w.add_scalar('train/loss', 1.0 / (i + 1), i)\n"
+        "    w.add_scalars('lr', {'a': i * 0.5, 'b': -i}, i)\n"
+        "    sys.stdout.write(f'{i}\\n')\n"
+        "    sys.stdout.flush()\n"
+        "    i += 1\n"
+    )
+    child = subprocess.Popen([PY, "-c", child_script], stdout=subprocess.PIPE, env=python_env(), text=True)
+    assert child.stdout is not None
+    acked = []
+    for line in child.stdout:
+        acked.append(int(line))
+        if len(acked) == 500:
+            child.send_signal(signal.SIGKILL)
+            break
+    acked += [int(x) for x in child.stdout.read().split()]
+    child.stdout.close()
+    assert child.wait() == -signal.SIGKILL
+    store = tracklog.Store(tmp_path / "store")
+    (s,) = store.runs()
+    run = store.run(s.id)
+    assert run.status == "crashed" and acked == list(range(len(acked)))
+    for key, value in (
+        ("train/loss", lambda i: 1.0 / (i + 1)),
+        ("lr/a", lambda i: i * 0.5),
+        ("lr/b", lambda i: -float(i)),
+    ):
+        h = run.history(key)
+        got = dict(zip(h.step.tolist(), h.value.tolist(), strict=True))
+        assert all(got[i] == value(i) for i in acked), key  # every acknowledged point, as logged

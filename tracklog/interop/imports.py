@@ -1,8 +1,9 @@
-"""Import runs from the peers: MLflow (any tracking URI) and TensorBoard log directories.
+"""Import runs from the peers: MLflow (any tracking URI), TensorBoard log directories and
+W&B offline runs.
 
 Each peer's run becomes a tracklog run with every point, read through the peer's own
-library (mlflow's client, TensorBoard's event reader), an optional extra
-(``pip install "tracklog[interop]"``) imported only where it is used. Exporting is
+library (mlflow's client, TensorBoard's event reader, wandb's record schema), an optional
+extra (``pip install "tracklog[interop]"``) imported only where it is used. Exporting is
 ``export``. The rules (INTEROP.md):
 
 - Times are the source's: the run starts and ends when the MLflow run did (or at the
@@ -16,7 +17,11 @@ library (mlflow's client, TensorBoard's event reader), an optional extra
   histograms, images, audio, graphs, other tensors) is counted and warned about. A run
   directory already imported into the store (tag ``tensorboard.logdir``, its absolute
   path) is skipped, with a warning if its event files have grown since.
-- Either way, a run whose import crashed or failed (status ``crashed``, or the tag
+- W&B: a ``.wandb`` file already imported (tag ``wandb.file``, its absolute path, set
+  after the last point) is skipped; a run W&B never saw end is imported ``crashed``,
+  written by a child process that dies without ending it (``_plan``). One file that
+  cannot be read is reported as failed and the rest go on.
+- Any of them, a run whose import crashed or failed (status ``crashed``, or the tag
   ``tracklog.import_error``) is not counted as imported: importing again redoes it.
 """
 
@@ -37,12 +42,13 @@ from ..store.paths import check_artifact_name, new_run_id
 from ..write.run import start_run
 from ..write.validate import check_key
 from ._mlflow import KEY_TAG, failures, mlflow_client, reason
+from ._plan import IMPORT_ERROR_TAG, Plan, Row, write_crashed, write_ended
+from ._wandb import WandbRun, files_under, flatten, read_run, schema, value_kind
 from .export import DIGEST_TAG, ERROR_TAG
 from .report import Progress, Transfer, TransferReport, advance
 
 SOURCE_TAG = "mlflow.run_id"  # on a tracklog run: the MLflow run it was imported from
 LOGDIR_TAG = "tensorboard.logdir"  # on a tracklog run: the TensorBoard directory (absolute) it came from
-IMPORT_ERROR_TAG = "tracklog.import_error"  # on a run whose import failed half-way
 _MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 _PAGE = 1000
 
@@ -430,3 +436,192 @@ def _write_group(store: Store, g: _Group, source: str, experiment: str, report: 
         run.close(_time=end)
     report.points += n
     return Transfer("created", str(g.path), run.id)
+
+
+# -- W&B -----------------------------------------------------------------------------------------
+
+WANDB_FILE_TAG = "wandb.file"  # on a tracklog run: the .wandb file (absolute) it came from, set last
+WANDB_ID_TAG = "wandb.run_id"  # the W&B run id
+WANDB_EXIT_TAG = "wandb.exit_code"  # the exit code W&B recorded; absent when the run crashed
+_W_AND_B_DEFAULT_PROJECT = "uncategorized"  # what W&B calls a run's project when none is given
+
+
+def _wandb_imported(store: Store) -> dict[str, str]:
+    """.wandb file -> tracklog run id, for the runs a finished import made.
+
+    The file tag is set after the last point, so a run that lacks it was cut short; a run
+    that has it is crashed only if its source was (no exit code), else its import died.
+    """
+    out: dict[str, str] = {}
+    for s in reversed(store.runs()):  # oldest first: the first import of a source stands
+        tags = s.tags
+        if WANDB_FILE_TAG not in tags or IMPORT_ERROR_TAG in tags:
+            continue
+        if s.status == "crashed" and WANDB_EXIT_TAG in tags:
+            continue
+        out.setdefault(str(tags[WANDB_FILE_TAG]), s.id)
+    return out
+
+
+def import_wandb(
+    store: Store,
+    location: str | os.PathLike[str],
+    experiment: str | None = None,
+    progress: Progress | None = None,
+) -> TransferReport:
+    """Every W&B run of ``location`` (``wandb/offline-run-*/run-*.wandb``) into ``store``.
+
+    ``location`` is a directory holding ``wandb/``, a ``wandb`` directory, one run's
+    directory or one ``.wandb`` file. Each history row becomes points at its ``_step``
+    and ``_timestamp`` (nested keys joined by ``/``; values that are not numbers are
+    counted in ``not_imported`` and warned about); the config becomes params, the
+    summary values that are not a metric's last value tags ``summary.<key>``; the
+    project is the experiment unless ``experiment`` is given. Exit code 0 ends the run
+    ``finished``, another ``failed``; a run without an exit record is ``crashed``, read
+    up to its last good record (a TracklogWarning says where a damaged file stops).
+    A file imported before (tag ``wandb.file``, its absolute path) is skipped. A file
+    that cannot be imported is reported as ``failed`` and the others go on.
+    """
+    if experiment is not None:
+        experiment = check_key(experiment, "experiment")
+    root = Path(location)
+    if not root.exists():
+        raise InteropError(f"no W&B directory at {root}")
+    files = list(files_under(root))
+    if not files:
+        raise InteropError(f"no W&B transaction logs (wandb/offline-run-*/run-*.wandb) under {root}")
+    schema()  # without wandb, one error says which extra to install
+    report = TransferReport(f"imported from W&B at {root} into {store.root}")
+    done = _wandb_imported(store)
+    left_out: dict[str, set[str]] = {}
+    cut: list[str] = []
+    for i, f in enumerate(files, 1):
+        source = str(f.resolve())
+        try:
+            wrun = read_run(f)
+            if source in done:
+                report.runs.append(_skip_wandb(store, wrun, source, done[source]))
+            else:
+                if wrun.cut:
+                    cut.append(f"{f} is {wrun.cut}")
+                t = _write_wandb(store, wrun, source, experiment, report, left_out)
+                done[source] = t.dest
+                report.runs.append(t)
+        except TracklogError as exc:  # this run is reported; the others go on
+            report.runs.append(Transfer("failed", source, "-", reason(exc)))
+        advance(progress, i, len(files))
+    for kind, keys in left_out.items():
+        report.not_imported[kind] = len(keys)
+    if cut:
+        warnings.warn(
+            TracklogWarning(
+                "tracklog: W&B run imported up to its last good record, as crashed: " + "; ".join(cut)
+            ),
+            stacklevel=2,
+        )
+    if report.not_imported:
+        warnings.warn(
+            TracklogWarning(
+                f"tracklog: W&B import of {root} left out {report.left_out()} series "
+                "(tracklog stores numbers only)"
+            ),
+            stacklevel=2,
+        )
+    return report
+
+
+def _wandb_rows(wrun: WandbRun, left_out: dict[str, set[str]]) -> list[Row]:
+    """The history rows as points: numbers only, nested keys joined by ``/``."""
+    rows = []
+    last_t = wrun.start
+    for step, t, tree in wrun.rows:
+        values: dict[str, float] = {}
+        for key, value in flatten(tree).items():
+            kind = value_kind(value)
+            if kind == "number":
+                values[check_key(key, "W&B history key")] = float(value)
+            else:
+                left_out.setdefault(kind, set()).add(key)
+        last_t = t if t is not None else last_t
+        rows.append((step, last_t, values))
+    return rows
+
+
+def _skip_wandb(store: Store, wrun: WandbRun, source: str, rid: str) -> Transfer:
+    """A file imported before, as ``rid``: skipped, with a warning if it holds more points now."""
+    now = sum(len(v) for _, _, v in _wandb_rows(wrun, {}))
+    then = sum(m.count for m in store.run(rid).metrics.values())
+    if now != then:
+        warnings.warn(
+            TracklogWarning(
+                f"tracklog: {source} was imported before as run {rid} with {then} points and now "
+                f"holds {now}; skipped (delete the run, tracklog rm {rid}, and import again to refresh it)"
+            ),
+            stacklevel=3,
+        )
+    return Transfer("skipped", source, rid, "already imported")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value tracklog stores: integers past int64 become floats (JSON allows them)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _write_wandb(
+    store: Store,
+    wrun: WandbRun,
+    source: str,
+    experiment: str | None,
+    report: TransferReport,
+    left_out: dict[str, set[str]],
+) -> Transfer:
+    rows = _wandb_rows(wrun, left_out)
+    project = wrun.project or _W_AND_B_DEFAULT_PROJECT
+    times = [t for _, t, _ in rows if t is not None]
+    start = wrun.start if wrun.start is not None else min(times, default=None)
+    last = {k: v for _, _, values in rows for k, v in values.items()}  # each key's last value
+    tags: dict[str, Any] = {check_key(k, "W&B tag"): _plain(v) for k, v in wrun.tags.items()}
+    tags[WANDB_ID_TAG] = wrun.run_id
+    if experiment is not None and experiment != project:
+        tags["wandb.project"] = project
+    if wrun.exit_code is not None:
+        tags[WANDB_EXIT_TAG] = wrun.exit_code
+    for key, value in wrun.summary.items():
+        if key in last and value_kind(value) == "number" and float(value) == last[key]:
+            continue  # the metric's summary holds it already
+        if value_kind(value) == "media":
+            left_out.setdefault("media", set()).add(f"summary.{key}")
+            continue
+        tags[check_key(f"summary.{key}", "W&B summary key")] = _plain(value)
+    try:
+        params = {check_key(k, "W&B config key"): _plain(v) for k, v in wrun.config.items()}
+    except TracklogError as exc:
+        raise ValidationError(f"W&B run {source}: {exc}") from exc
+    plan = Plan(
+        root=str(store.root),
+        experiment=check_key(experiment or project, "experiment"),
+        name=check_key(wrun.name, "run name") if wrun.name else None,
+        run_id=new_run_id(at=start),
+        start=start,
+        params=params,
+        tags=tags,
+        git={"commit": wrun.git_commit, "branch": None, "dirty": False} if wrun.git_commit else None,
+        rows=rows,
+        last_tags={WANDB_FILE_TAG: source},
+    )
+    if wrun.exit_code is None:
+        rid = write_crashed(plan)
+    else:
+        end = max([*times, start + wrun.runtime]) if start is not None else None
+        if wrun.exit_code == 0:
+            rid = write_ended(plan, "finished", end)
+        else:
+            rid = write_ended(plan, "failed", end, SystemExit(wrun.exit_code))
+    report.points += plan.points
+    return Transfer("created", source, rid)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-Action = Literal["created", "updated", "skipped"]
+Action = Literal["created", "updated", "skipped", "failed"]
 Progress = Callable[[int, int], None]  # progress(done, total), up to (total, total)
 
 
@@ -19,7 +19,8 @@ def advance(progress: Progress | None, done: int, total: int) -> None:
 
 @dataclass
 class Transfer:
-    """One run: ``source`` (the id where it came from), ``dest`` (its id where it went)."""
+    """One run: ``source`` (the id where it came from), ``dest`` (its id where it went, "-"
+    for a run that ``failed``: then ``why`` says why)."""
 
     action: Action
     source: str
@@ -57,14 +58,21 @@ class TransferReport:
     def skipped(self) -> list[str]:
         return self.ids("skipped")
 
+    @property
+    def failed(self) -> list[Transfer]:
+        """The runs that could not be moved (an importer that goes on past them), with why."""
+        return [t for t in self.runs if t.action == "failed"]
+
     def summary(self) -> str:
         """One line: ``exported to ...: 3 runs (1 created, 1 updated, 1 skipped), 330 points``;
         when every skipped run was skipped for one reason, it follows: ``2 skipped: already
-        imported``."""
+        imported``; runs that failed are counted last (``, 1 failed``)."""
         counts = ", ".join(f"{len(self.ids(a))} {a}" for a in ("created", "updated", "skipped"))
         whys = {t.why for t in self.runs if t.action == "skipped"}
         if len(whys) == 1 and "" not in whys:
             counts += f": {whys.pop()}"
+        if self.failed:
+            counts += f", {len(self.failed)} failed"
         return f"{self.verb}: {len(self.runs)} runs ({counts}), {self.points} points"
 
     def left_out(self) -> str:
