@@ -153,7 +153,7 @@ def state_lines(s: RunState) -> list[str]:
         f"run        {s.id}",
         f"name       {s.name or '-'}",
         f"experiment {s.experiment or '-'}",
-        f"status     {s.status}",
+        f"status     {status_text(s)}",
         f"started    {fmt_time(s.start_time)}",
         f"ended      {fmt_time(s.end_time)}   (duration {fmt_duration(s)})",
         f"path       {s.path}",
@@ -162,6 +162,22 @@ def state_lines(s: RunState) -> list[str]:
         lines.append(f"error      {s.error.get('type')}: {s.error.get('message')}")
     if s.dropped:
         lines.append(f"dropped    {s.dropped} events (the disk refused writes)")
+    if s.ranks:
+        lines.append(f"ranks      {len(s.ranks)} of world size {s.world_size}")
+        rows = [
+            [
+                str(r),
+                x.status,
+                str(x.sessions),
+                fmt_time(x.end_time),
+                str(sum(m.count for m in x.metrics.values())),
+            ]
+            for r, x in sorted(s.ranks.items())
+        ]
+        lines += indented_table(["rank", "status", "sessions", "ended", "points"], rows)
+    for key, by_rank in s.conflicts.items():
+        told = ", ".join(f"rank {r}: {fmt_value(v)}" for r, v in sorted(by_rank.items()))
+        lines.append(f"conflict   param {key!r} differs between ranks ({told}); the lowest rank's stands")
     lines.append("sessions:")
     lines += session_lines(s)
     if s.params:
@@ -171,7 +187,7 @@ def state_lines(s: RunState) -> list[str]:
         lines.append("tags:")
         lines += [f"  {k} = {fmt_value(v)}" for k, v in s.tags.items()]
     if s.metrics:
-        lines.append("metrics:")
+        lines.append(f"metrics (rank {s.primary_rank}):" if s.ranks else "metrics:")
         rows = [
             [
                 k,
@@ -198,15 +214,19 @@ def session_lines(s: RunState) -> list[str]:
     ran, its resume step and what that superseded, and where it came from (git, Python,
     tracklog, the command: columns shown when a session recorded them)."""
     sourced = any(ses.source for ses in s.sessions)
-    headers = ["#", "status", "host", "pid", "started", "resume step", "superseded"]
+    ranked = bool(s.ranks)
+    headers = ["#", *(["rank", "restart"] if ranked else []), "status", "host", "pid", "started"]
+    headers += ["resume step", "superseded"]
     if sourced:
         headers += ["git", "python", "tracklog", "command"]
     rows = []
     for i, ses in enumerate(s.sessions, 1):
         # A session without an end: crashed if a later one followed, else the run's status.
         status = ses.status or ("crashed" if i < len(s.sessions) else s.status)
-        row = [
-            str(i),
+        row = [str(i)]
+        if ranked:
+            row += [str(ses.rank or 0), "-" if ses.restart is None else str(ses.restart)]
+        row += [
             status + (f" ({ses.signal})" if ses.signal else ""),
             ses.host or "-",
             "-" if ses.pid is None else str(ses.pid),
@@ -225,6 +245,11 @@ def session_lines(s: RunState) -> list[str]:
             ]
         rows.append(row)
     return indented_table(headers, rows)
+
+
+def status_text(s: RunState) -> str:
+    """The run's status, naming the rank that decided it: ``failed (rank 2)``."""
+    return s.status if s.status_rank is None else f"{s.status} (rank {s.status_rank})"
 
 
 def git_text(git: dict[str, Any] | None) -> str:

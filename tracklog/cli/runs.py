@@ -17,7 +17,7 @@ import re
 from ..read.where import field_getter
 from ..state.types import RunState
 from .exits import EXIT_OK, existing_store
-from .render import fmt_duration, fmt_time, fmt_value, print_json, table, terminal_width
+from .render import fmt_duration, fmt_time, fmt_value, print_json, status_text, table, terminal_width
 
 HELP = "list runs as a table, newest first"
 PIPE_COLUMNS = 3  # default metric columns when output is not a terminal
@@ -90,13 +90,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = terminal_width()
     several = len({r.experiment for r in runs}) > 1  # name the experiment when it varies
-    headers = ["id", *(["experiment"] if several else []), "name", "status", "start", "duration"]
+    ranked = any(r.ranks for r in runs)  # a ranks column when any run had several processes
+    headers = ["id", *(["experiment"] if several else []), "name", "status", *(["ranks"] if ranked else [])]
+    headers += ["start", "duration"]
     rows = [
         [
             r.id,
             *([r.experiment or "-"] if several else []),
             r.name or "-",
-            r.status,
+            status_text(r),
+            *([str(len(r.ranks)) if r.ranks else "-"] if ranked else []),
             fmt_time(r.start_time),
             fmt_duration(r),
         ]

@@ -381,7 +381,11 @@ def _merge(path: Path | None, fold: RunFold, states: dict[int, RunState]) -> Run
         for r, st in states.items()
         if st.sessions
     }
-    status, status_rank = run_status({r: x.status for r, x in ranks.items()}, counted_ranks(last))
+    status, status_rank = run_status(
+        {r: x.status for r, x in ranks.items()},
+        counted_ranks(last),
+        {r: x.end_time for r, x in ranks.items()},
+    )
     params: dict[str, Any] = {}
     owner: dict[str, int] = {}
     conflicts: dict[str, dict[int, Any]] = {}

@@ -4,10 +4,11 @@ Each rank folds on its own (``fold.RunFold`` keeps one lane per rank); this modu
 the rules that combine them (STORE.md, "Ranks"):
 
 - Status: ``running`` while any rank is alive. Otherwise the worst status among the ranks
-  that count, in the order failed > crashed > killed > finished, named by the lowest rank
-  that has it (``RunState.status_rank``). Crashed ranks outrank killed ones because a
-  launcher answers one rank's death by SIGTERMing the others: the crash is the cause, the
-  kills its echo. A rank counts unless a later restart of the job no longer has it (an
+  that count, in the order failed > crashed > killed > finished, named by the rank that
+  ended first with it (the lowest rank when none recorded an end: crashed ranks)
+  (``RunState.status_rank``). A failure carries its traceback, so it comes first. Crashed
+  ranks outrank killed ones because a launcher answers one rank's death by SIGTERMing the
+  others: the crash is the cause, the kills its echo. A rank counts unless a later restart of the job no longer has it (an
   elastic world that shrank): its last session is from an earlier restart attempt and its
   rank is not below the world size of the latest attempt. Such ranks keep their history.
 - ``reduce_ranks``: one history from several ranks, aligned on step.
@@ -33,16 +34,23 @@ def counted_ranks(last: dict[int, tuple[int, int]]) -> set[int]:
     return {r for r, (restart, _) in last.items() if restart == latest or r < world}
 
 
-def run_status(statuses: dict[int, str], counted: set[int]) -> tuple[str, int | None]:
-    """The run's status from its ranks' and the rank that decided it (None: all alike fine)."""
-    live = sorted(r for r, s in statuses.items() if s == "running")
-    if live:
+def run_status(
+    statuses: dict[int, str], counted: set[int], ends: dict[int, float | None] | None = None
+) -> tuple[str, int | None]:
+    """The run's status from its ranks' (and their end times), and the rank that decided it
+    (None when all finished)."""
+    if any(s == "running" for s in statuses.values()):
         return "running", None
     pool = [r for r in statuses if r in counted] or list(statuses)
-    worst = max(pool, key=lambda r: (SEVERITY.get(statuses[r], 0), -r))
-    if statuses[worst] == "finished":
+    worst = max(SEVERITY.get(statuses[r], 0) for r in pool)
+    if worst == 0:
         return "finished", None
-    return statuses[worst], worst
+    ends = ends or {}
+    first = min(
+        (r for r in pool if SEVERITY.get(statuses[r], 0) == worst),
+        key=lambda r: (ends.get(r) is None, ends.get(r) or 0.0, r),
+    )
+    return statuses[first], first
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, values, timestamps
