@@ -343,3 +343,22 @@ def test_segment_numbers_taken_by_another_rank_are_skipped(root: Path) -> None:
     r0.log_metric("x", 1.0, step=0)
     r0.close()
     assert tracklog.Store(root).history("job", "x").value.tolist() == [1.0]
+
+
+def test_where_filters_and_sorts_say_which_rank(root: Path) -> None:
+    runs = _ranks(root, 2, run_id="two")
+    runs[0].log_metric("loss", 1.0)
+    runs[1].log_metric("loss", 9.0)
+    runs[0].close()
+    crash(runs[1])
+    with tracklog.start_run("e", root=root, run_id="solo") as solo:
+        solo.log_metric("loss", 5.0)
+    store = tracklog.Store(root)
+    ids = lambda where: [r.id for r in store.runs(where=where)]  # noqa: E731
+    assert ids("metrics.loss < 2") == ["two"]  # rank 0's
+    assert ids("ranks.1.metrics.loss > 8") == ["two"]
+    assert ids("ranks.1.metrics.loss.max >= 9 AND ranks.1.status = 'crashed'") == ["two"]
+    assert ids("world_size = 2") == ["two"] and ids("world_size = 1") == ["solo"]
+    assert ids("ranks.0.status = 'finished'") == ["two"]  # a single-process run has no ranks
+    with pytest.raises(tracklog.errors.FilterError, match=r"ranks\.R\.status"):
+        store.runs(where="ranks.x.status = 'crashed'")

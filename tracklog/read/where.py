@@ -6,8 +6,10 @@
 
 Fields: ``params.KEY``, ``tags.KEY``, ``metrics.KEY`` (the last value) and
 ``metrics.KEY.min|max|count|last|first_step|last_step``, and the attributes
-``id``, ``status``, ``name``, ``experiment``, ``start_time``, ``end_time``
-(optionally written ``attributes.status``). A key with characters outside
+``id``, ``status``, ``name``, ``experiment``, ``start_time``, ``end_time``,
+``world_size`` (optionally written ``attributes.status``). In a many-process run
+``metrics.KEY`` is rank 0's; ``ranks.R.metrics.KEY[.AGG]`` and ``ranks.R.status`` read
+rank R's (``ranks.3.status = 'crashed'``). A key with characters outside
 letters, digits and ``_ / @ - [ ] :`` is quoted with backticks or double quotes.
 
 Params and tags may be nested dicts (``log_params({"opt": {"lr": 0.1}})``): a dotted
@@ -44,7 +46,7 @@ from typing import Any
 from ..errors import FilterError
 
 MISSING: Any = object()
-ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time")
+ATTRIBUTES = ("id", "status", "name", "experiment", "start_time", "end_time", "world_size")
 TIME_FIELDS = ("start_time", "end_time")
 AGGREGATES = ("min", "max", "count", "last", "first_step", "last_step")
 _KEY_STOP = set(" \t\r\n=!<>(),'\"`.")
@@ -133,10 +135,22 @@ def _get_path(section: str, parts: list[Part]) -> Getter:
     return lambda run: lookup(getattr(run, section), parts)
 
 
-def _get_metric(key: str, agg: str) -> Getter:
+def _get_metric(key: str, agg: str, rank: int | None = None) -> Getter:
     def get(run: Any) -> Any:
-        m = run.metrics.get(key)
+        if rank is None:
+            m = run.metrics.get(key)
+        else:
+            r = getattr(run, "ranks", {}).get(rank)
+            m = None if r is None else r.metrics.get(key)
         return MISSING if m is None else getattr(m, agg)
+
+    return get
+
+
+def _get_rank_status(rank: int) -> Getter:
+    def get(run: Any) -> Any:
+        r = getattr(run, "ranks", {}).get(rank)
+        return MISSING if r is None else r.status
 
     return get
 
@@ -177,7 +191,8 @@ def parse_time(text: str) -> float | None:
 
 
 FIELD_FORMS = (
-    f"params.KEY, tags.KEY, metrics.KEY, metrics.KEY.{'|'.join(AGGREGATES)} or one of {', '.join(ATTRIBUTES)}"
+    f"params.KEY, tags.KEY, metrics.KEY, metrics.KEY.{'|'.join(AGGREGATES)}, ranks.R.status, "
+    f"ranks.R.metrics.KEY or one of {', '.join(ATTRIBUTES)}"
 )
 
 
@@ -310,6 +325,17 @@ class _Parser:
         if head in ATTRIBUTES:
             self.attribute = head
             return _get_attr(head)
+        rank = None
+        if head == "ranks":
+            m = re.compile(r"\.(\d{1,10})\.([A-Za-z_]+)").match(self.text, self.pos)
+            if not m:
+                raise self.fail("expected ranks.R.status or ranks.R.metrics.KEY, R a rank number")
+            rank, head = int(m.group(1)), m.group(2).lower()
+            self.pos = m.end()
+            if head == "status":
+                return _get_rank_status(rank)
+            if head not in ("metrics", "metric"):
+                raise self.fail("expected ranks.R.status or ranks.R.metrics.KEY", start)
         if head in ("params", "param", "tags", "tag", "metrics", "metric"):
             if not self.text.startswith(".", self.pos):
                 raise self.fail(f"expected '.' and a key after {head}")
@@ -332,7 +358,7 @@ class _Parser:
                     raise self.fail(
                         f"unknown metric aggregate; use one of {', '.join(AGGREGATES)}", agg_start
                     )
-            return _get_metric(key, agg)
+            return _get_metric(key, agg, rank)
         raise self.unknown_field(head, start)
 
     def key(self) -> str:
