@@ -152,7 +152,7 @@ def compact(
                 report.failed[rid] = str(exc)
                 continue
             entries[rid] = entry_of(state)
-            if not live.held:
+            if not live.held and state.status != "running":  # running: a lease from another host
                 settled[rid] = dirty.get(rid, set()) & {s.session for s in state.sessions}
         for gone in set(entries) - present:
             del entries[gone]
