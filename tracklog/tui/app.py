@@ -38,6 +38,7 @@ from ..read.tail import Points, follow_points
 from ..read.where import parse_filter
 from ..state.types import RunState
 from . import braille
+from .lines import Line, Lines
 
 TABLE_MAX = 500  # rows: the newest; a filter finds the rest
 KEEP_POINTS = 20_000  # per series; past this it is decimated to DRAW_POINTS
@@ -154,7 +155,7 @@ class TopApp(App[None]):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             with Vertical(id="right"):
                 yield Static(id="title")
-                yield Static(id="charts")
+                yield Lines(id="charts")
         yield Input(id="filter", placeholder="where: metrics.loss < 0.1 AND params.lr = 0.01")
         yield Static(HELP, id="help")
         yield Static(id="status")
@@ -213,11 +214,11 @@ class TopApp(App[None]):
         mark = "* " if r.id in self.marked else ""
         key = _main_key(r)
         last = f"{key}={braille.fmt(r.metrics[key].last)}" if key else "-"
-        return (
+        return (  # the columns' order (on_mount)
             mark + r.id[:12],
-            (r.name or "-")[:20],
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             last,
+            (r.name or "-")[:20],
         )
 
     # -- following runs (a worker) ------------------------------------------------------------
@@ -332,10 +333,10 @@ class TopApp(App[None]):
         self._draw_status()
         rid = self.selected
         title = self.query_one("#title", Static)
-        charts = self.query_one("#charts", Static)
+        charts = self.query_one("#charts", Lines)
         if rid is None:
-            title.update("no runs" + (f" matching {self.where!r}" if self.where else ""))
-            charts.update("")
+            _show(title, Text("no runs" + (f" matching {self.where!r}" if self.where else "")))
+            charts.show([])
             return
         state = self.states.get(rid)
         status = state.status if state else "?"
@@ -348,62 +349,53 @@ class TopApp(App[None]):
             flags.append(f"last {self.zoom:.0%} of steps")
         if flags:
             head.append("  [" + ", ".join(flags) + "]", style="dim")
-        title.update(head)
-        charts.update(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
+        _show(title, head)
+        charts.show(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
 
-    def _charts(self, rid: str, width: int, height: int) -> Text:
+    def _charts(self, rid: str, width: int, height: int) -> list[Line]:
         runs = [rid, *[m for m in self.marked if m != rid]]
         keys = sorted({k for r in runs for k in self.series.get(r, {})})
         if not keys:
-            return Text("no metrics yet")
+            return [[("no metrics yet", "")]]
         rows_each = 7  # title, 5 rows of braille, x axis
         n = max(1, min(len(keys), height // rows_each))
         chart_rows = max(3, height // n - 2)
-        out = Text()
+        out: list[Line] = []
         for key in keys[:n]:
-            out.append_text(self._chart(key, runs, width, chart_rows))
+            out += self._chart(key, runs, width, chart_rows)
         if len(keys) > n:
-            out.append(f"{len(keys) - n} more keys (a taller terminal shows them)\n", style="dim")
+            out.append([(f"{len(keys) - n} more keys (a taller terminal shows them)", "dim")])
         return out
 
-    def _chart(self, key: str, runs: list[str], width: int, rows: int) -> Text:
+    def _chart(self, key: str, runs: list[str], width: int, rows: int) -> list[Line]:
         data: list[tuple[str, Series]] = []
         for r in runs:
             s = self.series.get(r, {}).get(key)
             if s is not None and len(s.step):
                 data.append((r, s))
-        out = Text(key, style="bold")
+        head: Line = [(key, "bold")]
         bad = sum(braille.nonfinite(s.value) for _, s in data)
         if bad:
-            out.append(f"  {bad} NaN/inf not drawn", style="red")
-        out.append("\n")
+            head.append((f"  {bad} NaN/inf not drawn", "red"))
         if not data:
-            return out + Text("(no points)\n")
+            return [head, [("(no points)", "")]]
         lo_x = min(float(s.step.min()) for _, s in data)
         hi_x = max(float(s.step.max()) for _, s in data)
         x0 = hi_x - (hi_x - lo_x) * self.zoom
-        lines_per_run = []
-        for _, s in data:
-            ys = braille.smooth(s.value, self.smoothing)
-            lines_per_run.append(braille.render(s.step, ys, width, rows, self.log_y, (x0, hi_x)))
-        if len(data) == 1:
-            for line in lines_per_run[0]:
-                out.append(line + "\n", style=COLORS[0])
-        else:  # overlay: one scale for all, each run its colour (where runs share a cell, the first's)
-            merged = braille.render_many(
-                [s.step for _, s in data],
-                [braille.smooth(s.value, self.smoothing) for _, s in data],
-                width,
-                rows,
-                self.log_y,
-                (x0, hi_x),
-            )
-            for row in merged:
-                for ch, idx in row:
-                    out.append(ch, style=COLORS[idx % len(COLORS)] if idx >= 0 else "")
-                out.append("\n")
-        out.append(braille.x_axis(x0, hi_x, width) + "\n", style="dim")
-        return out
+        # One scale for all the runs, each its colour (where runs share a cell, the first's).
+        drawn = braille.render_many(
+            [s.step for _, s in data],
+            [braille.smooth(s.value, self.smoothing) for _, s in data],
+            width,
+            rows,
+            self.log_y,
+            (x0, hi_x),
+        )
+        if len(data) == 1:  # one run: the whole chart, labels included, in its colour
+            body = [[("".join(text for text, _ in row), COLORS[0])] for row in drawn]
+        else:
+            body = [[(text, COLORS[i % len(COLORS)] if i >= 0 else "") for text, i in row] for row in drawn]
+        return [head, *body, [(braille.x_axis(x0, hi_x, width), "dim")]]
 
     def _draw_status(self) -> None:
         text = Text()
@@ -418,7 +410,7 @@ class TopApp(App[None]):
                 text.append(f", the newest {shown} listed (/ filters)")
             if self.marked:
                 text.append(f"  {len(self.marked)} marked")
-        self.query_one("#status", Static).update(text)
+        _show(self.query_one("#status", Static), text)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -509,6 +501,14 @@ class TopApp(App[None]):
     def action_help(self) -> None:
         panel = self.query_one("#help", Static)
         panel.display = not panel.display
+
+
+def _show(widget: Static, text: Text) -> None:
+    """Put new text in a widget of a fixed size (top.tcss): a repaint of that widget only,
+    not a layout pass over the whole screen; none at all if the text is unchanged."""
+    if getattr(widget, "_shown", None) != text:
+        widget._shown = text  # type: ignore[attr-defined]
+        widget.update(text, layout=False)
 
 
 def _main_key(r: RunState) -> str | None:
