@@ -139,6 +139,7 @@ class TopApp(App[None]):
         self._lock = threading.Lock()
         self.judges: dict[str, Judge] = {}
         self._ticked = 0.0
+        self._shown: dict[str, Text] = {}  # widget id -> the text it shows
         self._shown_alert: str | None = None
         self.log_y = False
         self.smoothing = 0.0
@@ -335,7 +336,7 @@ class TopApp(App[None]):
         title = self.query_one("#title", Static)
         charts = self.query_one("#charts", Lines)
         if rid is None:
-            _show(title, Text("no runs" + (f" matching {self.where!r}" if self.where else "")))
+            self._show(title, Text("no runs" + (f" matching {self.where!r}" if self.where else "")))
             charts.show([])
             return
         state = self.states.get(rid)
@@ -349,8 +350,16 @@ class TopApp(App[None]):
             flags.append(f"last {self.zoom:.0%} of steps")
         if flags:
             head.append("  [" + ", ".join(flags) + "]", style="dim")
-        _show(title, head)
+        self._show(title, head)
         charts.show(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
+
+    def _show(self, widget: Static, text: Text) -> None:
+        """New text in a widget of a fixed size (top.tcss): a repaint of that widget alone,
+        not a layout pass over the whole screen; none at all if the text is unchanged."""
+        key = widget.id or ""
+        if self._shown.get(key) != text:
+            self._shown[key] = text
+            widget.update(text, layout=False)
 
     def _charts(self, rid: str, width: int, height: int) -> list[Line]:
         runs = [rid, *[m for m in self.marked if m != rid]]
@@ -410,7 +419,7 @@ class TopApp(App[None]):
                 text.append(f", the newest {shown} listed (/ filters)")
             if self.marked:
                 text.append(f"  {len(self.marked)} marked")
-        _show(self.query_one("#status", Static), text)
+        self._show(self.query_one("#status", Static), text)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -501,14 +510,6 @@ class TopApp(App[None]):
     def action_help(self) -> None:
         panel = self.query_one("#help", Static)
         panel.display = not panel.display
-
-
-def _show(widget: Static, text: Text) -> None:
-    """Put new text in a widget of a fixed size (top.tcss): a repaint of that widget only,
-    not a layout pass over the whole screen; none at all if the text is unchanged."""
-    if getattr(widget, "_shown", None) != text:
-        widget._shown = text  # type: ignore[attr-defined]
-        widget.update(text, layout=False)
 
 
 def _main_key(r: RunState) -> str | None:
