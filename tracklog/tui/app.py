@@ -240,12 +240,8 @@ class TopApp(App[None]):
             try:
                 # From now: the histories, read after, hold everything logged before.
                 path = self.store.path_of(rid)
-                tails.append(
-                    (
-                        rid,
-                        follow_points(path, forever=True, poll=self.poll, stop=stop, busy_poll=TAIL_EVERY_S),
-                    )
-                )
+                tail = follow_points(path, forever=True, poll=self.poll, stop=stop, busy_poll=TAIL_EVERY_S)
+                tails.append((rid, tail))
                 state = self.store.run(rid)
                 fresh[rid] = {}
                 for key in state.metrics:

@@ -68,9 +68,8 @@ def _grid(
     each pixel column's span from its smallest to its largest value, joined to the column
     before (through the columns no point falls in, by a straight line)."""
     w, h = cols * 2, height * 4
-    grid = np.zeros((height, cols), dtype=np.int64)
     if len(x) == 0:
-        return grid
+        return np.zeros((height, cols), dtype=np.int64)
     px = np.zeros(len(x), dtype=np.int64) if x1 == x0 else ((x - x0) / (x1 - x0) * (w - 1)).astype(np.int64)
     py = ((hi - y) / (hi - lo) * (h - 1)).round().astype(np.int64)  # 0 at the top
     px, py = np.clip(px, 0, w - 1), np.clip(py, 0, h - 1)
@@ -98,8 +97,8 @@ def _grid(
     lo_y[filled], hi_y[filled] = np.minimum(entry, yi), np.maximum(entry, yi)
     dots = (np.arange(h)[:, None] >= lo_y) & (np.arange(h)[:, None] <= hi_y)  # (h, w)
     cells = dots.reshape(height, 4, cols, 2).astype(np.int64)
-    grid = np.einsum("rycx,yx->rc", cells, _WEIGHTS)
-    return grid
+    bits: np.ndarray = np.einsum("rycx,yx->rc", cells, _WEIGHTS)  # each cell's dots, as bits
+    return bits
 
 
 def _scale(
