@@ -12,6 +12,7 @@ from typing import Any
 
 import tracklog
 from tracklog.tui import TopApp
+from tracklog.tui.lines import Lines
 
 from ..conftest import PY, python_env
 from ..helpers import Writer
@@ -67,7 +68,7 @@ def test_keys_move_select_mark_and_switch_the_chart(root: Path) -> None:
         await pilot.press("r")
         assert app.zoom == 1.0
         app.draw()
-        text = str(app.query_one("#charts").render())
+        text = app.query_one("#charts", Lines).plain
         assert "train/loss" in text and any(0x2800 < ord(ch) <= 0x28FF for ch in text)
         await pilot.press("question_mark")
         assert app.query_one("#help").display

@@ -706,7 +706,11 @@ def decode_points(buf: Any, starts: np.ndarray, ends: np.ndarray) -> tuple[Colum
         take = np.minimum(kstart[:, None] + cols, len(u8) - 1)
         rows[:, 1:] = np.where(cols < klen[:, None], u8[take], 0)
     g = np.flatnonzero(good)
-    uniq, inverse = np.unique(np.ascontiguousarray(rows[g]).view(f"V{width}").ravel(), return_inverse=True)
+    named = np.ascontiguousarray(rows[g]).view(f"V{width}").ravel()
+    if len(named) and bool((named == named[0]).all()):  # one key (a loop logging it): no sort
+        uniq, inverse = named[:1], np.zeros(len(named), dtype=np.int64)
+    else:
+        uniq, inverse = np.unique(named, return_inverse=True)
     keys: list[str] = []
     bad_key = np.zeros(len(uniq), dtype=bool)
     for i, u in enumerate(uniq):

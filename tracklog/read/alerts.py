@@ -157,10 +157,15 @@ class Judge:
         return out
 
     def points(
-        self, key: str, steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+        self,
+        key: str,
+        steps: Sequence[int] | np.ndarray,
+        values: Sequence[float] | np.ndarray,
+        times: Sequence[float] | np.ndarray,
     ) -> list[Alert]:
-        """``event`` for a batch of one key's points, in order, with the same alerts: array
-        work for the NaN rule, a loop only for keys with a threshold or a divergence rule."""
+        """``event`` for a batch of one key's points, in order (lists, or the tail's columns),
+        with the same alerts: array work for the NaN rule, a loop only for keys with a
+        threshold or a divergence rule."""
         if not len(steps):
             return []
         self.last_seen = self.clock()
@@ -168,7 +173,7 @@ class Judge:
         r = self.rules
         if key in r.above or key in r.diverge:
             out: list[Alert] = []
-            for s, v, t in zip(steps, values, times, strict=True):
+            for s, v, t in zip(_plain(steps), _plain(values), _plain(times), strict=True):
                 out += self._metric(key, s, v, Event("metric", key, v, s, t))
             return out
         bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
@@ -185,11 +190,9 @@ class Judge:
             self.bad.discard(key)
         out = []
         for i in starts.tolist():
-            v, s = values[i], steps[i]
+            v, s, t = float(values[i]), int(steps[i]), float(times[i])
             out.append(
-                self._alert(
-                    "nan", key, s, v, f"{key} is {v} at step {s}", Event("metric", key, v, s, times[i])
-                )
+                self._alert("nan", key, s, v, f"{key} is {v} at step {s}", Event("metric", key, v, s, t))
             )
         return out
 
@@ -282,3 +285,8 @@ def _locked(store: Any, run_id: str) -> bool:
         return any_live(run_dir(store.root, run_id))
     except (TracklogError, OSError):
         return False
+
+
+def _plain(xs: Sequence[Any] | np.ndarray) -> list[Any]:
+    """Plain ints and floats, as events carry (an array's items are numpy scalars)."""
+    return xs.tolist() if isinstance(xs, np.ndarray) else list(xs)

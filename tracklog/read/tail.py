@@ -8,6 +8,10 @@ cost latency, never data, because a slow periodic re-check runs anyway, and
 ``poll=True`` uses only that. A file that shrinks or is replaced is re-read
 from its start, skipping the records already yielded. Memory stays bounded:
 at most ``READ_CHUNK_BYTES`` of log are held at once, whatever the run's size.
+
+``follow`` yields one ``Event`` per item; ``follow_points`` yields the same items with
+metric points gathered into ``Points`` (columns, decoded with array work as the fold
+decodes them), for consumers that take 100,000 points a second.
 """
 
 from __future__ import annotations
@@ -17,12 +21,27 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final, cast
+
+import numpy as np
 
 from ..errors import CorruptLogError, StoreError, UnsafePathError, UnsupportedFormatError
 from ..log import format as fmt
-from ..log.codec import RUN_END, RUN_START, Event, decode_events, record_problem, unpack
+from ..log.codec import (
+    METRIC,
+    METRICS,
+    RUN_END,
+    RUN_START,
+    Columns,
+    Event,
+    decode_bulk,
+    decode_columns,
+    decode_events,
+    record_problem,
+    unpack,
+)
 from ..log.reader import superseded_by
 from ..store.lease import any_live
 from ..store.paths import is_real_dir, list_segments, open_file
@@ -35,6 +54,27 @@ READ_CHUNK_BYTES: Final = 8 * 1024 * 1024
 
 
 _NULL_HANDLER = logging.NullHandler()
+# What a reader causes: the tail's own opens (segments, the lock probe, listdir) must not
+# wake it, or a tail of a quiet live run re-reads thousands of times a second.
+_READ_ONLY: Final = frozenset({"opened", "closed_no_write"})
+
+
+def _write_events() -> list[Any]:
+    """The watchdog events a writer causes (creating, writing, renaming, deleting): the
+    kernel is asked for those only (inotify's mask)."""
+    from watchdog import events as e
+
+    return [
+        e.FileCreatedEvent,
+        e.DirCreatedEvent,
+        e.FileModifiedEvent,
+        e.DirModifiedEvent,
+        e.FileMovedEvent,
+        e.DirMovedEvent,
+        e.FileDeletedEvent,
+        e.DirDeletedEvent,
+        e.FileClosedEvent,
+    ]
 
 
 class _Waker:
@@ -60,7 +100,8 @@ class _Waker:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                wake()
+                if event.event_type not in _READ_ONLY:  # older watchdogs: no event_filter
+                    wake()
 
         try:
             self.observer = Observer()
@@ -78,7 +119,12 @@ class _Waker:
                 self._watched.add(directory)  # scheduled when notifications are re-armed
                 return
             try:
-                self.observer.schedule(self._handler, str(directory), recursive=False)
+                try:
+                    self.observer.schedule(
+                        self._handler, str(directory), recursive=False, event_filter=_write_events()
+                    )
+                except TypeError:  # watchdog < 4: every event reaches the handler, which filters
+                    self.observer.schedule(self._handler, str(directory), recursive=False)
                 self._watched.add(directory)
             except OSError:
                 pass  # the periodic re-check still covers it
@@ -137,7 +183,7 @@ class _Cursor:
         self.ino: int | None = None
         self.offset = 0  # where the next unread record starts (0: prefix not read yet)
         self.limit: int | None = None  # a newer segment supersedes this one from here on
-        self.skip = 0  # leading records already yielded from the segment this one supersedes
+        self.skip = 0  # leading records not to hand out (already yielded, or copies of those)
         self.yielded = 0  # records handed out, to skip them if the file must be re-read
 
     def _open(self) -> bool:
@@ -157,73 +203,158 @@ class _Cursor:
 
     def read(self) -> list[Any]:
         """Decoded payloads of the complete records appended since the last read."""
+        out = []
+        for data, starts, ends in self.frames():
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                try:
+                    out.append(unpack(data[a:b]))
+                except Exception:
+                    continue  # a frame that verifies but does not decode: skipped
+        return out
+
+    def frames(self) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
+        """The complete records appended since the last read, as ``(data, starts, ends)``:
+        payload ``i`` is ``data[starts[i]:ends[i]]``. Consumed as it is read (one chunk of
+        bytes held at a time); the cursor moves past each chunk as it is handed out."""
         if self.fd is None and not self._open():
-            return []
+            return
         assert self.fd is not None
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
-            return []
+            return
         if st.st_ino != self.ino or st.st_size < self.offset:
             # Replaced or shrunk: re-validate from the start, skipping what was yielded.
             self.close()
-            skip, self.offset = self.yielded, 0
-            self.yielded = 0
+            self.skip += self.yielded
+            self.offset = self.yielded = 0
             if not self._open():
-                return []
-            return self._read_all()[skip:]
-        return self._read_all()
+                return
+        yield from self._read_all()
 
-    def _read_all(self) -> list[Any]:
+    def _read_all(self) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
         assert self.fd is not None
-        out: list[Any] = []
         want = READ_CHUNK_BYTES
         while True:
             if self.limit is not None:
                 want = min(want, max(0, self.limit - self.offset))
             data = os.pread(self.fd, want, self.offset) if want else b""
             if not data:
-                return out
+                return
             start = 0
             if self.offset == 0:
                 try:
                     if len(data) < fmt.PREFIX_SIZE or fmt.check_prefix(data, str(self.path)) is None:
-                        return out  # the writer is still creating the file
+                        return  # the writer is still creating the file
                 except UnsupportedFormatError:
-                    return out  # a newer major version: nothing this tail can read
+                    return  # a newer major version: nothing this tail can read
                 except CorruptLogError:
                     pass  # a damaged prefix: the frame walk below resynchronises past it
                 start = fmt.PREFIX_SIZE
             end, incomplete = start, False
-            for item in fmt.iter_frames(data, start, len(data)):
-                if not isinstance(item, (fmt.Corrupt, fmt.Torn)):
-                    a, b = item
-                    end = b
-                    try:
-                        obj = unpack(data[a:b])
-                    except Exception:
-                        continue  # a frame that verifies but does not decode: skipped
-                    if self.offset + a - fmt.FRAME_SIZE == fmt.PREFIX_SIZE and isinstance(obj, dict):
-                        continue  # the segment header
-                    self.yielded += 1
-                    if self.skip:
-                        self.skip -= 1  # a copy of a record yielded from the superseded tail
-                        continue
-                    out.append(obj)
-                elif isinstance(item, fmt.Corrupt):
+            got: list[tuple[np.ndarray, np.ndarray]] = []
+            for item in fmt.walk(data, start, len(data)):
+                if type(item) is fmt.Frames:
+                    got.append(self._take(data, item.starts, item.ends))
+                    end = int(item.ends[-1])
+                elif type(item) is fmt.Corrupt:
                     end = item.end  # damaged bytes with good records after them: skip
                 else:
                     incomplete = True  # a partial record: wait for the rest
-                    break
             self.offset += end
+            for starts, ends in got:
+                if len(starts):
+                    yield data, starts, ends
             if end == start and incomplete and len(data) == want < fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES:
                 want = fmt.FRAME_SIZE + fmt.MAX_PAYLOAD_BYTES  # one record larger than a chunk
                 continue
             if len(data) < want or end == start:
                 # The end of what is there (a partial record waits for the rest), or no
                 # complete record even in the largest read: nothing more to take now.
-                return out
+                return
             # A full chunk that ended in a cut record, or more records follow: read on.
+
+    def _take(self, data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The records of one run of frames to hand out: the segment header left out, then
+        the ones to skip; every other record counts as handed out."""
+        if self.offset + int(starts[0]) == _HEADER_AT and _is_header(data, int(starts[0]), int(ends[0])):
+            starts, ends = starts[1:], ends[1:]
+        self.yielded += len(starts)
+        if self.skip:
+            k = min(self.skip, len(starts))
+            self.skip -= k
+            starts, ends = starts[k:], ends[k:]
+        return starts, ends
+
+
+_HEADER_AT: Final = fmt.PREFIX_SIZE + fmt.FRAME_SIZE  # where a segment header's payload starts
+
+
+def _is_header(data: bytes, a: int, b: int) -> bool:
+    try:
+        return isinstance(unpack(data[a:b]), dict)
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Points:
+    """Consecutive metric points of a run's log, as columns, in log order: point ``i`` is
+    ``keys[key_index[i]]`` at ``step[i]`` (int64) with ``value[i]`` and ``time[i]``
+    (float64). What ``follow_points`` yields in place of one ``Event`` per point."""
+
+    kind: ClassVar[str] = "metric"  # as Event.kind: a consumer can test items alike
+    keys: list[str]
+    key_index: np.ndarray
+    step: np.ndarray
+    value: np.ndarray
+    time: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def by_key(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each key's ``(step, value, time)``, in log order (one stable sort, no Python loop
+        per point)."""
+        if len(self.keys) == 1:
+            return {self.keys[0]: (self.step, self.value, self.time)}
+        order = np.argsort(self.key_index, kind="stable")
+        bounds = np.searchsorted(self.key_index[order], np.arange(len(self.keys) + 1)).tolist()
+        out = {}
+        for code, key in enumerate(self.keys):
+            lo, hi = bounds[code], bounds[code + 1]
+            if hi > lo:
+                at = order[lo:hi]
+                out[key] = (self.step[at], self.value[at], self.time[at])
+        return out
+
+    def events(self) -> Iterator[Event]:
+        """The points as the ``Event`` objects ``follow`` would have yielded."""
+        keys = self.keys
+        for k, s, v, t in zip(
+            self.key_index.tolist(), self.step.tolist(), self.value.tolist(), self.time.tolist(), strict=True
+        ):
+            yield Event("metric", keys[k], v, s, t)
+
+
+def _points(pieces: list[Columns], keys: set[str] | None) -> Points | None:
+    """One ``Points`` of consecutive columns of points (None if the key filter leaves none)."""
+    table: dict[str, int] = {}
+    codes = []
+    for c in pieces:
+        lut = np.array([table.setdefault(k, len(table)) for k in c.keys], dtype=np.int64)
+        codes.append(lut if c.idx is None else lut[c.idx])  # no index: point i has key i
+    idx = np.concatenate(codes)
+    step = np.concatenate([c.steps for c in pieces])
+    value = np.concatenate([c.values for c in pieces])
+    when = np.concatenate([c.times for c in pieces])
+    if keys is not None:
+        keep = np.array([k in keys for k in table], dtype=bool)[idx]
+        if not keep.all():
+            idx, step, value, when = idx[keep], step[keep], value[keep], when[keep]
+    if not len(step):
+        return None
+    return Points(list(table), idx, step, value, when)
 
 
 class RunFollower:
@@ -243,35 +374,101 @@ class RunFollower:
         for seg in list_segments(self.run_path):
             cur = self.cursors[seg.name] = _Cursor(seg)
             last = None
-            for rec in cur.read():
-                if record_problem(rec) is None:
-                    last = rec
+            for data, starts, ends in cur.frames():
+                # Only the last valid record matters: look backwards from the chunk's end.
+                for a, b in zip(reversed(starts.tolist()), reversed(ends.tolist()), strict=True):
+                    try:
+                        rec = unpack(data[a:b])
+                    except Exception:
+                        continue
+                    if record_problem(rec) is None:
+                        last = rec
+                        break
             if last is not None:
                 self.ended = _kind(last) == RUN_END
 
-    def poll(self) -> list[Event]:
-        events: list[Event] = []
-        segs = list_segments(self.run_path)
-        for seg in segs:
+    def _frames(self) -> Iterator[tuple[Path, bytes, np.ndarray, np.ndarray]]:
+        """Every segment's new records (``_Cursor.frames``), segments in log order."""
+        for seg in list_segments(self.run_path):
             cur = self.cursors.get(seg.name)
             if cur is None:
                 cur = self.cursors[seg.name] = _Cursor(seg)
                 self._note_supersede(cur)
-            for rec in cur.read():
+            for data, starts, ends in cur.frames():
+                yield seg, data, starts, ends
+
+    def poll(self) -> list[Event]:
+        """The events logged since the last poll, in log order."""
+        events: list[Event] = []
+        for seg, data, starts, ends in self._frames():
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                 try:
-                    decoded = list(decode_events(rec, f"{seg} record"))
-                except CorruptLogError:
-                    continue  # malformed: skipped, as every reader skips it
-                kind = _kind(rec)
-                if kind == RUN_START:
-                    self.ended = False
-                    self.crash_reported = False
-                elif kind == RUN_END:
-                    self.ended = True
-                for ev in decoded:
-                    if self.keys is None or ev.kind != "metric" or ev.key in self.keys:
-                        events.append(ev)
+                    rec = unpack(data[a:b])
+                except Exception:
+                    continue  # a frame that verifies but does not decode: skipped
+                events += self._record(rec, seg)
         return events
+
+    def poll_points(self) -> list[Points | Event]:
+        """``poll`` with each run of consecutive metric points as one ``Points``: the
+        common record shapes decoded with array work (``codec.decode_bulk``), the rest
+        through msgpack, validated by the same rules, in the same order."""
+        out: list[Points | Event] = []
+        pieces: list[Columns] = []
+
+        def flush() -> None:
+            if pieces:
+                pts = _points(pieces, self.keys)
+                if pts is not None:
+                    out.append(pts)
+                pieces.clear()
+
+        for seg, data, starts, ends in self._frames():
+            cols, counts = decode_bulk(data, starts, ends)
+            before = (np.cumsum(counts) - counts).tolist()  # points of the records before each
+            done = 0  # of cols, points taken so far
+            for j in np.flatnonzero(counts == 0).tolist():  # the records left for msgpack
+                if before[j] > done:
+                    pieces.append(cols.slice(done, before[j]))
+                    done = before[j]
+                try:
+                    rec = unpack(data[int(starts[j]) : int(ends[j])])
+                except Exception:
+                    continue
+                kind = _kind(rec)
+                if kind == METRIC and record_problem(rec) is None:  # an odd layout, but valid
+                    step, value, when = np.array(rec[2:3]), np.array(rec[3:4]), np.array(rec[4:5])
+                    pieces.append(Columns([rec[1]], None, step, value, when))
+                elif kind == METRICS:
+                    try:
+                        pieces.append(decode_columns(rec, f"{seg} record"))
+                    except CorruptLogError:
+                        pass  # malformed: skipped, as every reader skips it
+                elif kind != METRIC:
+                    events = self._record(rec, seg)
+                    if events:
+                        flush()
+                        out += events
+            if done < len(cols.steps):
+                pieces.append(cols.slice(done, len(cols.steps)))
+        flush()
+        return out
+
+    def _record(self, rec: Any, seg: Path) -> list[Event]:
+        """One decoded record's events (none if it is malformed), noting starts and ends."""
+        try:
+            decoded = list(decode_events(rec, f"{seg} record"))
+        except CorruptLogError:
+            return []  # malformed: skipped, as every reader skips it
+        kind = _kind(rec)
+        if kind == RUN_START:
+            self.ended = False
+            self.crash_reported = False
+        elif kind == RUN_END:
+            self.ended = True
+        if self.keys is None:
+            return decoded
+        return [ev for ev in decoded if ev.kind != "metric" or ev.key in self.keys]
 
     def _note_supersede(self, cur: _Cursor) -> None:
         """A new segment that supersedes an older one's tail (after a failed fsync): cap the
@@ -322,6 +519,46 @@ def follow(
     "Now" is when this is called, not when iteration starts: the starting offsets
     are taken here, so nothing logged in between is missed.
     """
+    args = (run_path, keys, follow, from_start, timeout, forever, poll, poll_interval, stop)
+    return cast(Iterator[Event], _start(False, *args))
+
+
+def follow_points(
+    run_path: str | os.PathLike[str],
+    keys: Iterable[str] | None = None,
+    follow: bool = True,
+    from_start: bool = False,
+    timeout: float | None = None,
+    forever: bool = False,
+    poll: bool = False,
+    poll_interval: float = POLL_INTERVAL_S,
+    stop: threading.Event | None = None,
+    busy_poll: float = BUSY_POLL_S,
+) -> Iterator[Points | Event]:
+    """``follow``, with metric points in ``Points``: the same items, each once, in the same
+    order, but a run of consecutive points (all those one read found) is one item, decoded
+    without a Python object per point. For consumers of fast runs (``tracklog top``).
+
+    ``busy_poll``: while a run writes fast (see ``_Waker.busy``), read at most this often;
+    a read of 10,000 records costs half as much per point as one of 2,000.
+    """
+    args = (run_path, keys, follow, from_start, timeout, forever, poll, poll_interval, stop)
+    return _start(True, *args, busy_poll=busy_poll)
+
+
+def _start(
+    bulk: bool,
+    run_path: str | os.PathLike[str],
+    keys: Iterable[str] | None,
+    follow: bool,
+    from_start: bool,
+    timeout: float | None,
+    forever: bool,
+    poll: bool,
+    poll_interval: float,
+    stop: threading.Event | None,
+    busy_poll: float = BUSY_POLL_S,
+) -> Iterator[Points | Event]:
     path = Path(run_path)
     key_set = set(keys) if keys is not None else None
     waker = _Waker([path, path.parent], native=follow and not poll)  # no observer for one read
@@ -330,7 +567,14 @@ def follow(
     if follower is not None:
         waker.add(path)
     recheck = poll_interval if not waker.native else RECHECK_INTERVAL_S
-    return _follow(path, key_set, follower, waker, recheck, follow, from_start, timeout, forever, stop)
+    return _follow(
+        path, key_set, follower, waker, recheck, follow, from_start, timeout, forever, stop, bulk, busy_poll
+    )
+
+
+def _size(items: list[Points | Event]) -> int:
+    """Events in a read: a ``Points`` counts as its points."""
+    return sum(len(it) if type(it) is Points else 1 for it in items)
 
 
 def _follow(
@@ -344,15 +588,21 @@ def _follow(
     timeout: float | None,
     forever: bool,
     stop: threading.Event | None,
-) -> Iterator[Event]:
+    bulk: bool,
+    busy_poll: float,
+) -> Iterator[Points | Event]:
     last_event = time.monotonic()
     if follower is not None and not from_start and follower.ended and not forever:
         waker.close()
         follower.close()
         return
+
+    def read(f: RunFollower) -> list[Points | Event]:
+        return f.poll_points() if bulk else cast(list[Points | Event], f.poll())
+
     try:
         while stop is None or not stop.is_set():
-            events: list[Event] = []
+            events: list[Points | Event] = []
             began = time.monotonic()
             if follower is None:
                 if is_real_dir(path):
@@ -362,7 +612,7 @@ def _follow(
                 else:
                     waker.add_nearest(path)  # runs/ or even the root may not exist yet
             if follower is not None:
-                events = follower.poll()
+                events = read(follower)
                 yield from events
                 if events:
                     last_event = time.monotonic()
@@ -370,7 +620,7 @@ def _follow(
                     return
                 if not follower.ended and not follower.crash_reported and not follower.live():
                     # The writer is gone: read once more (it may have finished just now).
-                    late = follower.poll()
+                    late = read(follower)
                     yield from late
                     if not follower.ended and any(list_segments(path)):
                         follower.crash_reported = True
@@ -390,14 +640,14 @@ def _follow(
                 if timeout is None
                 else min(recheck, max(0.0, timeout - (time.monotonic() - last_event)))
             )
-            if follower is not None and len(events) >= BUSY_EVENTS:
+            if follower is not None and (len(events) if not bulk else _size(events)) >= BUSY_EVENTS:
                 waker.busy()
             elif not events and waker.rearm():
                 continue  # read once more: nothing notified what came while they were off
             if waker.paused:
-                # Polling briskly: a read every BUSY_POLL_S at most, at once when the
+                # Polling briskly: a read every busy_poll s at most, at once when the
                 # consumer took that long over the last one (a backlog is never slept on).
-                wait = min(wait, max(0.0, BUSY_POLL_S - (time.monotonic() - began)))
+                wait = min(wait, max(0.0, busy_poll - (time.monotonic() - began)))
             waker.wait(wait)
     finally:
         waker.close()

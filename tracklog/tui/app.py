@@ -3,7 +3,9 @@
 Left, the runs (live status, a metric column); right, the selected run's metrics as braille
 line charts, with marked runs overlaid. Disk is read only in workers (threads) that hand
 their results to the UI thread (``call_from_thread``): the listing once a second, and the
-followed runs' histories and then their tails. Memory stays bounded however long a run:
+followed runs' histories and then their tails, read as columns of points (``follow_points``:
+no Python object per point, so a run logging 100,000 points a second costs a few percent of
+a core, not most of one). Memory stays bounded however long a run:
 each series keeps at most ``KEEP_POINTS`` points, decimated for drawing (each pixel
 column's min and max survive) when it grows past them. Alerts (NaN, bad ends, stalls)
 appear in the status bar, judged by the same rules as ``tracklog watch``.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
@@ -31,15 +34,18 @@ from ..read.alerts import AlertRules, Judge
 from ..read.downsample import window
 from ..read.listing import Listing
 from ..read.store import Store
+from ..read.tail import Points, follow_points
 from ..read.where import parse_filter
 from ..state.types import RunState
 from . import braille
+from .lines import Line, Lines
 
 TABLE_MAX = 500  # rows: the newest; a filter finds the rest
 KEEP_POINTS = 20_000  # per series; past this it is decimated to DRAW_POINTS
 DRAW_POINTS = 4_000
 LIST_EVERY_S = 1.0
 DRAW_EVERY_S = 0.25
+TAIL_EVERY_S = 0.1  # a fast run's tail reads this often: bigger reads, less work per point
 COLORS = ("cyan", "yellow", "magenta", "green", "red", "blue")
 STATUS_STYLE = {
     "running": "bold blue",
@@ -65,15 +71,20 @@ class Series:
     time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     last_time: float = float("-inf")
 
-    def add(self, step: list[int], value: list[float], when: list[float]) -> None:
-        t = np.asarray(when, dtype=np.float64)
-        keep = t > self.last_time  # not twice: what the history held (see ui/live.py)
+    def add(self, step: ArrayLike, value: ArrayLike, when: ArrayLike) -> None:
+        """Append points in log order (arrays, as the tail's columns are: no copy)."""
+        st = np.asarray(step, dtype=np.int64)
+        va = np.asarray(value, dtype=np.float64)
+        ti = np.asarray(when, dtype=np.float64)
+        keep = ti > self.last_time  # not twice: what the history held (see ui/live.py)
         if not keep.any():
             return
-        self.step = np.concatenate([self.step, np.asarray(step, dtype=np.int64)[keep]])
-        self.value = np.concatenate([self.value, np.asarray(value, dtype=np.float64)[keep]])
-        self.time = np.concatenate([self.time, t[keep]])
-        self.last_time = max(self.last_time, float(t[keep].max()))
+        if not keep.all():
+            st, va, ti = st[keep], va[keep], ti[keep]
+        self.step = np.concatenate([self.step, st])
+        self.value = np.concatenate([self.value, va])
+        self.time = np.concatenate([self.time, ti])
+        self.last_time = max(self.last_time, float(ti.max()))
         if len(self.step) > KEEP_POINTS:
             d = window(self.step, self.value, self.time, DRAW_POINTS)
             self.step, self.value, self.time = d.step, d.value, d.time
@@ -123,10 +134,12 @@ class TopApp(App[None]):
         self.series: dict[str, dict[str, Series]] = {}  # run -> key -> points
         self.following: set[str] = set()
         self._inbox: collections.deque[tuple[str, Any]] = collections.deque()  # (run, event or error)
-        self._points: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+        # (run, key) -> the columns of points the tails read since the last drain
+        self._points: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         self._lock = threading.Lock()
         self.judges: dict[str, Judge] = {}
         self._ticked = 0.0
+        self._shown: dict[str, Text] = {}  # widget id -> the text it shows
         self._shown_alert: str | None = None
         self.log_y = False
         self.smoothing = 0.0
@@ -143,7 +156,7 @@ class TopApp(App[None]):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             with Vertical(id="right"):
                 yield Static(id="title")
-                yield Static(id="charts")
+                yield Lines(id="charts")
         yield Input(id="filter", placeholder="where: metrics.loss < 0.1 AND params.lr = 0.01")
         yield Static(HELP, id="help")
         yield Static(id="status")
@@ -202,11 +215,11 @@ class TopApp(App[None]):
         mark = "* " if r.id in self.marked else ""
         key = _main_key(r)
         last = f"{key}={braille.fmt(r.metrics[key].last)}" if key else "-"
-        return (
+        return (  # the columns' order (on_mount)
             mark + r.id[:12],
-            (r.name or "-")[:20],
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             last,
+            (r.name or "-")[:20],
         )
 
     # -- following runs (a worker) ------------------------------------------------------------
@@ -226,7 +239,9 @@ class TopApp(App[None]):
         for rid in run_ids:
             try:
                 # From now: the histories, read after, hold everything logged before.
-                tails.append((rid, self.store.tail(rid, forever=True, poll=self.poll, stop=stop)))
+                path = self.store.path_of(rid)
+                tail = follow_points(path, forever=True, poll=self.poll, stop=stop, busy_poll=TAIL_EVERY_S)
+                tails.append((rid, tail))
                 state = self.store.run(rid)
                 fresh[rid] = {}
                 for key in state.metrics:
@@ -240,24 +255,21 @@ class TopApp(App[None]):
         for rid, events in tails:
             threading.Thread(target=self._pump, args=(rid, events, stop), daemon=True).start()
 
-    def _pump(self, rid: str, events: Any, stop: threading.Event) -> None:
+    def _pump(self, rid: str, items: Any, stop: threading.Event) -> None:
         """One run's tail into the inbox; the UI drains it on its own clock (``draw``), so
-        neither thread waits for the other. Points go into per-key lists (three appends
-        each); the rest, rare, into a queue."""
+        neither thread waits for the other. Points go in as columns, per key (one append per
+        key and read); the rest, rare, into a queue."""
         try:
-            for ev in events:
+            for item in items:
                 if stop.is_set():
                     return
-                if ev.kind == "metric" and ev.key is not None:
+                if type(item) is Points:
+                    by_key = item.by_key()
                     with self._lock:
-                        pts = self._points.get((rid, ev.key))
-                        if pts is None:
-                            pts = self._points[(rid, ev.key)] = ([], [], [])
-                        pts[0].append(ev.step)
-                        pts[1].append(ev.value)
-                        pts[2].append(ev.time)
+                        for key, cols in by_key.items():
+                            self._points.setdefault((rid, key), []).append(cols)
                 else:
-                    self._inbox.append((rid, ev))
+                    self._inbox.append((rid, item))
         except (TracklogError, OSError) as exc:
             self._inbox.append((rid, exc))
 
@@ -275,9 +287,12 @@ class TopApp(App[None]):
             for a in judge.event(item) if judge is not None else ():
                 self.alert = f"ALERT {a.kind}: {a.message}"
             relist = relist or item.kind in ("run_end", "run_start")
-        for (rid, key), (steps, values, times) in points.items():
+        for (rid, key), chunks in points.items():
             if rid not in self.series:
                 continue  # a run no longer followed
+            steps, values, times = (
+                chunks[0] if len(chunks) == 1 else (np.concatenate(c) for c in zip(*chunks, strict=True))
+            )
             judge = self.judges.get(rid)
             for a in judge.points(key, steps, values, times) if judge is not None else ():
                 self.alert = f"ALERT {a.kind}: {a.message}"
@@ -315,10 +330,10 @@ class TopApp(App[None]):
         self._draw_status()
         rid = self.selected
         title = self.query_one("#title", Static)
-        charts = self.query_one("#charts", Static)
+        charts = self.query_one("#charts", Lines)
         if rid is None:
-            title.update("no runs" + (f" matching {self.where!r}" if self.where else ""))
-            charts.update("")
+            self._show(title, Text("no runs" + (f" matching {self.where!r}" if self.where else "")))
+            charts.show([])
             return
         state = self.states.get(rid)
         status = state.status if state else "?"
@@ -331,62 +346,61 @@ class TopApp(App[None]):
             flags.append(f"last {self.zoom:.0%} of steps")
         if flags:
             head.append("  [" + ", ".join(flags) + "]", style="dim")
-        title.update(head)
-        charts.update(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
+        self._show(title, head)
+        charts.show(self._charts(rid, charts.size.width or 60, charts.size.height or 20))
 
-    def _charts(self, rid: str, width: int, height: int) -> Text:
+    def _show(self, widget: Static, text: Text) -> None:
+        """New text in a widget of a fixed size (top.tcss): a repaint of that widget alone,
+        not a layout pass over the whole screen; none at all if the text is unchanged."""
+        key = widget.id or ""
+        if self._shown.get(key) != text:
+            self._shown[key] = text
+            widget.update(text, layout=False)
+
+    def _charts(self, rid: str, width: int, height: int) -> list[Line]:
         runs = [rid, *[m for m in self.marked if m != rid]]
         keys = sorted({k for r in runs for k in self.series.get(r, {})})
         if not keys:
-            return Text("no metrics yet")
+            return [[("no metrics yet", "")]]
         rows_each = 7  # title, 5 rows of braille, x axis
         n = max(1, min(len(keys), height // rows_each))
         chart_rows = max(3, height // n - 2)
-        out = Text()
+        out: list[Line] = []
         for key in keys[:n]:
-            out.append_text(self._chart(key, runs, width, chart_rows))
+            out += self._chart(key, runs, width, chart_rows)
         if len(keys) > n:
-            out.append(f"{len(keys) - n} more keys (a taller terminal shows them)\n", style="dim")
+            out.append([(f"{len(keys) - n} more keys (a taller terminal shows them)", "dim")])
         return out
 
-    def _chart(self, key: str, runs: list[str], width: int, rows: int) -> Text:
+    def _chart(self, key: str, runs: list[str], width: int, rows: int) -> list[Line]:
         data: list[tuple[str, Series]] = []
         for r in runs:
             s = self.series.get(r, {}).get(key)
             if s is not None and len(s.step):
                 data.append((r, s))
-        out = Text(key, style="bold")
+        head: Line = [(key, "bold")]
         bad = sum(braille.nonfinite(s.value) for _, s in data)
         if bad:
-            out.append(f"  {bad} NaN/inf not drawn", style="red")
-        out.append("\n")
+            head.append((f"  {bad} NaN/inf not drawn", "red"))
         if not data:
-            return out + Text("(no points)\n")
+            return [head, [("(no points)", "")]]
         lo_x = min(float(s.step.min()) for _, s in data)
         hi_x = max(float(s.step.max()) for _, s in data)
         x0 = hi_x - (hi_x - lo_x) * self.zoom
-        lines_per_run = []
-        for _, s in data:
-            ys = braille.smooth(s.value, self.smoothing)
-            lines_per_run.append(braille.render(s.step, ys, width, rows, self.log_y, (x0, hi_x)))
-        if len(data) == 1:
-            for line in lines_per_run[0]:
-                out.append(line + "\n", style=COLORS[0])
-        else:  # overlay: one scale for all, each run its colour (where runs share a cell, the first's)
-            merged = braille.render_many(
-                [s.step for _, s in data],
-                [braille.smooth(s.value, self.smoothing) for _, s in data],
-                width,
-                rows,
-                self.log_y,
-                (x0, hi_x),
-            )
-            for row in merged:
-                for ch, idx in row:
-                    out.append(ch, style=COLORS[idx % len(COLORS)] if idx >= 0 else "")
-                out.append("\n")
-        out.append(braille.x_axis(x0, hi_x, width) + "\n", style="dim")
-        return out
+        # One scale for all the runs, each its colour (where runs share a cell, the first's).
+        drawn = braille.render_many(
+            [s.step for _, s in data],
+            [braille.smooth(s.value, self.smoothing) for _, s in data],
+            width,
+            rows,
+            self.log_y,
+            (x0, hi_x),
+        )
+        if len(data) == 1:  # one run: the whole chart, labels included, in its colour
+            body = [[("".join(text for text, _ in row), COLORS[0])] for row in drawn]
+        else:
+            body = [[(text, COLORS[i % len(COLORS)] if i >= 0 else "") for text, i in row] for row in drawn]
+        return [head, *body, [(braille.x_axis(x0, hi_x, width), "dim")]]
 
     def _draw_status(self) -> None:
         text = Text()
@@ -401,7 +415,7 @@ class TopApp(App[None]):
                 text.append(f", the newest {shown} listed (/ filters)")
             if self.marked:
                 text.append(f"  {len(self.marked)} marked")
-        self.query_one("#status", Static).update(text)
+        self._show(self.query_one("#status", Static), text)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ inf are not drawn; the caller counts them (``nonfinite``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -16,6 +17,7 @@ import numpy as np
 BASE = 0x2800
 # Dot bits by (x, y) inside a cell, y downwards (Unicode's braille numbering).
 _BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+_WEIGHTS = np.array(_BITS, dtype=np.int64).T  # [y, x]: the bit of a dot
 GUTTER = 9  # the y labels' width, a space included
 
 
@@ -53,47 +55,50 @@ def _prepare(
     x, y = x[keep], y[keep]
     if log_y:
         y = np.log10(y)
-    order = np.argsort(x, kind="stable")
-    return x[order], y[order]
+    if len(x) > 1 and bool((x[1:] < x[:-1]).any()):  # a run that logged steps out of order
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+    return x, y
 
 
 def _grid(
     x: np.ndarray, y: np.ndarray, cols: int, height: int, lo: float, hi: float, x0: float, x1: float
 ) -> np.ndarray:
-    """The braille dot bits of one line, cell by cell (``height`` x ``cols``)."""
+    """The braille dot bits of one line, cell by cell (``height`` x ``cols``), with array work:
+    each pixel column's span from its smallest to its largest value, joined to the column
+    before (through the columns no point falls in, by a straight line)."""
     w, h = cols * 2, height * 4
-    grid = np.zeros((height, cols), dtype=np.int64)
     if len(x) == 0:
-        return grid
+        return np.zeros((height, cols), dtype=np.int64)
     px = np.zeros(len(x), dtype=np.int64) if x1 == x0 else ((x - x0) / (x1 - x0) * (w - 1)).astype(np.int64)
     py = ((hi - y) / (hi - lo) * (h - 1)).round().astype(np.int64)  # 0 at the top
     px, py = np.clip(px, 0, w - 1), np.clip(py, 0, h - 1)
     starts = np.flatnonzero(np.r_[True, px[1:] != px[:-1]])
+    col = px[starts]  # the pixel columns points fall in, ascending
     top = np.minimum.reduceat(py, starts)
     bottom = np.maximum.reduceat(py, starts)
     first = py[starts]
     last = py[np.r_[starts[1:] - 1, len(py) - 1]]
-
-    def dots(c: int, t: int, b: int) -> None:
-        for yy in range(min(t, b), max(t, b) + 1):
-            grid[yy // 4, c // 2] |= _BITS[c % 2][yy % 4]
-
-    prev_c = prev_y = None
-    cols_ = px[starts].tolist()
-    for c, t, b, y0, end in zip(
-        cols_, top.tolist(), bottom.tolist(), first.tolist(), last.tolist(), strict=True
-    ):
-        if prev_c is not None and prev_y is not None:
-            # A line to this column's first point, through the columns no point falls in.
-            y_at = prev_y
-            for cc in range(prev_c + 1, c):
-                yi = round(prev_y + (y0 - prev_y) * (cc - prev_c) / (c - prev_c))
-                dots(cc, y_at, yi)
-                y_at = yi
-            t, b = min(t, y_at), max(b, y_at)
-        dots(c, t, b)
-        prev_c, prev_y = c, end
-    return grid
+    # The columns between two with points: the line from the last point of the one before
+    # to the first of the next, each such column spanning from the column before's y to its own.
+    gap = col[1:] - col[:-1] - 1
+    of = np.repeat(np.arange(len(gap)), gap)  # the gap each empty column is in
+    k = np.arange(len(of)) - np.repeat(np.cumsum(gap) - gap, gap) + 1  # 1 for a gap's first column
+    prev_y, next_y, span = last[:-1][of], first[1:][of], (gap + 1)[of]
+    yi = np.round(prev_y + (next_y - prev_y) * k / span).astype(np.int64)
+    entry = np.where(k == 1, prev_y, np.r_[0, yi[:-1]])  # the y the line comes in at
+    # A column with points also reaches down (or up) to where the line came in.
+    came = np.where(gap > 0, yi[np.maximum(np.cumsum(gap) - 1, 0)] if len(yi) else 0, last[:-1])
+    top[1:], bottom[1:] = np.minimum(top[1:], came), np.maximum(bottom[1:], came)
+    lo_y = np.full(w, h, dtype=np.int64)  # no dots: an empty span
+    hi_y = np.full(w, -1, dtype=np.int64)
+    lo_y[col], hi_y[col] = top, bottom
+    filled = col[:-1][of] + k
+    lo_y[filled], hi_y[filled] = np.minimum(entry, yi), np.maximum(entry, yi)
+    dots = (np.arange(h)[:, None] >= lo_y) & (np.arange(h)[:, None] <= hi_y)  # (h, w)
+    cells = dots.reshape(height, 4, cols, 2).astype(np.int64)
+    bits: np.ndarray = np.einsum("rycx,yx->rc", cells, _WEIGHTS)  # each cell's dots, as bits
+    return bits
 
 
 def _scale(
@@ -118,7 +123,9 @@ def render(
 ) -> list[str]:
     """``height`` lines of ``width`` characters: y labels in a gutter, then the chart.
     Points outside ``x_range`` (default: all of them) are not drawn."""
-    return ["".join(ch for ch, _ in line) for line in render_many([xs], [ys], width, height, log_y, x_range)]
+    return [
+        "".join(text for text, _ in line) for line in render_many([xs], [ys], width, height, log_y, x_range)
+    ]
 
 
 def render_many(
@@ -129,14 +136,13 @@ def render_many(
     log_y: bool = False,
     x_range: tuple[float, float] | None = None,
 ) -> list[list[tuple[str, int]]]:
-    """Several lines on one scale: each line of output as (character, index of the line it
-    draws, -1 for none or a label); where lines share a cell, the first listed owns it."""
+    """Several lines on one scale: each line of output as runs of (text, index of the line
+    it draws, -1 for none or a label), the runs' texts ``width`` characters together; where
+    lines share a cell, the first listed owns it."""
     cols = max(1, width - GUTTER)
     lines = [_prepare(x, y, log_y, x_range) for x, y in zip(xs, ys, strict=True)]
     if not any(len(x) for x, _ in lines):
-        return [[(ch, -1) for ch in "(no points to draw)".ljust(width)]] + [[(" ", -1)] * width] * (
-            height - 1
-        )
+        return [[("(no points to draw)".ljust(width), -1)]] + [[(" " * width, -1)]] * (height - 1)
     lo, hi, x0, x1 = _scale(lines, x_range)
     bits = np.zeros((height, cols), dtype=np.int64)
     owner = np.full((height, cols), -1, dtype=np.int64)
@@ -145,13 +151,14 @@ def render_many(
         owner[(g != 0) & (owner < 0)] = i
         bits |= g
     labels = _labels(lo, hi, height, log_y)
+    # Characters from code points with array work: one decode per row, not a chr() per cell.
+    text = np.where(bits != 0, BASE + bits, 32).astype("<u4")
     out = []
     for r in range(height):
-        row = [(ch, -1) for ch in labels[r]]
-        row += [
-            (chr(BASE + v) if v else " ", o) for v, o in zip(bits[r].tolist(), owner[r].tolist(), strict=True)
-        ]
-        out.append(row)
+        row = text[r].tobytes().decode("utf-32-le")
+        own = owner[r]
+        cuts = [0, *(np.flatnonzero(own[1:] != own[:-1]) + 1).tolist(), cols]
+        out.append([(labels[r], -1)] + [(row[a:b], int(own[a])) for a, b in itertools.pairwise(cuts)])
     return out
 
 
