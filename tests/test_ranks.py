@@ -362,3 +362,44 @@ def test_where_filters_and_sorts_say_which_rank(root: Path) -> None:
     assert ids("ranks.0.status = 'finished'") == ["two"]  # a single-process run has no ranks
     with pytest.raises(tracklog.errors.FilterError, match=r"ranks\.R\.status"):
         store.runs(where="ranks.x.status = 'crashed'")
+
+
+def test_the_tail_names_each_points_rank_and_waits_for_every_rank(root: Path) -> None:
+    r0, r1 = _ranks(root, 2)
+    r0.log_metric("loss", 1.0, step=0)
+    r1.log_metric("loss", 2.0, step=0)
+    r0.close()
+    store = tracklog.Store(root)
+    seen = [
+        (e.kind, e.rank, e.value)
+        for e in store.tail("job", from_start=True, follow=False)
+        if e.kind != "run_start"
+    ]
+    assert ("metric", 0, 1.0) in seen and ("metric", 1, 2.0) in seen
+    assert [(k, r) for k, r, _ in seen if k == "run_end"] == [("run_end", 0)]
+    crash(r1)  # one rank ended, the other died: the tail reports the crash, naming the rank
+    ends = [e for e in store.tail("job", from_start=True) if e.kind == "run_end"]
+    assert [(e.rank, e.value["status"]) for e in ends] == [(0, "finished"), (1, "crashed")]
+    blocks = list(tracklog.read.tail.follow_points(root / "runs" / "job", from_start=True, follow=False))
+    assert {(b.rank, float(b.value[0])) for b in blocks if b.kind == "metric"} == {(0, 1.0), (1, 2.0)}
+
+
+def test_cli_tail_and_show_name_ranks(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tracklog.cli.main import main
+
+    r0, r1 = _ranks(root, 2)
+    r0.log_metric("loss", 1.0, step=0)
+    r1.log_metric("loss", 2.0, step=0)
+    r0.close()
+    r1.close("failed", error=ValueError("boom"))
+    assert main(["--root", str(root), "tail", "job", "--from-start", "--no-follow"]) == 0
+    out = capsys.readouterr().out
+    assert "rank   0  step        0  loss=1" in out and "rank   1  step        0  loss=2" in out
+    assert main(["--root", str(root), "tail", "job", "--from-start", "--no-follow", "--rank", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "loss=2" in out and "loss=1" not in out
+    assert main(["--root", str(root), "show", "job"]) == 0
+    out = capsys.readouterr().out
+    assert "failed (rank 1)" in out and "ranks      2 of world size 2" in out
+    assert main(["--root", str(root), "runs"]) == 0
+    assert "failed (rank 1)" in capsys.readouterr().out

@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="only these metric keys: -m a b, or -m a -m b (give RUN first)",
     )
+    p.add_argument(
+        "--rank",
+        type=int,
+        metavar="R",
+        help="a many-process run: only rank R (default: every rank, each line named)",
+    )
     p.add_argument("--from-start", action="store_true")
     p.add_argument("--no-follow", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -49,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
         )
     widths: dict[str, int] = {}
     line_step: int | None = None
+    line_rank: int | None = None
     line: dict[str, float] = {}
+
+    def who(rank: int | None) -> str:
+        return "" if rank is None else f"rank {rank:>3}  "
 
     def flush_line() -> None:
         if line_step is None or not line:
@@ -59,23 +69,33 @@ def run(args: argparse.Namespace) -> int:
             text = f"{k}={v:.6g}"
             widths[k] = max(widths.get(k, 0), len(text))
             cells.append(text.ljust(widths[k]))
-        print(f"step {line_step:>8}  " + "  ".join(cells).rstrip(), flush=True)
+        print(f"{who(line_rank)}step {line_step:>8}  " + "  ".join(cells).rstrip(), flush=True)
 
     try:
         for ev in events:
+            if args.rank is not None and ev.rank is not None and ev.rank != args.rank:
+                continue
             if args.json:
                 print_json(
-                    {"kind": ev.kind, "key": ev.key, "value": ev.value, "step": ev.step, "time": ev.time}
+                    {
+                        "kind": ev.kind,
+                        "key": ev.key,
+                        "value": ev.value,
+                        "step": ev.step,
+                        "time": ev.time,
+                        "rank": ev.rank,
+                    }
                 )
                 continue
             if ev.kind == "metric":
-                if ev.step != line_step:
+                if ev.step != line_step or ev.rank != line_rank:
                     flush_line()
-                    line_step, line = ev.step, {}
+                    line_step, line_rank, line = ev.step, ev.rank, {}
                 line[ev.key] = ev.value  # type: ignore[index]
                 continue
             flush_line()
             line_step, line = None, {}
+            print(who(ev.rank), end="")
             if ev.kind == "run_end":
                 err = ev.value.get("error")
                 sig = ev.value.get("signal")

@@ -93,6 +93,7 @@ class Event:
     ``kind`` is "metric", "param", "tag", "artifact", "run_start", "run_end" or
     "dropped"; ``key`` is the metric, param or tag key, or the artifact name;
     ``step`` is set for metrics only; ``time`` is float seconds since the epoch.
+    ``rank`` is the writing process's rank in a many-process run (set by the tail), else None.
     """
 
     kind: str
@@ -100,6 +101,7 @@ class Event:
     value: Any
     step: int | None
     time: float | None
+    rank: int | None = None
 
     def same_as(self, other: Event) -> bool:
         """Equality that treats NaN as equal to NaN (a logged NaN is a real value)."""

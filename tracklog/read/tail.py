@@ -42,9 +42,9 @@ from ..log.codec import (
     record_problem,
     unpack,
 )
-from ..log.reader import superseded_by
+from ..log.reader import read_header, superseded_by
 from ..store.lease import any_live
-from ..store.paths import is_real_dir, list_segments, open_file
+from ..store.paths import MAX_RANK, is_real_dir, list_segments, open_file
 
 POLL_INTERVAL_S: Final = 0.1  # pure polling
 RECHECK_INTERVAL_S: Final = 1.0  # the safety-net re-check when native events are on
@@ -185,6 +185,18 @@ class _Cursor:
         self.limit: int | None = None  # a newer segment supersedes this one from here on
         self.skip = 0  # leading records not to hand out (already yielded, or copies of those)
         self.yielded = 0  # records handed out, to skip them if the file must be re-read
+        self._rank: int | bool | None = False  # False: the header was not read yet
+
+    @property
+    def rank(self) -> int | None:
+        """The rank the segment's header names (a many-process run's), else None."""
+        if self._rank is False:
+            header = read_header(self.path)
+            if header is None:
+                return None  # not written yet: asked again at the next read
+            r = header.get("rank")
+            self._rank = r if type(r) is int and 0 <= r <= MAX_RANK else None
+        return self._rank  # type: ignore[return-value]
 
     def _open(self) -> bool:
         try:
@@ -309,6 +321,7 @@ class Points:
     step: np.ndarray
     value: np.ndarray
     time: np.ndarray
+    rank: int | None = None  # the writing rank, in a many-process run
 
     def __len__(self) -> int:
         return len(self.step)
@@ -334,10 +347,10 @@ class Points:
         for k, s, v, t in zip(
             self.key_index.tolist(), self.step.tolist(), self.value.tolist(), self.time.tolist(), strict=True
         ):
-            yield Event("metric", keys[k], v, s, t)
+            yield Event("metric", keys[k], v, s, t, self.rank)
 
 
-def _points(pieces: list[Columns], keys: set[str] | None) -> Points | None:
+def _points(pieces: list[Columns], keys: set[str] | None, rank: int | None = None) -> Points | None:
     """One ``Points`` of consecutive columns of points (None if the key filter leaves none)."""
     table: dict[str, int] = {}
     codes = []
@@ -354,7 +367,7 @@ def _points(pieces: list[Columns], keys: set[str] | None) -> Points | None:
             idx, step, value, when = idx[keep], step[keep], value[keep], when[keep]
     if not len(step):
         return None
-    return Points(list(table), idx, step, value, when)
+    return Points(list(table), idx, step, value, when, rank)
 
 
 class RunFollower:
@@ -364,7 +377,7 @@ class RunFollower:
         self.run_path = run_path
         self.keys = keys
         self.cursors: dict[str, _Cursor] = {}
-        self.ended = False  # the latest session has logged its run_end
+        self.done: dict[int | None, bool] = {}  # per rank: its latest session logged its run_end
         self.crash_reported = False
         if not from_start:
             self._skip_existing()
@@ -385,9 +398,19 @@ class RunFollower:
                         last = rec
                         break
             if last is not None:
-                self.ended = _kind(last) == RUN_END
+                self.done[cur.rank] = _kind(last) == RUN_END
 
-    def _frames(self) -> Iterator[tuple[Path, bytes, np.ndarray, np.ndarray]]:
+    @property
+    def ended(self) -> bool:
+        """Every rank's latest session has logged its run_end (a single-process run: its one)."""
+        return bool(self.done) and all(self.done.values())
+
+    def open_rank(self) -> int | None:
+        """The lowest rank whose latest session has not ended (None: a single-process run's)."""
+        ranks = [r for r, d in self.done.items() if not d and r is not None]
+        return min(ranks) if ranks else None
+
+    def _frames(self) -> Iterator[tuple[_Cursor, bytes, np.ndarray, np.ndarray]]:
         """Every segment's new records (``_Cursor.frames``), segments in log order."""
         for seg in list_segments(self.run_path):
             cur = self.cursors.get(seg.name)
@@ -395,18 +418,18 @@ class RunFollower:
                 cur = self.cursors[seg.name] = _Cursor(seg)
                 self._note_supersede(cur)
             for data, starts, ends in cur.frames():
-                yield seg, data, starts, ends
+                yield cur, data, starts, ends
 
     def poll(self) -> list[Event]:
         """The events logged since the last poll, in log order."""
         events: list[Event] = []
-        for seg, data, starts, ends in self._frames():
+        for cur, data, starts, ends in self._frames():
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                 try:
                     rec = unpack(data[a:b])
                 except Exception:
                     continue  # a frame that verifies but does not decode: skipped
-                events += self._record(rec, seg)
+                events += self._record(rec, cur)
         return events
 
     def poll_points(self) -> list[Points | Event]:
@@ -415,15 +438,20 @@ class RunFollower:
         through msgpack, validated by the same rules, in the same order."""
         out: list[Points | Event] = []
         pieces: list[Columns] = []
+        rank: list[int | None] = [None]  # the rank of the points in ``pieces``
 
         def flush() -> None:
             if pieces:
-                pts = _points(pieces, self.keys)
+                pts = _points(pieces, self.keys, rank[0])
                 if pts is not None:
                     out.append(pts)
                 pieces.clear()
 
-        for seg, data, starts, ends in self._frames():
+        for cur, data, starts, ends in self._frames():
+            seg = cur.path
+            if cur.rank != rank[0]:
+                flush()  # one Points holds one rank's points
+                rank[0] = cur.rank
             cols, counts = decode_bulk(data, starts, ends)
             before = (np.cumsum(counts) - counts).tolist()  # points of the records before each
             done = 0  # of cols, points taken so far
@@ -445,7 +473,7 @@ class RunFollower:
                     except CorruptLogError:
                         pass  # malformed: skipped, as every reader skips it
                 elif kind != METRIC:
-                    events = self._record(rec, seg)
+                    events = self._record(rec, cur)
                     if events:
                         flush()
                         out += events
@@ -454,18 +482,21 @@ class RunFollower:
         flush()
         return out
 
-    def _record(self, rec: Any, seg: Path) -> list[Event]:
+    def _record(self, rec: Any, cur: _Cursor) -> list[Event]:
         """One decoded record's events (none if it is malformed), noting starts and ends."""
         try:
-            decoded = list(decode_events(rec, f"{seg} record"))
+            decoded = list(decode_events(rec, f"{cur.path} record"))
         except CorruptLogError:
             return []  # malformed: skipped, as every reader skips it
+        rank = cur.rank
+        if rank is not None:
+            decoded = [Event(e.kind, e.key, e.value, e.step, e.time, rank) for e in decoded]
         kind = _kind(rec)
         if kind == RUN_START:
-            self.ended = False
+            self.done[rank] = False
             self.crash_reported = False
         elif kind == RUN_END:
-            self.ended = True
+            self.done[rank] = True
         if self.keys is None:
             return decoded
         return [ev for ev in decoded if ev.kind != "metric" or ev.key in self.keys]
@@ -497,10 +528,10 @@ def _kind(rec: Any) -> Any:
     return rec[0] if isinstance(rec, list) and rec else None
 
 
-def _crashed() -> Event:
+def _crashed(rank: int | None = None) -> Event:
     now = time.time()
     value = {"status": "crashed", "time": now, "error": None, "signal": None, "synthesized": True}
-    return Event("run_end", None, value, None, now)
+    return Event("run_end", None, value, None, now, rank)
 
 
 def follow(
@@ -624,7 +655,7 @@ def _follow(
                     yield from late
                     if not follower.ended and any(list_segments(path)):
                         follower.crash_reported = True
-                        yield _crashed()
+                        yield _crashed(follower.open_rank())
                         if not forever:
                             return
                     elif follower.ended and not forever:
