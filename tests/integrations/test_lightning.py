@@ -229,7 +229,7 @@ def test_a_pytorch_lightning_trainer_takes_the_same_logger(tmp_path: Path) -> No
 
 
 DDP_SCRIPT = """
-import torch, lightning.pytorch as pl
+import sys, torch, lightning.pytorch as pl
 from tracklog.integrations.lightning import TracklogLogger
 
 class MLP(pl.LightningModule):
@@ -249,15 +249,15 @@ class MLP(pl.LightningModule):
 x = torch.randn(64, 4)
 data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
 trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, log_every_n_steps=1, enable_progress_bar=False,
-                     enable_model_summary=False, enable_checkpointing=False, accelerator="cpu", devices=2,
-                     strategy="ddp", logger=TracklogLogger())
+                     enable_model_summary=False, enable_checkpointing=len(sys.argv) > 1, accelerator="cpu",
+                     devices=2, strategy="ddp", logger=TracklogLogger(all_ranks=len(sys.argv) > 1,
+                                                                       log_model=len(sys.argv) > 1))
 trainer.fit(MLP(), data)
 print("rank", trainer.global_rank, "done")
 """
 
 
-@pytest.mark.slow
-def test_under_ddp_only_rank_zero_writes_one_run(tmp_path: Path) -> None:
+def _ddp(tmp_path: Path, *args: str) -> None:
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
     with socket.socket() as s:  # a free port for the two ranks' rendezvous, on loopback
@@ -265,11 +265,30 @@ def test_under_ddp_only_rank_zero_writes_one_run(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     env = {**python_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     out = subprocess.run(
-        [PY, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [PY, str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_under_ddp_only_rank_zero_writes_one_run(tmp_path: Path) -> None:
+    _ddp(tmp_path)
     (run,) = tracklog.Store().runs()
+    assert run.ranks == {} and run.world_size == 1  # one writer: a single-process run
     assert run.status == "finished" and run.params == {"lr": 0.05}
     assert steps(run, "train/loss") == [0, 1, 2]  # once per step, not once per rank
     assert run.history("rank").value.tolist() == [1.0, 1.0, 1.0]  # both ranks took part
     assert len(run.sessions) == 1
+
+
+@pytest.mark.slow
+def test_under_ddp_all_ranks_write_one_run_each_as_its_rank(tmp_path: Path) -> None:
+    _ddp(tmp_path, "all")
+    (run,) = tracklog.Store().runs()
+    assert run.status == "finished" and sorted(run.ranks) == [0, 1] and run.world_size == 2
+    assert run.params == {"lr": 0.05} and run.conflicts == {}
+    for r in (0, 1):
+        assert run.history("train/loss", rank=r).step.tolist() == [0, 1, 2]
+    # Checkpoints come from rank 0 alone (it saves the files), stored once.
+    assert [a for a in run.artifacts if a.startswith("checkpoints/")]
+    assert {s.rank for s in run.sessions} == {0, 1}

@@ -8,7 +8,10 @@ are (README, "Drop-in: Lightning, Hugging Face, Keras"):
 
 - The run starts on first use of ``experiment`` (Lightning touches it at setup), on
   global rank 0 only: under DDP the other ranks get Lightning's dummy experiment and
-  every method does nothing there. Experiment ``experiment=`` (default
+  every method does nothing there. With ``all_ranks=True`` every rank logs into the one
+  run as its own rank (a many-process run, docs/RANKS.md): the run id is ``run_id=``,
+  else the launcher's (``$TRACKLOG_RUN_ID``, torchrun's job), else rank 0's, sent to the
+  others over the trainer's process group (a tensor of its bytes: no pickle). Experiment ``experiment=`` (default
   ``"lightning_logs"``, Lightning's default name), run name ``name=``; ``run_id=`` with
   ``resume=`` continues a run (start_run's arguments; ``root=`` or ``$TRACKLOG_DIR``).
   The logger's ``name`` is the experiment, its ``version`` the run id.
@@ -35,29 +38,58 @@ are (README, "Drop-in: Lightning, Hugging Face, Keras"):
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 try:
-    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.fabric.loggers.logger import _DummyExperiment
     from lightning.pytorch.loggers import Logger
     from lightning.pytorch.loggers.utilities import _scan_checkpoints
     from lightning.pytorch.utilities.exceptions import SIGTERMException
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 except ImportError:  # only the older package name is installed
-    from lightning_fabric.loggers.logger import rank_zero_experiment
+    from lightning_fabric.loggers.logger import _DummyExperiment
     from pytorch_lightning.loggers import Logger
     from pytorch_lightning.loggers.utilities import _scan_checkpoints
     from pytorch_lightning.utilities.exceptions import SIGTERMException
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from ..store.paths import check_run_id, new_run_id
+from ..write.launch import ambient_run_id, identify
 from ..write.lifecycle import status_for
 from ..write.run import Run, start_run
 from ._common import Numbers, flatten
+
+
+def _logging_rank(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` on global rank 0, or on every rank with ``all_ranks=True`` (else nothing),
+    as Lightning's ``rank_zero_only`` does for its own loggers."""
+
+    @functools.wraps(fn)
+    def wrapped(self: TracklogLogger, *args: Any, **kwargs: Any) -> Any:
+        if self._all_ranks or rank_zero_only.rank == 0:
+            return fn(self, *args, **kwargs)
+        return None
+
+    return wrapped
+
+
+_ID_BYTES = 128  # a run id's most bytes (store/paths.py)
+
+
+def _dist() -> Any:
+    """torch.distributed when its default process group is up, else None."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    return dist if dist.is_available() and dist.is_initialized() else None
+
 
 DEFAULT_EXPERIMENT = "lightning_logs"
 ARTIFACT_DIR = "checkpoints"
@@ -84,6 +116,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
         log_model: bool | Literal["all"] = False,
         prefix: str = "",
         save_dir: str | os.PathLike[str] | None = None,
+        all_ranks: bool = False,
         **start_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -99,6 +132,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
         self._log_model = log_model
         self._prefix = prefix
         self._save_dir = None if save_dir is None else os.fspath(save_dir)
+        self._all_ranks = all_ranks
         self._run: Run | None = None
         self._numbers = Numbers("Lightning")
         self._logged_model_time: dict[str, float] = {}
@@ -107,27 +141,61 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
     # -- the run ----------------------------------------------------------------------------------
 
     @property
-    @rank_zero_experiment  # type: ignore[untyped-decorator]
     def experiment(self) -> Run:
-        """The tracklog run (started, or resumed after ``finalize``, on first use; rank 0 only)."""
+        """The tracklog run (started, or resumed after ``finalize``, on first use; rank 0 only
+        unless ``all_ranks``)."""
+        if not self._all_ranks and rank_zero_only.rank > 0:
+            return _DummyExperiment()  # type: ignore[no-any-return]
         run = self._run
         if run is not None and not run.closed:
             return run
+        where = self._where()
         if run is not None:  # finalized: a later fit, test or log call continues it
-            run = start_run(run.experiment, run_id=run.id, resume=True, root=run.root)
+            run = start_run(run.experiment, run_id=run.id, resume=True, root=run.root, **where)
         else:
+            run_id = self._shared_run_id(where) if self._all_ranks else self._run_id
             run = start_run(
                 self._experiment_name,
                 self._run_name,
                 root=self._root,
-                run_id=self._run_id,
+                run_id=run_id,
                 resume=self._resume,
                 tags=self._tags,
+                **where,
                 **self._start_kwargs,
             )
             self._run_id = run.id
         self._run = run
         return run
+
+    def _where(self) -> dict[str, int]:
+        """This process's place: rank 0 of one (its logs are the job's), or, with
+        ``all_ranks``, its global rank in the trainer's world."""
+        if not self._all_ranks:
+            return {"rank": 0, "world_size": 1}
+        dist = _dist()
+        if dist is not None:
+            return {"rank": dist.get_rank(), "world_size": dist.get_world_size()}
+        return {"rank": int(rank_zero_only.rank)}
+
+    def _shared_run_id(self, where: dict[str, int]) -> str | None:
+        """The one run id of every rank: given, the launcher's, or rank 0's sent to the rest."""
+        if self._run_id is not None:
+            return self._run_id
+        launch = identify(where.get("rank"), where.get("world_size"))
+        found = ambient_run_id(launch, self._experiment_name)
+        dist = _dist()
+        if found is not None or dist is None or dist.get_world_size() < 2:
+            return found
+        import torch
+
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+        buf = torch.zeros(_ID_BYTES, dtype=torch.uint8, device=device)
+        if dist.get_rank() == 0:
+            raw = new_run_id().encode()
+            buf[: len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
+        dist.broadcast(buf, src=0)
+        return check_run_id(bytes(buf.cpu().tolist()).rstrip(b"\0").decode("ascii"))
 
     @property
     def name(self) -> str:
@@ -146,7 +214,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
 
     # -- logging ----------------------------------------------------------------------------------
 
-    @rank_zero_only  # type: ignore[untyped-decorator]
+    @_logging_rank
     def log_hyperparams(
         self, params: Mapping[str, Any] | Namespace | None, metrics: Mapping[str, Any] | None = None
     ) -> None:
@@ -158,7 +226,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
         if metrics:
             self.log_metrics(dict(metrics), 0)
 
-    @rank_zero_only  # type: ignore[untyped-decorator]
+    @_logging_rank
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """One record at ``step``; values that are not numbers warn once per key and are left out."""
         values = self._numbers(metrics)
@@ -170,7 +238,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
     def save(self) -> None:
         """Nothing: each call was written to the OS when it was made (durability as start_run's)."""
 
-    @rank_zero_only  # type: ignore[untyped-decorator]
+    @_logging_rank
     def finalize(self, status: str) -> None:
         """End the run: ``"success"`` finished; ``"failed"`` by the exception being handled."""
         run = self._run
@@ -178,7 +246,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
             return
         exc = sys.exc_info()[1]  # Lightning calls finalize("failed") inside its except block
         try:
-            if self._checkpoint_callback is not None:
+            if self._checkpoint_callback is not None and rank_zero_only.rank == 0:
                 self._log_checkpoints(self._checkpoint_callback)
         finally:  # a checkpoint that cannot be stored (it raises) still leaves the run ended
             self._end(run, status, exc)
@@ -198,7 +266,7 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    @rank_zero_only  # type: ignore[untyped-decorator]
+    @rank_zero_only  # type: ignore[untyped-decorator]  # rank 0 saves the files: rank 0 stores them
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         if self._log_model == "all" or (
             self._log_model is True and getattr(checkpoint_callback, "save_top_k", None) == -1

@@ -690,23 +690,26 @@ def decode_points(buf: Any, starts: np.ndarray, ends: np.ndarray) -> tuple[Colum
     h = u8[a + 2].astype(np.int64)
     fix = (h >= 0xA0) & (h <= 0xBF)
     str8 = h == 0xD9
-    klen = np.where(fix, h - 0xA0, np.where(str8, u8[a + 3], 0)).astype(np.int64)
-    kstart = a + 3 + str8
+    str16 = h == 0xDA  # keys of 256 bytes and more
+    hi = u8[np.minimum(a + 3, len(u8) - 1)].astype(np.int64)
+    lo = u8[np.minimum(a + 4, len(u8) - 1)].astype(np.int64)
+    klen = np.where(fix, h - 0xA0, np.where(str8, hi, np.where(str16, hi * 256 + lo, 0))).astype(np.int64)
+    kstart = a + 3 + str8 + 2 * str16
     s_at = kstart + klen
-    good &= (fix | str8) & (s_at < b - _TAIL)
+    good &= (fix | str8 | str16) & (s_at < b - _TAIL)
     s_at = np.where(good, s_at, a)  # keep every index in bounds for the gathers below
     steps, slen, is_int = _ints(u8, s_at)
     good &= is_int & (s_at + slen == b - _TAIL) & (u8[b - _TAIL] == 0xCB) & (u8[b - 9] == 0xCB)
     values = _gather8(u8, b - 17).copy().view(">f8").ravel().astype(np.float64)
     times = _gather8(u8, b - 8).copy().view(">f8").ravel().astype(np.float64)
-    # Keys: unique byte strings (length-prefixed rows), decoded once each.
-    width = int(klen[good].max()) + 1 if good.any() else 1
-    cols = np.arange(width - 1)
+    # Keys: unique byte strings (rows prefixed by a 2-byte length), decoded once each.
+    width = int(klen[good].max()) + 2 if good.any() else 2
+    cols = np.arange(width - 2)
     rows = np.zeros((len(a), width), dtype=np.uint8)
-    rows[:, 0] = klen.astype(np.uint8)
-    if width > 1:
+    rows[:, 0], rows[:, 1] = (klen >> 8).astype(np.uint8), (klen & 0xFF).astype(np.uint8)
+    if width > 2:
         take = np.minimum(kstart[:, None] + cols, len(u8) - 1)
-        rows[:, 1:] = np.where(cols < klen[:, None], u8[take], 0)
+        rows[:, 2:] = np.where(cols < klen[:, None], u8[take], 0)
     g = np.flatnonzero(good)
     named = np.ascontiguousarray(rows[g]).view(f"V{width}").ravel()
     if len(named) and bool((named == named[0]).all()):  # one key (a loop logging it): no sort
@@ -716,7 +719,8 @@ def decode_points(buf: Any, starts: np.ndarray, ends: np.ndarray) -> tuple[Colum
     keys: list[str] = []
     bad_key = np.zeros(len(uniq), dtype=bool)
     for i, u in enumerate(uniq):
-        raw_key = bytes(u)[1 : 1 + bytes(u)[0]]
+        row = bytes(u)
+        raw_key = row[2 : 2 + (row[0] << 8 | row[1])]
         try:
             keys.append(raw_key.decode("utf-8"))
         except UnicodeDecodeError:
