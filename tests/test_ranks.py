@@ -225,8 +225,23 @@ def test_params_that_ranks_disagree_on_name_both_ranks_and_values(root: Path) ->
     r0.close()
     r1.close()
     state = tracklog.Store(root).run("job")
-    assert state.params == {"lr": 0.1, "seed": 0} and state.conflicts == {"seed": {0: 0, 1: 1}}
-    assert tracklog.Store(root).run("job").to_dict()["conflicts"] == {"seed": {"0": 0, "1": 1}}
+    assert state.params == {"lr": 0.1, "seed": 0} and state.conflicts == {"params.seed": {0: 0, 1: 1}}
+    assert tracklog.Store(root).run("job").to_dict()["conflicts"] == {"params.seed": {"0": 0, "1": 1}}
+
+
+def test_tags_ranks_leave_different_are_named_and_the_last_set_stands(root: Path) -> None:
+    r0, r1 = _ranks(root, 2)
+    r0.set_tag("phase", "train")
+    r1.set_tag("phase", "eval")  # later: it stands
+    r0.set_tag("team", "a")
+    r1.set_tag("team", "a")
+    r0.close()
+    r1.close()
+    state = tracklog.Store(root).run("job")
+    assert state.tags == {"phase": "eval", "team": "a"}
+    assert state.conflicts == {"tags.phase": {0: "train", 1: "eval"}}
+    compact(root)
+    assert tracklog.Store(root).runs()[0].conflicts == state.conflicts
 
 
 def test_status_is_running_while_any_rank_is_alive(root: Path) -> None:

@@ -177,7 +177,8 @@ def state_lines(s: RunState) -> list[str]:
         lines += indented_table(["rank", "status", "sessions", "ended", "points"], rows)
     for key, by_rank in s.conflicts.items():
         told = ", ".join(f"rank {r}: {fmt_value(v)}" for r, v in sorted(by_rank.items()))
-        lines.append(f"conflict   param {key!r} differs between ranks ({told}); the lowest rank's stands")
+        stands = "the lowest rank's stands" if key.startswith("params.") else "the last set stands"
+        lines.append(f"conflict   {key} differs between ranks ({told}); {stands}")
     lines.append("sessions:")
     lines += session_lines(s)
     if s.params:

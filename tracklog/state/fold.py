@@ -397,13 +397,18 @@ def _merge(path: Path | None, fold: RunFold, states: dict[int, RunState]) -> Run
             if k not in params:
                 params[k], owner[k] = v, r
             elif not same_value(params[k], v):
-                conflicts.setdefault(k, {owner[k]: params[k]})[r] = v
+                conflicts.setdefault(f"params.{k}", {owner[k]: params[k]})[r] = v
         for into, got, times in ((tags, st.tags, lane.tag_time), (arts, st.artifacts, lane.artifact_time)):
             for k, v in got.items():
                 t = times.get(k, -math.inf)
                 old = into.get(k)
                 if old is None or t > old[0]:  # the latest wins; at a tie, the lower rank
                     into[k] = (t, r, v)
+    # Tags may change, so ranks are never refused one; where their last values differ, say so.
+    for k in tags:
+        last = {r: st.tags[k] for r, st in states.items() if k in st.tags}
+        if any(not same_value(v, next(iter(last.values()))) for v in last.values()):
+            conflicts[f"tags.{k}"] = last
     primary = min(ranks, default=0) if 0 not in ranks else 0
     first = states.get(primary) or next(iter(states.values()))
     sessions = [s for st in states.values() for s in st.sessions]

@@ -353,7 +353,8 @@ class RunState:
     A run written by several processes (``start_run(rank=, world_size=)``, or a launcher's
     environment) has ``ranks`` (rank -> ``RankState``), its largest ``world_size``,
     ``status_rank`` (the rank whose status is the run's, see STORE.md "Ranks") and
-    ``conflicts`` (param key -> rank -> value, where ranks logged different values).
+    ``conflicts`` (``"params.KEY"`` or ``"tags.KEY"`` -> rank -> value, where ranks logged
+    different values: a param's, or a tag's last).
     ``metrics`` and ``history`` answer for rank 0 (or the lowest rank that logged).
     A single-process run has ``ranks == {}`` and ``world_size == 1``.
     """
