@@ -80,9 +80,15 @@ def _torchrun(n: int, restart: int = 0, job: str = "job-4711") -> list[dict[str,
     ]
 
 
-def _slurm(n: int) -> list[dict[str, str]]:
+def _slurm(n: int, restart: int = 0) -> list[dict[str, str]]:
     return [
-        {**SLURM_TASK, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "SLURM_NTASKS": str(n)}
+        {
+            **SLURM_TASK,
+            "SLURM_PROCID": str(r),
+            "SLURM_LOCALID": str(r),
+            "SLURM_NTASKS": str(n),
+            "SLURM_RESTART_COUNT": str(restart),
+        }
         for r in range(n)
     ]
 
@@ -177,6 +183,19 @@ def test_a_restarted_job_resumes_every_rank_into_the_same_run(root: Path) -> Non
     superseded = {s.rank: s.superseded for s in state.sessions if s.restart == 1}
     assert superseded == {0: 30, 1: 12, 2: 30}  # two keys each; rank 1 had logged 15..20 when it died
     assert state == tracklog.replay(root / "runs" / run_id)
+
+
+def test_a_requeued_slurm_job_resumes_every_rank_into_the_same_run(root: Path) -> None:
+    first = _job(root, _slurm(3), {2: "die"})
+    run_id = next(i for i in first if i)
+    # scontrol requeue: the same job and step ids, SLURM_RESTART_COUNT up, the script again.
+    again = _job(root, [{**e, "RESUME_STEP": "10"} for e in _slurm(3, restart=1)], start=10)
+    assert set(again) == {run_id}
+    store = tracklog.Store(root)
+    state = store.run(run_id)
+    assert state.status == "finished" and [s.restart for s in state.sessions if s.rank == 2] == [0, 1]
+    for r in range(3):
+        assert store.history(run_id, "loss", rank=r).step.tolist() == list(range(STEPS))
 
 
 def test_ranks_a_shrunk_elastic_world_no_longer_has_keep_their_history(root: Path) -> None:
