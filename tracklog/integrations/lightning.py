@@ -149,11 +149,13 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
         run = self._run
         if run is not None and not run.closed:
             return run
-        where = self._where()
+        rank, world = self._where()
         if run is not None:  # finalized: a later fit, test or log call continues it
-            run = start_run(run.experiment, run_id=run.id, resume=True, root=run.root, **where)
+            run = start_run(
+                run.experiment, run_id=run.id, resume=True, root=run.root, rank=rank, world_size=world
+            )
         else:
-            run_id = self._shared_run_id(where) if self._all_ranks else self._run_id
+            run_id = self._shared_run_id(rank, world) if self._all_ranks else self._run_id
             run = start_run(
                 self._experiment_name,
                 self._run_name,
@@ -161,28 +163,29 @@ class TracklogLogger(Logger):  # type: ignore[misc]  # Lightning is untyped here
                 run_id=run_id,
                 resume=self._resume,
                 tags=self._tags,
-                **where,
+                rank=rank,
+                world_size=world,
                 **self._start_kwargs,
             )
             self._run_id = run.id
         self._run = run
         return run
 
-    def _where(self) -> dict[str, int]:
-        """This process's place: rank 0 of one (its logs are the job's), or, with
-        ``all_ranks``, its global rank in the trainer's world."""
+    def _where(self) -> tuple[int, int | None]:
+        """This process's rank and world size: rank 0 of one (its logs are the job's), or,
+        with ``all_ranks``, its global rank in the trainer's world."""
         if not self._all_ranks:
-            return {"rank": 0, "world_size": 1}
+            return 0, 1
         dist = _dist()
         if dist is not None:
-            return {"rank": dist.get_rank(), "world_size": dist.get_world_size()}
-        return {"rank": int(rank_zero_only.rank)}
+            return dist.get_rank(), dist.get_world_size()
+        return int(rank_zero_only.rank), None
 
-    def _shared_run_id(self, where: dict[str, int]) -> str | None:
+    def _shared_run_id(self, rank: int, world: int | None) -> str | None:
         """The one run id of every rank: given, the launcher's, or rank 0's sent to the rest."""
         if self._run_id is not None:
             return self._run_id
-        launch = identify(where.get("rank"), where.get("world_size"))
+        launch = identify(rank, world)
         found = ambient_run_id(launch, self._experiment_name)
         dist = _dist()
         if found is not None or dist is None or dist.get_world_size() < 2:

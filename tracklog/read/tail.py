@@ -196,7 +196,7 @@ class _Cursor:
                 return None  # not written yet: asked again at the next read
             r = header.get("rank")
             self._rank = r if type(r) is int and 0 <= r <= MAX_RANK else None
-        return self._rank  # type: ignore[return-value]
+        return self._rank
 
     def _open(self) -> bool:
         try:
