@@ -207,8 +207,9 @@ class Store:
         entries = index.load(self.root)
         dirty = index.dirty_sessions(self.root)
         out = []
-        for rid in reversed(self.run_ids()):
-            path = run_dir(self.root, rid)
+        runs = runs_dir(self.root)
+        for rid in reversed(self.run_ids()):  # ids run_names validated: one join each
+            path = runs / rid
             entry = entries.get(rid)
             state = None
             # "running" entries are re-read anyway: cheap insurance against lost markers.
