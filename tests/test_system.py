@@ -365,7 +365,19 @@ def _fake_nvml(gpus: int, driver: bool = True, no_power: set[int] | None = None)
     nvml.nvmlInit = init  # type: ignore[attr-defined]
     nvml.nvmlShutdown = lambda: nvml.calls.append("shutdown")  # type: ignore[attr-defined]
     nvml.nvmlDeviceGetCount = lambda: gpus  # type: ignore[attr-defined]
-    nvml.nvmlDeviceGetHandleByIndex = lambda i: i  # type: ignore[attr-defined]
+
+    def by_index(i: int) -> int:
+        if not 0 <= i < gpus:
+            raise _NVMLError("invalid index")
+        return i
+
+    def by_uuid(u: str) -> int:
+        if u not in (uuids := [f"GPU-{i:04d}" for i in range(gpus)]):
+            raise _NVMLError("not found")
+        return uuids.index(u)
+
+    nvml.nvmlDeviceGetHandleByIndex = by_index  # type: ignore[attr-defined]
+    nvml.nvmlDeviceGetHandleByUUID = by_uuid  # type: ignore[attr-defined]
     nvml.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=30 + h, memory=5)  # type: ignore[attr-defined]
     nvml.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=(h + 1) * 2**30, total=16 * 2**30)  # type: ignore[attr-defined]
     nvml.nvmlDeviceGetTemperature = temperature  # type: ignore[attr-defined]
@@ -440,3 +452,20 @@ def test_without_nvidia_ml_py_the_psutil_metrics_still_come(monkeypatch: pytest.
     with tracklog.start_run(system_metrics=True, system_interval=FAST) as run:
         _wait_samples(run, 1)
     assert set(_system_points(run.path)) == PSUTIL_KEYS
+
+
+@pytest.mark.parametrize(
+    ("visible", "sampled"),
+    [("1", [31.0]), ("GPU-0001,0", [31.0, 30.0]), ("0,7,1", [30.0]), ("", []), ("none", [])],
+)
+def test_only_the_gpus_cuda_visible_devices_names_are_sampled_in_its_order(
+    monkeypatch: pytest.MonkeyPatch, visible: str, sampled: list[float]
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(gpus=2))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with tracklog.start_run(system_metrics=True, system_interval=FAST) as run:
+        _wait_samples(run, 1)
+    points = _system_points(run.path)
+    got = [points[f"system/gpu{i}/utilization"][0][1] for i in range(len(sampled))]
+    assert got == sampled  # CUDA's numbering: gpu0 is the first visible one
+    assert f"system/gpu{len(sampled)}/utilization" not in points

@@ -136,6 +136,28 @@ class _Psutil:
         )
 
 
+def _visible_handles(nvml: Any, visible: str | None) -> list[Any]:
+    """The GPUs this process may use, in CUDA's numbering: all of them, or those
+    ``CUDA_VISIBLE_DEVICES`` names (indices or ``GPU-``/``MIG-`` UUIDs), in its order, up to
+    the first it cannot find, as CUDA reads it. So each rank of a many-process run, given its
+    own GPU that way, samples that GPU as ``system/gpu0``, not every GPU of the node."""
+    if visible is None:
+        return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+    out = []
+    for part in visible.split(","):
+        part = part.strip()
+        try:
+            if part.isdigit():
+                out.append(nvml.nvmlDeviceGetHandleByIndex(int(part)))
+            elif part.startswith(("GPU-", "MIG-")):
+                out.append(nvml.nvmlDeviceGetHandleByUUID(part))
+            else:
+                break
+        except Exception:
+            break
+    return out
+
+
 class _Nvml:
     """Every GPU NVML finds. ``open`` returns None where there is no driver or no GPU."""
 
@@ -158,7 +180,7 @@ class _Nvml:
         except Exception:
             return None  # no driver, no GPU: the normal case on a CPU machine
         try:
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            handles = _visible_handles(pynvml, os.environ.get("CUDA_VISIBLE_DEVICES"))
         except Exception as exc:
             _warn(f"NVML found no usable GPU ({exc!r}); GPU metrics are off")
             handles = []
