@@ -27,6 +27,7 @@ TREE = [  # class, its tracklog parent, the built-in it also is (errors.py docst
     (tracklog.UnsafePathError, tracklog.StoreError, OSError),
     (tracklog.WriteError, tracklog.TracklogError, OSError),
     (tracklog.InteropError, tracklog.TracklogError, RuntimeError),
+    (tracklog.MirrorError, tracklog.StoreError, OSError),
 ]
 
 

@@ -17,6 +17,7 @@ def test_exported_members_are_exactly_these() -> None:
             "Event",
             "FilterError",
             "InteropError",
+            "MirrorError",
             "MetricHistory",
             "MetricSummary",
             "ParamConflictError",

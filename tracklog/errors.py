@@ -17,7 +17,8 @@ callers may catch either::
     ├── RunLockedError (TimeoutError)         another live writer holds the run
     ├── RunClosedError (RuntimeError)         logging to a closed or forked-away run
     ├── StoreError (OSError)                  the store root cannot be used
-    │   └── UnsafePathError                   a store entry is a symlink, FIFO or foreign name
+    │   ├── UnsafePathError                   a store entry is a symlink, FIFO or foreign name
+    │   └── MirrorError                       an object store refused, failed or timed out (mirror)
     ├── WriteError (OSError)                  the disk refused a write (strict mode)
     └── InteropError (RuntimeError)           MLflow, TensorBoard or a W&B file refused or failed (interop)
 
@@ -32,6 +33,7 @@ __all__ = [
     "CorruptLogError",
     "FilterError",
     "InteropError",
+    "MirrorError",
     "ParamConflictError",
     "RunClosedError",
     "RunExistsError",
@@ -118,6 +120,11 @@ class StoreError(TracklogError, OSError):
 class UnsafePathError(StoreError):
     """A store entry tracklog will not follow or open: a symlink, a FIFO, a directory where a
     file belongs, or a name read from a file that is not one tracklog writes."""
+
+
+class MirrorError(StoreError):
+    """An object store holding a mirror (``s3://``, ``gs://``, any fsspec URL) refused a request,
+    failed after its retries, or is not a mirror; the message names the URL and the store's reason."""
 
 
 class WriteError(TracklogError, OSError):
