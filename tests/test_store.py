@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,20 @@ def test_runs_filters_orders_and_limits(three: tracklog.Store) -> None:
     assert three.runs(limit=0) == []
     both = three.runs(experiment="exp", where="name = 'beta'", order_by="id", limit=5)
     assert [r.id for r in both] == ["aa2"]
+
+
+def test_a_limit_without_an_order_reads_only_the_newest_runs(three: tracklog.Store) -> None:
+    assert [r.id for r in three.runs(limit=2)] == ["bb1", "aa2"]
+    assert [r.id for r in three.runs(where="params.opt = 'adam'", limit=1)] == ["bb1"]
+    # The oldest run is unreadable: a listing that stops before it never opens it.
+    seg = three.path_of("aa1") / "seg-000001.tlog"
+    seg.unlink()
+    seg.symlink_to("/etc/hostname")  # a symlink is never followed, and reading the run warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r.id for r in tracklog.Store(three.root).runs(limit=2)] == ["bb1", "aa2"]
+    with pytest.warns(tracklog.TracklogWarning, match="aa1"):  # the whole listing does open it
+        tracklog.Store(three.root).runs()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Static
+
 import tracklog
 from tracklog.tui import TopApp
 from tracklog.tui.lines import Lines
@@ -73,6 +75,25 @@ def test_keys_move_select_mark_and_switch_the_chart(root: Path) -> None:
         await pilot.press("question_mark")
         assert app.query_one("#help").display
         await pilot.press("q")
+
+    run_app(app, body)
+
+
+def test_the_first_screen_lists_the_newest_runs_then_counts_them_all(root: Path, monkeypatch: Any) -> None:
+    from tracklog.tui import app as app_module
+
+    ids = _store(root)
+    monkeypatch.setattr(app_module, "TABLE_MAX", 2)
+    seen: list[list[str]] = []
+    app = TopApp(tracklog.Store(root))
+    show = app.show_runs
+    app.show_runs = lambda runs: (seen.append([r.id for r in runs]), show(runs))[1]  # type: ignore[method-assign]
+
+    async def body(pilot: Any) -> None:
+        await until(pilot, lambda: app.total == 3, "the whole listing counted")
+        app.draw()
+        assert seen[0] == ids[:2] and all(s == ids[:2] for s in seen)  # the newest two, first and after
+        assert "3 runs, the newest 2 listed" in str(app.query_one("#status", Static).render())
 
     run_app(app, body)
 

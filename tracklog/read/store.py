@@ -197,7 +197,10 @@ class Store:
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[RunState]:
-        """Runs matching the filters, newest first unless ``order_by`` says otherwise."""
+        """Runs matching the filters, newest first unless ``order_by`` says otherwise.
+
+        With ``limit`` and no ``order_by``, only the newest runs up to ``limit`` matches are read.
+        """
         pred = parse_filter(where) if where is not None else None
         order = parse_order(order_by) if order_by is not None else None
         if limit is not None and (type(limit) is not int or limit < 0):
@@ -226,6 +229,8 @@ class Store:
                 continue
             if pred is None or pred(state):
                 out.append(state)
+                if order is None and limit is not None and len(out) >= limit:
+                    break  # newest first is the id order: the rest cannot come before these
         if order:
             out = sort_runs(out, order)
         return out[:limit] if limit is not None else out

@@ -122,7 +122,10 @@ class TopApp(App[None]):
         super().__init__()
         self.store = store
         self.listing = Listing(store)
-        self.total = 0  # runs matching, of which the table shows the newest TABLE_MAX
+        self.total: int | None = (
+            0  # runs matching (None: not counted yet); the table shows the newest TABLE_MAX
+        )
+        self.listed = False  # the first listing has started
         self.experiment = experiment
         self.where = where
         self.only = [store.resolve(r) for r in runs]
@@ -183,6 +186,14 @@ class TopApp(App[None]):
     @work(thread=True, exclusive=True, group="list")
     def list_runs(self) -> None:
         try:
+            if not self.listed and not self.only:
+                self.listed = True
+                # The first screen: the newest rows at once (Store.runs stops at the limit),
+                # then the whole listing, which counts them all.
+                first = self.store.runs(self.experiment, self.where, limit=TABLE_MAX)
+                if len(first) == TABLE_MAX:
+                    self.total = None
+                    self.call_from_thread(self.show_runs, first)
             # Kept: only what changed is read again.
             runs = self.listing.select(self.experiment, self.where, ids=self.only)
         except (TracklogError, OSError) as exc:
@@ -410,8 +421,12 @@ class TopApp(App[None]):
             text.append(self.alert, style="bold red")
         else:
             n, shown = self.total, len(self.states)
-            text.append(f"{n} run{'s' if n != 1 else ''}" + (f" where {self.where}" if self.where else ""))
-            if shown < n:
+            where = f" where {self.where}" if self.where else ""
+            if n is None:
+                text.append(f"the newest {shown} runs{where} listed, counting the rest")
+            else:
+                text.append(f"{n} run{'s' if n != 1 else ''}{where}")
+            if n is not None and shown < n:
                 text.append(f", the newest {shown} listed (/ filters)")
             if self.marked:
                 text.append(f"  {len(self.marked)} marked")
