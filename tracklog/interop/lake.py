@@ -3,7 +3,7 @@
 ``export_lake(store, run_ids, out)`` (``tracklog export [RUN ...] -f parquet -o DIR_OR_URL``)
 writes, under ``out`` (a directory, or a URL fsspec opens: ``s3://``, ``memory://``, ...)::
 
-    points/experiment=<exp>/run_id=<id>/g<gen>-<n>.parquet   run_id rank session key step time value ordinal
+    points/experiment=<exp>/run=<id>/g<gen>-<n>.parquet      run_id rank session key step time value ordinal
     runs.parquet    params.parquet    tags.parquet           one row per run / param / tag
     _tracklog/runs/<run_id>.json                              what of the run has been exported
 
@@ -44,6 +44,9 @@ FORMAT.md, "Parquet lake", is the schema. The choices, and why:
   (NULL to DuckDB and Spark), and an experiment of that very name gets its first ``_`` escaped.
   DuckDB and Spark unescape ``%XX`` and read the same name back.
 - **Plain Parquet** for Spark: string, int32, int64, float64 columns, Snappy, no extension types.
+  ``value`` (and params' ``number``) carry no min/max statistics: pyarrow leaves NaN out of
+  them, and DuckDB then answered ``max(value)`` from them (29.0 for a series with a NaN) and
+  dropped ``WHERE NOT isnan(value)`` as always true.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ class _Local:
         fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             with os.fdopen(fd, "wb") as f:
-                pq.write_table(table, f, compression="snappy")
+                pq.write_table(table, f, **_options(table))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -187,7 +190,7 @@ class _Remote:
         import pyarrow.parquet as pq
 
         with self.fs.open(self._path(parts), "wb") as f:
-            pq.write_table(table, f, compression="snappy")
+            pq.write_table(table, f, **_options(table))
 
     def listdir(self, parts: tuple[str, ...]) -> list[str]:
         try:
@@ -200,6 +203,19 @@ class _Remote:
             self.fs.rm(self._path(parts))
         except FileNotFoundError:
             pass
+
+
+_FLOATS_WITH_NAN = frozenset({"value", "number"})
+
+
+def _options(table: Any) -> dict[str, Any]:
+    """Snappy; no min/max statistics on a column that may hold NaN. Parquet writers leave NaN
+    out of statistics, and DuckDB answers ``max(value)`` and prunes ``WHERE NOT isnan(value)``
+    from them: with them, it says a series with a NaN has no NaN."""
+    return {
+        "compression": "snappy",
+        "write_statistics": [c for c in table.column_names if c not in _FLOATS_WITH_NAN],
+    }
 
 
 def _is_url(out: str) -> bool:
@@ -274,7 +290,7 @@ def _part_name(generation: int, n: int) -> str:
 
 
 def _partition(experiment: str | None, run_id: str) -> tuple[str, ...]:
-    return ("points", f"experiment={partition_value(experiment)}", f"run_id={check_run_id(run_id)}")
+    return ("points", f"experiment={partition_value(experiment)}", f"run={check_run_id(run_id)}")
 
 
 # -- the points of a run -------------------------------------------------------------------------
