@@ -392,6 +392,46 @@ def _same_row(a: Any, b: dict[str, Any]) -> bool:
     )
 
 
+@dataclass
+class _Slice:
+    """The points of one rank and key not exported yet: ``h``'s from ``at`` on."""
+
+    rank: int
+    key: str
+    h: Any  # MetricHistory
+    at: int
+    sessions: np.ndarray  # per point of h, an index into the run's session ids
+
+
+def _dict_column(values: list[str], codes: np.ndarray) -> Any:
+    """A plain string column built in C++ from a few distinct values and an index per row."""
+    import pyarrow as pa
+
+    d = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string()))
+    return d.cast(pa.string())
+
+
+def _points_table(run_id: str, sessions: list[str], batch: list[tuple[_Slice, int, int]]) -> Any:
+    import pyarrow as pa
+
+    lengths = [b - a for _, a, b in batch]
+    n = sum(lengths)
+    which = np.repeat(np.arange(len(batch), dtype=np.int32), lengths)
+    keys = [c.key for c, _, _ in batch]
+    return pa.table(
+        {
+            "run_id": _dict_column([run_id], np.zeros(n, np.int32)),
+            "rank": pa.array(np.repeat(np.asarray([c.rank for c, _, _ in batch], np.int32), lengths)),
+            "session": _dict_column(sessions, np.concatenate([c.sessions[a:b] for c, a, b in batch])),
+            "key": _dict_column(keys, which),
+            "step": pa.array(np.concatenate([c.h.step[a:b] for c, a, b in batch]), pa.int64()),
+            "time": pa.array(np.concatenate([c.h.timestamp[a:b] for c, a, b in batch]), pa.float64()),
+            "value": pa.array(np.concatenate([c.h.value[a:b] for c, a, b in batch]), pa.float64()),
+            "ordinal": pa.array(np.concatenate([np.arange(a, b, dtype=np.int64) for _, a, b in batch])),
+        }
+    )
+
+
 class _RunExport:
     """One run's export: decides what is new, writes its parts, keeps its manifest."""
 
@@ -451,9 +491,12 @@ class _RunExport:
 
     def run(self, after_part: Callable[[str], None] | None) -> tuple[int, int, bool]:
         """Export what is new; returns (parts written, points written, rewritten?)."""
-        import pyarrow as pa
-
-        s, lake = self.state, self.lake
+        # The listing's state has the summaries; the points come from a fresh load, dropped
+        # when this run is done (a listing's state would keep every run's points in memory).
+        self.state = s = self.store.run(self.state.id)
+        self.counts = _lane_counts(s)
+        self.superseded = sum(x.superseded for x in s.sessions)
+        lake = self.lake
         hists = self._histories()
         rewritten = False
         m = self.manifest
@@ -476,14 +519,15 @@ class _RunExport:
         self._sweep(where, keep=m["parts"])  # what a killed export left
         labels: dict[int, dict[str, list[tuple[str, int]]]] = {}
         sessions = _lane_sessions(s)
-        cols: list[dict[str, Any]] = []
+        names: list[str] = []  # the session ids of this run: the session column's dictionary
+        cols: list[_Slice] = []
         for rank, key, h in hists:
             done = m["lanes"].get(str(rank), {}).get(key, [0])[0]
             if done >= len(h):
                 continue
-            names = sessions.get(rank, [])
-            if len(names) == 1:
-                sess = np.full(len(h) - done, names[0], dtype=object)
+            lane = sessions.get(rank, [])
+            if len(lane) == 1:
+                runs = [(lane[0], len(h))]
             else:
                 if rank not in labels:
                     labels[rank] = _session_labels(s, rank)
@@ -493,78 +537,46 @@ class _RunExport:
                         f"run {s.id}: rank {rank} key {key!r}: the log's sessions account for "
                         f"{sum(n for _, n in runs)} points, the Store's history has {len(h)}"
                     )
-                sess = np.repeat(np.array([x for x, _ in runs], dtype=object), [n for _, n in runs])[done:]
-            cols.append(
-                {
-                    "rank": rank,
-                    "key": key,
-                    "session": sess,
-                    "step": h.step[done:],
-                    "time": h.timestamp[done:],
-                    "value": h.value[done:],
-                    "ordinal": np.arange(done, len(h), dtype=np.int64),
-                    "end": len(h),
-                    "h": h,
-                }
-            )
+            codes = []
+            for sid, _ in runs:
+                if sid not in names:
+                    names.append(sid)
+                codes.append(names.index(sid))
+            sess = np.repeat(np.asarray(codes, dtype=np.int32), [n for _, n in runs])
+            cols.append(_Slice(rank, key, h, done, sess))
         parts = points = 0
         i = 0
         while i < len(cols):
-            # Fill one part with up to part_rows points, whole key-slices where they fit.
-            batch: list[tuple[dict[str, Any], int, int]] = []
+            # One part holds up to part_rows points: whole key slices where they fit.
+            batch: list[tuple[_Slice, int, int]] = []
             room = self.part_rows
             while i < len(cols) and room > 0:
                 c = cols[i]
-                start = c.get("at", 0)
-                take = min(room, len(c["step"]) - start)
-                batch.append((c, start, start + take))
+                take = min(room, len(c.h) - c.at)
+                batch.append((c, c.at, c.at + take))
                 room -= take
-                if start + take == len(c["step"]):
+                c.at += take
+                if c.at == len(c.h):
                     i += 1
-                else:
-                    c["at"] = start + take
-            n_rows = sum(b - a for _, a, b in batch)
-            table = pa.table(
-                {
-                    "run_id": pa.array(np.full(n_rows, s.id, dtype=object), pa.string()),
-                    "rank": pa.array(
-                        np.concatenate([np.full(b - a, c["rank"], np.int32) for c, a, b in batch])
-                    ),
-                    "session": pa.array(
-                        np.concatenate([c["session"][a:b] for c, a, b in batch]), pa.string()
-                    ),
-                    "key": pa.array(
-                        np.concatenate([np.full(b - a, c["key"], dtype=object) for c, a, b in batch]),
-                        pa.string(),
-                    ),
-                    "step": pa.array(np.concatenate([c["step"][a:b] for c, a, b in batch]), pa.int64()),
-                    "time": pa.array(np.concatenate([c["time"][a:b] for c, a, b in batch]), pa.float64()),
-                    "value": pa.array(np.concatenate([c["value"][a:b] for c, a, b in batch]), pa.float64()),
-                    "ordinal": pa.array(np.concatenate([c["ordinal"][a:b] for c, a, b in batch]), pa.int64()),
-                }
-            )
+            table = _points_table(s.id, names, batch)
             name = _part_name(m["generation"], m["next_part"])
             m["next_part"] += 1
             lake.write_table((*where, name), table)
             m["parts"].append(name)
-            for c, _a, b in batch:
-                h = c["h"]
-                j = c["end"] - len(c["step"]) + b  # points of this key exported once the part is in
-                m["lanes"].setdefault(str(c["rank"]), {})[c["key"]] = [
+            for c, _a, j in batch:
+                h = c.h
+                m["lanes"].setdefault(str(c.rank), {})[c.key] = [
                     j,
                     int(h.step[j - 1]),
                     _float_bits(float(h.value[j - 1])),
                     _float_bits(float(h.timestamp[j - 1])),
                 ]
-            m["superseded"] = self.superseded
             m["experiment"] = s.experiment
             self._save()
             parts += 1
-            points += n_rows
+            points += table.num_rows
             if after_part is not None:
                 after_part(name)
-        m["superseded"] = self.superseded
-        m["experiment"] = s.experiment
         m["row"] = _run_row(s, self.exported_points(), m["generation"])
         self._save()
         return parts, points, rewritten
@@ -617,33 +629,27 @@ def _schema(types: dict[str, str]) -> Any:
     return pa.schema([(k, pa.type_for_alias(t)) for k, t in types.items()])
 
 
-def _write_tables(lake: _Local | _Remote, rows: dict[str, dict[str, Any]], states: list[RunState]) -> None:
+def _write_tables(lake: _Local | _Remote, new: dict[str, list[dict[str, Any]]]) -> None:
+    """Rewrite runs, params and tags: the rows of the runs exported now replace theirs."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tables = {
-        "runs": (_RUN_TYPES, [rows[s.id] for s in states]),
-        "params": (_KV_TYPES, [_kv(s.id, k, v) for s in states for k, v in sorted(s.params.items())]),
-        "tags": (_KV_TYPES, [_kv(s.id, k, v) for s in states for k, v in sorted(s.tags.items())]),
-    }
-    ids = pa.array(sorted(rows), pa.string())
-    for name, (types, new) in tables.items():
+    ids = pa.array(sorted({r["run_id"] for r in new["runs"]}), pa.string())
+    for name, types in (("runs", _RUN_TYPES), ("params", _KV_TYPES), ("tags", _KV_TYPES)):
         schema = _schema(types)
-        table = pa.Table.from_pylist(new, schema=schema)
-        data = lake.read((f"{name}.parquet",))
+        table = pa.Table.from_pylist(new[name], schema=schema)
+        parts = (f"{name}.parquet",)
+        data = lake.read(parts)
         if data is not None:
-            import pyarrow.compute as pc
-
             try:
                 old = pq.read_table(pa.BufferReader(data))
                 old = old.filter(pc.invert(pc.is_in(old["run_id"], value_set=ids))).select(list(types))
                 table = pa.concat_tables([old.cast(schema), table])
             except (pa.ArrowException, KeyError) as exc:
-                raise InteropError(
-                    f"the lake table {lake.where((f'{name}.parquet',))} is unreadable: {exc}"
-                ) from exc
+                raise InteropError(f"the lake table {lake.where(parts)} is unreadable: {exc}") from exc
         table = table.sort_by([("run_id", "ascending")] + ([("key", "ascending")] if "key" in types else []))
-        lake.write_table((f"{name}.parquet",), table)
+        lake.write_table(parts, table)
 
 
 def _kv(run_id: str, key: str, value: Any) -> dict[str, Any]:
@@ -672,11 +678,12 @@ def export_lake(
     where = os.fspath(out)
     try:
         lake = _open_lake(out)
-        states = store.runs()[::-1] if run_ids is None else [store.run(r) for r in run_ids]
-        report = LakeReport(str(where), runs=len(states))
-        rows: dict[str, dict[str, Any]] = {}
-        for i, state in enumerate(states, 1):
-            job = _RunExport(lake, store, state, part_rows)
+        listed = store.runs()[::-1] if run_ids is None else None  # oldest first
+        ids = [x.id for x in listed] if listed is not None else [store.resolve(r) for r in run_ids or []]
+        report = LakeReport(str(where), runs=len(ids))
+        tables: dict[str, list[dict[str, Any]]] = {"runs": [], "params": [], "tags": []}
+        for i, rid in enumerate(ids):
+            job = _RunExport(lake, store, listed[i] if listed is not None else store.run(rid), part_rows)
             if not job.unchanged():
                 parts, points, rewritten = job.run(_after_part)
                 report.exported += parts > 0 or rewritten
@@ -684,9 +691,13 @@ def export_lake(
                 report.parts += parts
                 report.points += points
             assert job.manifest is not None
-            rows[state.id] = job.manifest["row"]
-            advance(progress, i, len(states))
-        _write_tables(lake, rows, states)
+            st = job.state
+            tables["runs"].append(job.manifest["row"])
+            tables["params"] += [_kv(st.id, k, v) for k, v in sorted(st.params.items())]
+            tables["tags"] += [_kv(st.id, k, v) for k, v in sorted(st.tags.items())]
+            del job, st  # this run's points are not kept
+            advance(progress, i + 1, len(ids))
+        _write_tables(lake, tables)
         return report
     except TracklogError:
         raise
