@@ -165,6 +165,7 @@ class _Remote:
         import fsspec
 
         self.fs, base = fsspec.core.url_to_fs(url)
+        self.fs.invalidate_cache()  # fsspec shares instances: no listing from an earlier export
         self.base = base.rstrip("/")
         self.url = url
 
