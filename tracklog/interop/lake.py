@@ -573,13 +573,20 @@ class _RunExport:
                     _float_bits(float(h.timestamp[j - 1])),
                 ]
             m["experiment"] = s.experiment
-            self._save()
             parts += 1
             points += table.num_rows
+            if i == len(cols):  # the last part: the manifest is whole, run row included
+                m["row"] = _run_row(s, self.exported_points(), m["generation"])
+            self._save()
             if after_part is not None:
                 after_part(name)
-        m["row"] = _run_row(s, self.exported_points(), m["generation"])
-        self._save()
+        if (
+            not parts
+            or m["row"] is None
+            or not _same_row(m["row"], _run_row(s, self.exported_points(), m["generation"]))
+        ):
+            m["row"] = _run_row(s, self.exported_points(), m["generation"])
+            self._save()
         return parts, points, rewritten
 
     def _sweep(self, where: tuple[str, ...], keep: Any) -> None:
