@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     ids = [store.resolve(r) for r in args.runs]
     if args.format == "parquet":
         with progress("runs") as bar:
-            report = export_lake(store, ids or None, args.out, progress=bar)
-        print(report.summary())
+            lake = export_lake(store, ids or None, args.out, progress=bar)
+        print(lake.summary())
         return EXIT_OK
     if args.format == "mlflow":
         with progress("runs") as bar:

@@ -346,15 +346,16 @@ def _session_labels(state: RunState, rank: int) -> dict[str, list[tuple[str, int
     out: dict[str, list[tuple[str, int]]] = {}
     keys = {k for per in steps for k in per}
     for key in keys:
-        cut = math.inf
+        cut: float = math.inf
         kept = []
         for j in range(len(steps) - 1, -1, -1):
             mine = np.asarray(steps[j].get(key, []), dtype=np.int64)
             kept.append((names[j], int((mine < cut).sum()) if cut != math.inf else len(mine)))
-            if resume[j] is not None and j > 0:
-                cut = min(cut, resume[j])
+            at = resume[j]
+            if at is not None and j > 0:
+                cut = min(cut, float(at))
             elif len(mine) and j > 0:
-                cut = min(cut, int(mine[0]))
+                cut = min(cut, float(mine[0]))
         out[key] = [(s, n) for s, n in reversed(kept) if n]
     return out
 
@@ -599,10 +600,20 @@ class _RunExport:
 # -- the run, params and tags tables -------------------------------------------------------------
 
 
-def _text(v: Any) -> str:
-    from .export import json_safe
+def _json_safe(obj: Any) -> Any:
+    """NaN and inf as "NaN", "Infinity", "-Infinity", as export.json_safe (not imported: export
+    imports this module)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
-    return json.dumps(json_safe(v), sort_keys=True)
+
+def _text(v: Any) -> str:
+    return json.dumps(_json_safe(v), sort_keys=True)
 
 
 def _typed(v: Any) -> tuple[float | None, str | None]:
