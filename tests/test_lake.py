@@ -285,7 +285,7 @@ def test_exporting_some_runs_keeps_the_other_runs_rows(root: Path, tmp_path: Pat
         with tracklog.start_run("e", run_id=f"r{n}", params={"n": n}) as run:
             run.log_metric("x", 1.0)
     store = tracklog.Store()
-    export_lake(store, ["r0", "r1"], lake)
+    export_lake(store, ["r0", "r1", "r0"], lake)
     export_lake(store, ["r2"], lake)
     export_lake(store, ["r0"], lake)
     assert duckdb.sql(f"SELECT run_id FROM '{lake}/runs.parquet' ORDER BY 1").fetchall() == [
@@ -378,6 +378,17 @@ def test_a_manifest_that_is_not_tracklogs_is_refused_by_name(root: Path, tmp_pat
     lake = tmp_path / "lake"
     export_lake(tracklog.Store(), None, lake)
     m = lake / "_tracklog" / "runs" / "q.json"
-    m.write_text(json.dumps({"format": 1, "run_id": "q", "parts": ["../../../etc/passwd"]}))
+    good = json.loads(m.read_text())
+    for bad in (
+        {"parts": ["../../../etc/passwd"]},
+        {"lanes": {"0": "x"}},
+        {"lanes": {"0": {"loss": [1, 2]}}},
+        {"generation": -1},
+        {"run_id": "other"},
+    ):
+        m.write_text(json.dumps({**good, **bad}))
+        with pytest.raises(tracklog.InteropError, match=r"q\.json"):
+            export_lake(tracklog.Store(), None, lake)
+    m.write_text("[1, 2")
     with pytest.raises(tracklog.InteropError, match=r"q\.json"):
         export_lake(tracklog.Store(), None, lake)

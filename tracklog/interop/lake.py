@@ -269,8 +269,11 @@ def _load_manifest(lake: _Local | _Remote, run_id: str) -> dict[str, Any] | None
             and type(m.get("superseded")) is int
             and type(m.get("parts")) is list
             and all(type(p) is str and _is_part_name(p) for p in m["parts"])
-            and type(m.get("lanes")) is dict
+            and m["generation"] >= 0
+            and m["next_part"] >= 0
+            and _good_lanes(m.get("lanes"))
             and (m.get("experiment") is None or type(m["experiment"]) is str)
+            and (m.get("row") is None or type(m["row"]) is dict)
         )
     except (ValueError, RecursionError):
         ok = False
@@ -280,6 +283,24 @@ def _load_manifest(lake: _Local | _Remote, run_id: str) -> dict[str, Any] | None
             "remove it and the run's partition to export the run again"
         )
     return m  # type: ignore[no-any-return]
+
+
+def _good_lanes(lanes: Any) -> bool:
+    """``"<rank>"`` -> key -> [count >= 1, step, value bits, time bits], all ints."""
+    return type(lanes) is dict and all(
+        type(r) is str
+        and r.isdigit()
+        and type(per) is dict
+        and all(
+            type(k) is str
+            and type(v) is list
+            and len(v) == 4
+            and all(type(x) is int for x in v)
+            and v[0] >= 1
+            for k, v in per.items()
+        )
+        for r, per in lanes.items()
+    )
 
 
 def _is_part_name(name: str) -> bool:
@@ -698,7 +719,10 @@ def export_lake(
     try:
         lake = _open_lake(out)
         listed = store.runs()[::-1] if run_ids is None else None  # oldest first
-        ids = [x.id for x in listed] if listed is not None else [store.resolve(r) for r in run_ids or []]
+        if listed is not None:
+            ids = [x.id for x in listed]
+        else:
+            ids = list(dict.fromkeys(store.resolve(r) for r in run_ids or []))  # each run once
         report = LakeReport(str(where), runs=len(ids))
         tables: dict[str, list[dict[str, Any]]] = {"runs": [], "params": [], "tags": []}
         for i, rid in enumerate(ids):
