@@ -392,3 +392,16 @@ def test_a_manifest_that_is_not_tracklogs_is_refused_by_name(root: Path, tmp_pat
     m.write_text("[1, 2")
     with pytest.raises(tracklog.InteropError, match=r"q\.json"):
         export_lake(tracklog.Store(), None, lake)
+
+
+def test_a_symlinked_partition_in_the_lake_is_refused_not_followed(root: Path, tmp_path: Path) -> None:
+    with tracklog.start_run("e", run_id="y") as run:
+        run.log_metric("loss", 0.5)
+    lake, elsewhere = tmp_path / "lake", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.parquet").write_bytes(b"keep me")
+    (lake / "points" / "experiment=e").mkdir(parents=True)
+    (lake / "points" / "experiment=e" / "run=y").symlink_to(elsewhere)
+    with pytest.raises(tracklog.StoreError, match="symlink"):
+        export_lake(tracklog.Store(), None, lake)
+    assert (elsewhere / "precious.parquet").read_bytes() == b"keep me"

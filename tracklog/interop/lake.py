@@ -68,7 +68,7 @@ from ..log.codec import decode_events
 from ..log.reader import iter_records, segment_rank
 from ..read.store import Store
 from ..state.types import RunState
-from ..store.paths import check_run_id, make_dirs, open_file, read_file, replace_file
+from ..store.paths import check_run_id, make_dirs, open_beneath, open_file, replace_file
 from .report import Progress, advance
 
 LAKE_FORMAT = 1
@@ -125,9 +125,11 @@ class _Local:
 
     def read(self, parts: tuple[str, ...]) -> bytes | None:
         try:
-            return read_file(self.root.joinpath(*parts))
+            fd = open_beneath(self.root, self.root.joinpath(*parts))  # no symlink on the way
         except FileNotFoundError:
             return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
 
     def write(self, parts: tuple[str, ...], data: bytes) -> None:
         replace_file(make_dirs(self.root, *parts[:-1]) / parts[-1], data)
@@ -149,13 +151,10 @@ class _Local:
             raise
 
     def listdir(self, parts: tuple[str, ...]) -> list[str]:
-        try:
-            return os.listdir(self.root.joinpath(*parts))
-        except FileNotFoundError:
-            return []
+        return os.listdir(make_dirs(self.root, *parts))  # each level a real directory
 
     def remove(self, parts: tuple[str, ...]) -> None:
-        self.root.joinpath(*parts).unlink(missing_ok=True)
+        (make_dirs(self.root, *parts[:-1]) / parts[-1]).unlink(missing_ok=True)
 
 
 class _Remote:
