@@ -1,6 +1,6 @@
 """Export runs to the formats people use: CSV, JSON Lines, Parquet, MLflow, TensorBoard.
 
-CSV and JSON Lines need nothing extra. Parquet goes through pyarrow, MLflow
+CSV and JSON Lines need nothing extra. Parquet is the lake of ``lake.py`` (through pyarrow), MLflow
 through mlflow's own client (any tracking URI it accepts), TensorBoard through
 tensorboardX's writer: the peers' libraries are optional extras
 (``pip install "tracklog[interop]"``), imported only where they are used.
@@ -61,7 +61,7 @@ def _points(state: RunState) -> Any:
 
 def export(
     store: Store,
-    run_ids: list[str],
+    run_ids: list[str] | None,
     fmt: str,
     out: str | os.PathLike[str],
     progress: Progress | None = None,
@@ -71,12 +71,25 @@ def export(
     For MLflow that is ``export_mlflow(...).summary()``; call ``export_mlflow`` for the
     report of which runs were created, updated or skipped. ``progress(done, total)`` is
     called as each run's points are written, up to ``(total, total)``.
+
+    ``parquet`` writes the Parquet lake (``lake.export_lake``): ``run_ids=None`` is the whole
+    store. Every other format needs runs (ValidationError without them).
     """
+    if fmt == "parquet":
+        from .lake import export_lake
+
+        return export_lake(store, run_ids, out, progress).summary()
+    if fmt not in ("csv", "jsonl", "mlflow", "tensorboard"):
+        raise ValidationError(f"unknown export format {fmt!r}")
+    if not run_ids:
+        raise ValidationError(
+            f"export -f {fmt} needs the runs to export (only parquet exports the whole store)"
+        )
     if fmt == "mlflow":
         return export_mlflow(store, run_ids, str(out), progress).summary()
     states = [store.run(r) for r in run_ids]
     total = len(states)
-    if fmt in ("csv", "jsonl", "parquet"):
+    if fmt in ("csv", "jsonl"):
         dest = Path(out)
         dest.mkdir(parents=True, exist_ok=True)
         with open(dest / "runs.jsonl", "w", encoding="utf-8") as f:
@@ -96,7 +109,7 @@ def export(
                         )
                         n += len(steps)
                     advance(progress, i, total)
-        elif fmt == "jsonl":
+        else:
             with open(dest / "metrics.jsonl", "w", encoding="utf-8") as f:
                 for i, s in enumerate(states, 1):
                     for key, steps, values, times in _points(s):
@@ -111,22 +124,6 @@ def export(
                             )
                         n += len(steps)
                     advance(progress, i, total)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            cols: dict[str, list[Any]] = {"run_id": [], "key": [], "step": [], "value": [], "timestamp": []}
-            for i, s in enumerate(states):
-                for key, steps, values, times in _points(s):
-                    cols["run_id"] += [s.id] * len(steps)
-                    cols["key"] += [key] * len(steps)
-                    cols["step"] += steps
-                    cols["value"] += values
-                    cols["timestamp"] += times
-                    n += len(steps)
-                advance(progress, i, total)  # the last run counts as done once the file is written
-            pq.write_table(pa.table(cols), dest / "metrics.parquet")
-            advance(progress, total, total)
         return f"wrote {len(states)} runs and {n} points to {dest}"
     if fmt == "tensorboard":
         return _export_tensorboard(states, Path(out), progress)
