@@ -67,7 +67,10 @@ class Store:
     url: str | None = None  # a mirror's URL
 
     def __new__(
-        cls, root: str | os.PathLike[str] | None = None, storage_options: dict[str, Any] | None = None
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Store:
         if cls is Store and is_url(root if root is not None else os.environ.get(ENV_ROOT)):
             if not URL_STORES:  # pragma: no cover  (read/__init__ imports read/mirror)
