@@ -450,13 +450,30 @@ class MirrorStore(Store):
         run's latest commit and fetching only its new chunks. A run without a run_end ends
         ``crashed`` (synthesised) once a commit no longer names a live rank."""
         wanted = _check_kinds(kinds)
-        path = self.path_of(run_id)
-        events = self._follow(path, keys, follow, from_start, timeout, forever, stop)
+        try:
+            rid = self.path_of(run_id).name
+        except RunNotFoundError as exc:
+            if not follow or exc.candidates:
+                raise
+            try:
+                rid = check_run_id(run_id)  # a run about to be mirrored: wait for it
+            except ValidationError:
+                raise RunNotFoundError(
+                    f"no run {run_id!r} in {self.url} (no run has that name, and it cannot be a run id, "
+                    "so it is not waited for)"
+                ) from None
+        events = self._follow(rid, keys, follow, from_start, timeout, forever, stop)
         return events if wanted is None else (e for e in events if e.kind in wanted)
+
+    def _wait(self, seconds: float, stop: threading.Event | None) -> None:
+        if stop is not None:
+            stop.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def _follow(
         self,
-        path: Path,
+        rid: str,
         keys: Sequence[str] | None,
         follow: bool,
         from_start: bool,
@@ -464,9 +481,19 @@ class MirrorStore(Store):
         forever: bool,
         stop: threading.Event | None,
     ) -> Iterator[Event]:
-        rid = path.name
-        follower = RunFollower(path, set(keys) if keys is not None else None, from_start)
         last_event = time.monotonic()
+        while rid not in self._commits or not self._commits[rid].files:
+            seq = self._latest_of(rid)
+            if seq is not None:
+                self._sync({rid: seq}, strict=True)
+                from_start = True  # a run that appeared while we waited is new: all of it
+                continue
+            left = None if timeout is None else timeout - (time.monotonic() - last_event)
+            if (left is not None and left <= 0) or (stop is not None and stop.is_set()):
+                return
+            self._wait(self.poll_interval if left is None else min(left, self.poll_interval), stop)
+        path = run_dir(self.root, rid)
+        follower = RunFollower(path, set(keys) if keys is not None else None, from_start)
         try:
             if not from_start and follower.ended and not forever:
                 return
@@ -496,10 +523,7 @@ class MirrorStore(Store):
                     if left <= 0:
                         return
                     wait = min(wait, left)
-                if stop is not None:
-                    stop.wait(wait)
-                else:
-                    time.sleep(wait)
+                self._wait(wait, stop)
                 seq = self._latest_of(rid)
                 if seq is not None:
                     self._sync({rid: seq}, strict=True)
