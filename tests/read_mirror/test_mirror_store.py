@@ -273,3 +273,28 @@ def test_tracklog_dir_may_be_a_url(mirror: TestMirror, root: Path, monkeypatch: 
     assert [r.id for r in tracklog.Store().runs()] == ["env"]
     with pytest.raises(MirrorError, match="read-only"):
         tracklog.start_run("e")
+
+
+def test_listings_answer_from_the_cache_index_until_a_run_gets_a_new_commit(
+    mirror: TestMirror, root: Path
+) -> None:
+    for rid in ("a1", "b2"):
+        with tracklog.start_run("e", root=root, run_id=rid) as r:
+            r.log_metrics({"loss": 1.0}, step=0)
+    source = tracklog.Store(root)
+    mirror.mirror_store(source)
+    m = tracklog.Store(mirror.url)
+    assert [r.metrics["loss"].count for r in m.runs()] == [1, 1]
+    warm = tracklog.Store(mirror.url)  # another process: its listing comes from the cache's index
+    folded: list[str] = []
+    real = warm._cache.state
+    warm._cache.state = lambda path, live: folded.append(path.name) or real(path, live)  # type: ignore[method-assign]
+    assert [r.metrics["loss"].count for r in warm.runs()] == [1, 1]
+    assert folded == []
+    with tracklog.start_run("e", root=root, run_id="a1", resume=True) as r:
+        r.log_metrics({"loss": 0.5}, step=1)
+    mirror.mirror_run(source, "a1")
+    for store in (m, warm):
+        assert {r.id: r.metrics["loss"].count for r in store.runs()} == {"a1": 2, "b2": 1}
+    assert folded == ["a1"]  # only the run with a new commit was folded again
+    _same(m.run("a1"), source.run("a1"))

@@ -51,6 +51,7 @@ from ..errors import (
     ValidationError,
 )
 from ..log.codec import Event
+from ..state.docfile import decode_doc, encode_doc
 from ..state.types import RunState
 from ..store import artifacts
 from ..store.paths import (
@@ -61,12 +62,13 @@ from ..store.paths import (
     is_url,
     make_dirs,
     open_file,
+    read_file,
     replace_file,
     run_dir,
     segment_file,
     segment_names,
 )
-from .compact import CompactReport
+from .compact import CompactReport, entry_of
 from .load import RunCache
 from .manifest import (
     MARKER_NAME,
@@ -89,6 +91,8 @@ BATCH_BYTES = 64 << 20  # chunks fetched at once, at most (memory)
 BATCH_KEYS = 1024
 _STATE_DIR = "mirror"  # <cache>/mirror/: the commits the cache holds, and the writers' lock
 _COMMITS_FILE = "commits.json"
+_INDEX_FILE = "index.tli"  # the settled runs' summaries, each tagged with the commit it folded
+_INDEX_MAGIC = b"\x89TLMIDX\n"
 _LOCK_FILE = "cache.lock"
 
 
@@ -146,6 +150,9 @@ class MirrorStore(Store):
         self._lock = threading.RLock()
         self._marker = False
         self._made = False
+        self._indexed: dict[str, tuple[int, dict[str, Any]]] | None = None
+        self._index_changed = False
+        self._listing = False  # inside runs(): run_ids answers the sync runs() just made
 
     def __repr__(self) -> str:
         return f"<tracklog.Store mirror {self.url}, cached at {self.root}>"
@@ -210,10 +217,11 @@ class MirrorStore(Store):
 
     def run_ids(self) -> list[str]:
         """Every run of the mirror that could be read, oldest first: syncs them all first."""
-        latest = self._latest()
-        self._sync(latest, strict=False)
         with self._lock:
-            self._ready = sorted(r for r in latest if r in self._commits)
+            if not self._listing:
+                latest = self._latest()
+                self._sync(latest, strict=False)
+                self._ready = sorted(r for r in latest if r in self._commits)
             return list(self._ready)
 
     def _ids(self) -> list[str]:
@@ -240,7 +248,59 @@ class MirrorStore(Store):
     def _state(self, path: Path) -> RunState:
         commit = self._commits.get(path.name)
         live = MirrorLiveness(commit.live if commit is not None else ())
-        return self._cache.state(path, live)
+        state = self._cache.state(path, live)
+        if commit is not None and not commit.live and self._indexed is not None:
+            self._indexed[path.name] = (commit.seq, entry_of(state))  # settled: listed from the index
+            self._index_changed = True
+        return state
+
+    def _index(self) -> tuple[dict[str, Any], dict[str, set[str]]]:
+        """The summaries of runs settled as of their cached commit (no live rank): a listing
+        of a warm cache folds only the runs whose commit changed, or that are live."""
+        if self._indexed is None:
+            self._indexed = self._load_index()
+        entries = {}
+        for rid, (seq, entry) in self._indexed.items():
+            commit = self._commits.get(rid)
+            if commit is not None and commit.seq == seq and not commit.live:
+                entries[rid] = entry
+        return entries, {}
+
+    def runs(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunState]:
+        """``Store.runs`` over the mirror as of now (each run synced to its latest commit)."""
+        with self._lock:
+            self.run_ids()  # synced before the index is consulted, and only once
+            self._listing = True
+            try:
+                out = super().runs(experiment, where, order_by, limit)
+            finally:
+                self._listing = False
+            if self._index_changed and self._indexed is not None:
+                doc = {r: [seq, e] for r, (seq, e) in self._indexed.items() if r in self._commits}
+                replace_file(self.root / _STATE_DIR / _INDEX_FILE, encode_doc(_INDEX_MAGIC, 1, doc))
+                self._index_changed = False
+        return out
+
+    def _load_index(self) -> dict[str, tuple[int, dict[str, Any]]]:
+        try:
+            doc = decode_doc(read_file(self.root / _STATE_DIR / _INDEX_FILE), _INDEX_MAGIC, 1)
+        except OSError:
+            return {}
+        if type(doc) is not dict:
+            return {}
+        out = {}
+        for rid, value in doc.items():
+            if type(rid) is str and type(value) is list and len(value) == 2:
+                seq, entry = value
+                if type(seq) is int and type(entry) is dict:
+                    out[rid] = (seq, entry)
+        return out  # each entry is validated by index.entry_state when used
 
     def _warn(self, where: str, why: str) -> None:
         if (where, why) not in self._warned:
@@ -299,7 +359,7 @@ class MirrorStore(Store):
         for rid, commit in commits.items():
             plan = []
             for name, chunks in commit.files.items():
-                have, size = _size(self._seg(rid, name)), commit.size(name)
+                have, size = max(0, _size(self._seg(rid, name))), commit.size(name)
                 if have == size:
                     continue
                 if 0 <= have < size and (have == 0 or any(end == have for _, end in chunks)):

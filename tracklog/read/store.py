@@ -95,6 +95,10 @@ class Store:
         """One run's state: ``load_state`` (a mirror adds its liveness rule)."""
         return load_state(path, self._cache)
 
+    def _index(self) -> tuple[dict[str, Any], dict[str, set[str]]]:
+        """The index entries ``runs`` may answer from, and the sessions not folded into them."""
+        return index.load(self.root), index.dirty_sessions(self.root)
+
     def _ids(self) -> list[str]:
         """The run ids ``resolve`` matches against (a mirror lists them without reading runs)."""
         return self.run_ids()
@@ -246,8 +250,7 @@ class Store:
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
         if experiment is not None and not isinstance(experiment, str):
             raise ValidationError(f"experiment must be a str, got {experiment!r}")
-        entries = index.load(self.root)
-        dirty = index.dirty_sessions(self.root)
+        entries, dirty = self._index()
         out = []
         runs = runs_dir(self.root)
         for rid in reversed(self.run_ids()):  # ids run_names validated: one join each
