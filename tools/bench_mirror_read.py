@@ -129,6 +129,11 @@ def main() -> None:
             def cold() -> list[tracklog.RunState]:
                 return MirrorStore(url, cache_dir=Path(tmp) / f"cold{next(caches)}").runs()
 
+            probe = MirrorStore(url, cache_dir=Path(tmp) / "probe")
+            probe.exists()  # the connection made
+            out["listing_s"], keys = best(lambda: probe.objects.list("runs"), args.repeat)
+            out["objects"] = len(keys)
+            out["get_all_s"], _ = best(lambda: probe.objects.get_many(list(keys)), 1)
             out["cold_s"], listed = best(cold, args.repeat)
             assert len(listed) == args.runs
             cache = Path(tmp) / "warm"
@@ -137,6 +142,7 @@ def main() -> None:
             same = MirrorStore(url, cache_dir=cache)
             same.runs()
             out["again_s"], _ = best(same.runs, args.repeat)
+            before = same.objects.requests
             for rid in ids[: args.changed]:
                 with tracklog.start_run("bench", root=src, run_id=rid, resume=True) as r:
                     r.log_metrics({"loss": 0.0}, step=args.points)
@@ -145,6 +151,7 @@ def main() -> None:
             after = same.runs()
             out["changed"] = args.changed
             out["after_changes_s"] = time.perf_counter() - t0
+            out["after_changes_requests"] = same.objects.requests - before
             assert sum(r.metrics["loss"].count == args.points + 1 for r in after) == args.changed
             out["source_s"], _ = best(source.runs, args.repeat)
             tracklog.compact(src)
@@ -157,10 +164,15 @@ def main() -> None:
     print(
         f"Store(s3://...).runs() over {args.runs} mirrored runs of {args.points} points (best of {args.repeat}):"
     )
+    print(f"  the listing alone ({out['objects']} objects):   {out['listing_s'] * 1000:8.0f} ms")
+    print(f"  GET of every object alone:       {out['get_all_s'] * 1000:8.0f} ms")
     print(f"  cold cache:                      {out['cold_s'] * 1000:8.0f} ms")
     print(f"  warm cache, new Store:           {out['warm_s'] * 1000:8.0f} ms")
     print(f"  the same Store again:            {out['again_s'] * 1000:8.0f} ms")
-    print(f"  after {args.changed} runs' new commits:      {out['after_changes_s'] * 1000:8.0f} ms")
+    print(
+        f"  after {args.changed} runs' new commits:      {out['after_changes_s'] * 1000:8.0f} ms"
+        f" ({out['after_changes_requests']} requests)"
+    )
     print(f"  the source store, no index:      {out['source_s'] * 1000:8.0f} ms")
     print(f"  the source store, compacted:     {out['source_compacted_s'] * 1000:8.0f} ms")
 

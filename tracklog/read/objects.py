@@ -252,6 +252,7 @@ def _s3_defaults(opts: dict[str, Any]) -> None:
     opts.setdefault("max_concurrency", 1)  # >1 makes every whole-object GET a HEAD first
     config = dict(opts.get("config_kwargs") or {})
     config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})  # botocore's: off
+    config.setdefault("max_pool_connections", 32)  # GETs of many small chunks at once
     opts["config_kwargs"] = config
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     client = opts.get("client_kwargs") or {}
