@@ -134,3 +134,11 @@ def test_a_url_that_is_not_one_is_refused() -> None:
         ObjectStore("/local/path")
     with pytest.raises(tracklog.ValidationError, match="storage_options"):
         tracklog.Store("/local/path", storage_options={"anon": True})
+
+
+def test_a_file_url_is_a_local_store(tmp_path: Path) -> None:
+    with tracklog.start_run("e", root=tmp_path / "local", run_id="here") as r:
+        r.log_metric("loss", 1.0)
+    store = tracklog.Store(f"file://{tmp_path / 'local'}")
+    assert not isinstance(store, MirrorStore) and store.root == tmp_path / "local"
+    assert store.run_ids() == ["here"]
