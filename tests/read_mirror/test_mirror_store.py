@@ -298,3 +298,26 @@ def test_listings_answer_from_the_cache_index_until_a_run_gets_a_new_commit(
         assert {r.id: r.metrics["loss"].count for r in store.runs()} == {"a1": 2, "b2": 1}
     assert folded == ["a1"]  # only the run with a new commit was folded again
     _same(m.run("a1"), source.run("a1"))
+
+
+def test_watch_judges_a_mirrored_run_as_the_source(mirror: TestMirror, root: Path) -> None:
+    try:
+        with tracklog.start_run(root=root, run_id="bad") as run:
+            for s, v in enumerate([1.0, 0.9, float("nan"), 0.8, float("inf")]):
+                run.log_metric("loss", v, step=s)
+            raise RuntimeError("diverged")
+    except RuntimeError:
+        pass
+    live = tracklog.start_run(root=root, run_id="alive")
+    live.log_metric("loss", 1.0)
+    live.flush()
+    source = tracklog.Store(root)
+    mirror.mirror_run(source, "bad")
+    mirror.mirror_run(source, "alive", live=(0,))
+    m = tracklog.Store(mirror.url)
+    got = [(a.kind, a.step, a.message) for a in m.watch("bad", from_start=True)]
+    assert got == [(a.kind, a.step, a.message) for a in source.watch("bad", from_start=True)]
+    assert [k for k, _, _ in got] == ["nan", "nan", "ended"]
+    m.run("alive")
+    assert m._live("alive") and not m._live("bad")  # the stall rule's liveness: the latest commit
+    live.close()

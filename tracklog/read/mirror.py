@@ -254,6 +254,10 @@ class MirrorStore(Store):
             self._index_changed = True
         return state
 
+    def _live(self, run_id: str) -> bool:
+        commit = self._commits.get(run_id)
+        return commit is not None and bool(commit.live)
+
     def _index(self) -> tuple[dict[str, Any], dict[str, set[str]]]:
         """The summaries of runs settled as of their cached commit (no live rank): a listing
         of a warm cache folds only the runs whose commit changed, or that are live."""

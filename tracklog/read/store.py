@@ -29,6 +29,7 @@ from ..log.reader import read_events
 from ..state import index
 from ..state.types import MetricHistory, Reduction, RunState
 from ..store import artifacts
+from ..store.lease import any_live
 from ..store.paths import (
     ENV_ROOT,
     check_artifact_name,
@@ -94,6 +95,10 @@ class Store:
     def _state(self, path: Path) -> RunState:
         """One run's state: ``load_state`` (a mirror adds its liveness rule)."""
         return load_state(path, self._cache)
+
+    def _live(self, run_id: str) -> bool:
+        """Whether a writer of the run (a run id) holds its lock now (a watch's stall rule)."""
+        return any_live(run_dir(self.root, run_id))
 
     def _index(self) -> tuple[dict[str, Any], dict[str, set[str]]]:
         """The index entries ``runs`` may answer from, and the sessions not folded into them."""
