@@ -86,6 +86,30 @@ def test_read_commands_answer_as_on_the_source(
     assert mirrored.objects() == before
 
 
+def test_export_and_verify_read_a_mirror(
+    mirrored: TestMirror, root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = mirrored.objects()
+    for where, dest in ((mirrored.url, "m"), (str(root), "s")):
+        code, _, err = tl(
+            capsys,
+            "--root",
+            where,
+            "export",
+            "alpha",
+            "beta",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / dest),
+        )
+        assert code == 0, err
+    assert (tmp_path / "m" / "metrics.csv").read_text() == (tmp_path / "s" / "metrics.csv").read_text()
+    code, _, err = tl(capsys, "--root", mirrored.url, "verify", "alpha")
+    assert code == 0, err
+    assert mirrored.objects() == before
+
+
 def test_commands_that_write_are_refused(mirrored: TestMirror, capsys: pytest.CaptureFixture[str]) -> None:
     before = mirrored.objects()
     for argv in (["compact"], ["rm", "alpha", "--yes"], ["gc", "--delete"], ["gc"], ["demo"]):
