@@ -321,3 +321,27 @@ def test_watch_judges_a_mirrored_run_as_the_source(mirror: TestMirror, root: Pat
     m.run("alive")
     assert m._live("alive") and not m._live("bad")  # the stall rule's liveness: the latest commit
     live.close()
+
+
+def test_an_mlflow_export_from_a_mirror_carries_its_artifacts(
+    mirror: TestMirror, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the interop extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    from tracklog.interop.export import export
+
+    monkeypatch.chdir(tmp_path)  # MLflow's database stores keep artifacts in ./mlruns
+    (tmp_path / "weights.bin").write_bytes(bytes(range(256)) * 8)
+    with tracklog.start_run("arts", "with-files", root=root, run_id="arts") as run:
+        run.log_metric("loss", 1.0)
+        run.log_artifact(tmp_path / "weights.bin", name="model/weights.bin")
+    mirror.mirror_store(tracklog.Store(root))
+    before = mirror.objects()
+    uri = f"sqlite:///{tmp_path / 'arts.db'}"
+    export(tracklog.Store(mirror.url), ["arts"], "mlflow", uri)
+    client = MlflowClient(tracking_uri=uri)
+    (mrun,) = client.search_runs([client.get_experiment_by_name("arts").experiment_id])
+    got = Path(client.download_artifacts(mrun.info.run_id, "", str(tmp_path / "dl")))
+    assert (got / "model" / "weights.bin").read_bytes() == bytes(range(256)) * 8
+    assert mirror.objects() == before
