@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = existing_store(args.root)
+    store.check_writable("compact")
     ids = [store.resolve(r) for r in args.runs] if args.runs else None
     with progress("runs") as bar:
         report = compact(store.root, progress=bar, run_ids=ids)

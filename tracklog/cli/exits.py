@@ -7,10 +7,13 @@ share them without importing each other.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
+from ..read.manifest import MARKER_NAME
 from ..read.store import Store
-from ..store.paths import DEFAULT_ROOT, ENV_ROOT
+from ..store.paths import DEFAULT_ROOT, ENV_ROOT, is_url
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -32,12 +35,54 @@ def root_source(root: str | None) -> str:
     return f"./{DEFAULT_ROOT}, the default without --root or ${ENV_ROOT}"
 
 
+STORAGE_OPTIONS: dict[str, Any] | None = None  # --storage-option, set by main for this command
+
+
+def storage_options(pairs: list[str]) -> dict[str, Any] | None:
+    """``--storage-option KEY=VALUE`` pairs as fsspec storage options: a VALUE that is JSON
+    (``true``, ``3``, ``"x"``) is decoded, any other is a string; ``a.b=VALUE`` nests."""
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise CliError(f"--storage-option takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise CliError(f"--storage-option {pair!r}: {part} was given a value already")
+            node = child
+        node[last] = value
+    return out
+
+
+def open_store(root: str | None) -> Store:
+    """``Store(root)``, with the command's ``--storage-option``s when the root is a mirror's URL."""
+    url = root if root is not None else os.environ.get(ENV_ROOT)
+    if is_url(url):
+        return Store(root, storage_options=STORAGE_OPTIONS)
+    if STORAGE_OPTIONS:
+        raise CliError(
+            f"--storage-option is for a mirror's URL (s3://...), not the store at {url or DEFAULT_ROOT}"
+        )
+    return Store(root)
+
+
 def existing_store(root: str | None) -> Store:
     """The store a reading command reads; CliError (exit 2) naming where it looked and why
     when there is none, so that a wrong root is not mistaken for an empty store."""
-    store = Store(root)
+    store = open_store(root)
     if store.exists():
         return store
+    if store.url is not None:
+        raise CliError(f"no mirror at {store.url} ({root_source(root)}): it has no {MARKER_NAME}")
     path = store.root
     if not os.path.lexists(path):
         why = "no such directory"

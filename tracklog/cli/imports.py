@@ -11,8 +11,7 @@ import argparse
 import sys
 
 from ..interop.imports import import_mlflow, import_tensorboard, import_wandb
-from ..read.store import Store
-from .exits import EXIT_OK, EXIT_PROBLEMS, CliError
+from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, open_store
 from .render import progress
 
 HELP = "bring in runs from mlflow, tensorboard or wandb (offline runs)"
@@ -39,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = open_store(args.root)
+    store.check_writable("import runs")
     if args.source != "mlflow" and args.from_experiment is not None:
         raise CliError(f"--from-experiment is for 'import mlflow', not 'import {args.source}'")
     with progress("runs") as bar:

@@ -28,6 +28,7 @@ from . import (
     compact,
     demo,
     diff,
+    exits,
     export,
     gc,
     get,
@@ -42,7 +43,7 @@ from . import (
     verify,
     watch,
 )
-from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError
+from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, CliError, storage_options
 from .render import one_line, visible_output
 
 
@@ -81,7 +82,17 @@ COMMANDS: dict[str, Command] = {
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--root", default=argparse.SUPPRESS, help="store root (default: $TRACKLOG_DIR, else ./tlruns)"
+        "--root",
+        default=argparse.SUPPRESS,
+        help="store root, or a mirror's URL (s3://bucket/prefix, read-only) (default: $TRACKLOG_DIR, else ./tlruns)",
+    )
+    common.add_argument(
+        "--storage-option",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="KEY=VALUE",
+        help="for a mirror's URL: an fsspec storage option (endpoint_url=..., anon=true, "
+        "client_kwargs.region_name=...); repeatable",
     )
     parser = argparse.ArgumentParser(
         prog="tracklog",
@@ -112,6 +123,11 @@ def _show_warning(
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = getattr(args, "root", None)
+    try:
+        exits.STORAGE_OPTIONS = storage_options(getattr(args, "storage_option", None) or [])
+    except CliError as exc:
+        print(f"tracklog: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from ..errors import RunNotFoundError
-from ..read.store import Store
-from .exits import EXIT_OK, existing_store
+from .exits import EXIT_OK, existing_store, open_store
 from .render import print_json
 
 HELP = "follow a run's metrics live"
@@ -30,6 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a many-process run: only rank R (default: every rank, each line named)",
     )
     p.add_argument("--from-start", action="store_true")
+    p.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll instead of waiting on file notifications (always so on a mirror: its latest "
+        "commit is re-read every 2 s)",
+    )
     p.add_argument("--no-follow", action="store_true")
     p.add_argument("--json", action="store_true")
 
@@ -37,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Following waits for a run (and a store) that a job is about to create; a one-off read
     # of a store that is not there is a wrong root.
-    store = existing_store(args.root) if args.no_follow else Store(args.root)
+    store = existing_store(args.root) if args.no_follow else open_store(args.root)
     waiting = False
     if not args.no_follow:
         try:
@@ -46,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
             if exc.candidates:  # ambiguous: refused now, not waited on
                 raise
             waiting = True
-    events = store.tail(args.run, keys=args.metric, follow=not args.no_follow, from_start=args.from_start)
+    events = store.tail(
+        args.run, keys=args.metric, follow=not args.no_follow, from_start=args.from_start, poll=args.poll
+    )
     if waiting:
         print(
-            f"waiting for run {args.run!r} to appear in {store.root} (Ctrl-C to stop)",
+            f"waiting for run {args.run!r} to appear in {store.url or store.root} (Ctrl-C to stop)",
             file=sys.stderr,
             flush=True,
         )

@@ -21,6 +21,10 @@ def run(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise CliError("tracklog top needs a terminal; in a pipe or a script use: tracklog tail RUN")
     store = existing_store(args.root)
+    if store.url is not None:
+        raise CliError(
+            f"tracklog top does not follow a mirror ({store.url}) yet: use tracklog tail RUN or tracklog ui"
+        )
     try:
         from ..tui import TopApp
     except ImportError as exc:

@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"tracklog ui needs the ui extra ({exc.name} is missing): pip install 'tracklog[ui]'"
         ) from None
-    serve(store.root, args.host, args.port, open_browser=args.open, allow_hosts=args.allow_host)
+    serve(store, args.host, args.port, open_browser=args.open, allow_hosts=args.allow_host)
     return EXIT_OK

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 from ..read.alerts import AlertRules
-from ..read.store import Store
-from .exits import EXIT_OK, CliError
+from .exits import EXIT_OK, CliError, open_store
 from .render import print_json
 
 HELP = "print an alert when a run's metric turns NaN, passes a threshold, stalls, or the run fails"
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         stall=args.stall,
         ended=args.ended or not chosen,
     )
-    store = Store(args.root)
+    store = open_store(args.root)
     for alert in store.watch(args.run, args.experiment, rules, from_start=args.from_start):
         if args.json:
             print_json({k: v for k, v in alert.__dict__.items()})

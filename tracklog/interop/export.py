@@ -241,6 +241,8 @@ def _export_one(
         raise ValidationError(f"run {s.id}: start time before 1970; MLflow refuses it")
     with tempfile.TemporaryDirectory(prefix="tracklog-export-") as tmp:
         for art_name, info in s.artifacts.items():
+            if store.read_only:
+                store.artifact_path(s.id, art_name)  # a mirror: its blob fetched into the cache first
             copy_artifact(store.root, s.id, art_name, info, Path(tmp) / art_name)
 
         run = client.create_run(

@@ -89,6 +89,7 @@ def import_mlflow(
     """
     if experiment is not None:
         experiment = check_key(experiment, "experiment")
+    store.check_writable("import runs")
     report = TransferReport(f"imported from MLflow at {uri} into {store.root}")
     with mlflow_client(uri, must_exist=True) as client:
         with failures(f"reading the experiments of MLflow at {uri}"):
@@ -330,6 +331,7 @@ def import_tensorboard(
     dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*") if p.is_file()})
     if not dirs:
         raise InteropError(f"no TensorBoard event files (events.out.tfevents.*) under {root}")
+    store.check_writable("import runs")
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
     done = _imported(store, LOGDIR_TAG)
     found = set(dirs)
@@ -491,6 +493,7 @@ def import_wandb(
     if not files:
         raise InteropError(f"no W&B transaction logs (wandb/offline-run-*/run-*.wandb) under {root}")
     schema()  # without wandb, one error says which extra to install
+    store.check_writable("import runs")
     report = TransferReport(f"imported from W&B at {root} into {store.root}")
     done = _wandb_imported(store)
     left_out: dict[str, set[str]] = {}

@@ -26,8 +26,6 @@ import numpy as np
 
 from ..errors import TracklogError, ValidationError
 from ..log.codec import Event
-from ..store.lease import any_live
-from ..store.paths import run_dir
 
 ALERT_KINDS = ("nan", "above", "diverged", "stalled", "ended")
 TICK_S = 0.25  # how often a quiet watch checks for stalls
@@ -282,7 +280,7 @@ def watch(
 
 def _locked(store: Any, run_id: str) -> bool:
     try:
-        return any_live(run_dir(store.root, run_id))
+        return bool(store._live(run_id))  # a mirror: a live rank in the run's latest commit
     except (TracklogError, OSError):
         return False
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Literal, overload
 
 from ..errors import (
     ArtifactNotFoundError,
+    MirrorError,
     RunNotFoundError,
     StoreError,
     TracklogError,
@@ -28,11 +29,14 @@ from ..log.reader import read_events
 from ..state import index
 from ..state.types import MetricHistory, Reduction, RunState
 from ..store import artifacts
+from ..store.lease import any_live
 from ..store.paths import (
+    ENV_ROOT,
     check_artifact_name,
     check_run_dir,
     check_run_id,
     is_real_dir,
+    is_url,
     open_beneath,
     resolve_root,
     run_dir,
@@ -51,11 +55,58 @@ from .where import flatten, parse_filter, parse_order, sort_runs
 
 
 class Store:
-    """A tracklog store root: ``$TRACKLOG_DIR``, else ``./tlruns``, unless given."""
+    """A tracklog store root: ``$TRACKLOG_DIR``, else ``./tlruns``, unless given.
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    A root that is an object-store URL (``s3://bucket/prefix``, any ``scheme://`` but
+    ``file://``) is a mirror (``tracklog sync``): the store is then a read-only
+    ``read.mirror.MirrorStore``, which answers every query as a local store would, from a
+    private local cache of the mirror's objects. ``storage_options`` go to the object store's
+    filesystem (fsspec), for a URL only.
+    """
+
+    read_only = False  # a mirror: every write refuses (``check_writable``)
+    url: str | None = None  # a mirror's URL
+
+    def __new__(
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Store:
+        if cls is Store and is_url(root if root is not None else os.environ.get(ENV_ROOT)):
+            if not URL_STORES:  # pragma: no cover  (read/__init__ imports read/mirror)
+                raise MirrorError(f"{root}: no reader of object-store URLs is loaded")
+            return super().__new__(URL_STORES[0])
+        return super().__new__(cls)
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise ValidationError(
+                f"storage_options are for an object-store URL root (a mirror), not {root!r}"
+            )
         self.root = resolve_root(root)
         self._cache = RunCache()
+
+    def check_writable(self, what: str) -> None:
+        """Raise MirrorError if the store is a mirror (read-only); ``what`` names the write."""
+
+    def _state(self, path: Path) -> RunState:
+        """One run's state: ``load_state`` (a mirror adds its liveness rule)."""
+        return load_state(path, self._cache)
+
+    def _live(self, run_id: str) -> bool:
+        """Whether a writer of the run (a run id) holds its lock now (a watch's stall rule)."""
+        return any_live(run_dir(self.root, run_id))
+
+    def _index(self) -> tuple[dict[str, Any], dict[str, set[str]]]:
+        """The index entries ``runs`` may answer from, and the sessions not folded into them."""
+        return index.load(self.root), index.dirty_sessions(self.root)
+
+    def _ids(self) -> list[str]:
+        """The run ids ``resolve`` matches against (a mirror lists them without reading runs)."""
+        return self.run_ids()
 
     def __repr__(self) -> str:
         return f"<tracklog.Store at {self.root}>"
@@ -74,7 +125,7 @@ class Store:
             raise ValidationError(f"a run is named by an id, id prefix or name (a str), got {ref!r}")
         if not ref:
             raise ValidationError("an empty run reference matches every run; give an id, prefix or name")
-        ids = self.run_ids()
+        ids = self._ids()
         if ref in ids:
             return ref
         matches = [i for i in ids if i.startswith(ref)]
@@ -112,7 +163,7 @@ class Store:
 
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
-        return load_state(self.path_of(run_id), self._cache)
+        return self._state(self.path_of(run_id))
 
     def diff(self, run_a: str, run_b: str) -> RunDiff:
         """The params and tags that differ between two runs, and their metric summaries."""
@@ -207,8 +258,7 @@ class Store:
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
         if experiment is not None and not isinstance(experiment, str):
             raise ValidationError(f"experiment must be a str, got {experiment!r}")
-        entries = index.load(self.root)
-        dirty = index.dirty_sessions(self.root)
+        entries, dirty = self._index()
         out = []
         runs = runs_dir(self.root)
         for rid in reversed(self.run_ids()):  # ids run_names validated: one join each
@@ -220,7 +270,7 @@ class Store:
                 state = index.entry_state(rid, entry, path, _loader(path, self._cache))
             if state is None:
                 try:
-                    state = load_state(path, self._cache)
+                    state = self._state(path)
                 except (TracklogError, OSError) as exc:
                     # One unreadable run must not hide the others: name it and go on.
                     warn_once(path, f"unreadable run: {exc}")
@@ -237,6 +287,7 @@ class Store:
 
     def compact(self, run_id: str | None = None) -> CompactReport:
         """Fold new log bytes into snapshots and refresh the index; returns what was done."""
+        self.check_writable("compact")
         return compact(self.root, self.resolve(run_id) if run_id else None)
 
     def tail(
@@ -417,6 +468,10 @@ class Store:
 
 
 _KINDS = frozenset(KIND_NAMES.values())
+
+# The store a URL root opens: read/mirror.py's MirrorStore registers itself here (read/__init__
+# imports it), so that this module, below it, never imports it.
+URL_STORES: list[type[Store]] = []
 
 
 def _check_kinds(kinds: Sequence[str] | None) -> frozenset[str] | None:

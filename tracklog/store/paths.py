@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from ..errors import StoreError, TracklogError, TracklogWarning, UnsafePathError, ValidationError
+from ..errors import MirrorError, StoreError, TracklogError, TracklogWarning, UnsafePathError, ValidationError
 
 ENV_ROOT: Final = "TRACKLOG_DIR"
 DEFAULT_ROOT: Final = "tlruns"
@@ -62,6 +62,16 @@ _SESSION = re.compile(r"[0-9a-f]{1,64}")
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+URL_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+def is_url(root: object) -> bool:
+    """Whether a store root is an object-store URL (``s3://...``, any ``scheme://`` but
+    ``file://``): a mirror, which only ``tracklog.Store`` reads and nothing in tracklog writes."""
+    if not isinstance(root, str):
+        return False
+    m = URL_SCHEME.match(root)
+    return m is not None and m.group(1).lower() != "file"
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> Path:
@@ -80,6 +90,13 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
         raise ValidationError("store root must not be empty (pass '.' for the current directory)")
     if "\0" in text:
         raise ValidationError(f"store root {text!r} contains a NUL byte")
+    if is_url(text):
+        raise MirrorError(
+            f"{text} is an object-store URL, a mirror: mirrors are read-only here (tracklog.Store "
+            "and the read commands read one; only `tracklog sync` writes one); use a local store root"
+        )
+    if text[:7].lower() == "file://":
+        text = text[7:] or "/"
     return Path(text).expanduser().absolute()
 
 

@@ -59,7 +59,7 @@ def url_of(host: str, port: int) -> str:
 
 
 def serve(
-    root: str | os.PathLike[str] | None = None,
+    root: Store | str | os.PathLike[str] | None = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     open_browser: bool = False,
@@ -67,16 +67,17 @@ def serve(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> None:
-    """Serve the UI over the store at ``root`` until interrupted (Ctrl-C, SIGTERM)."""
+    """Serve the UI over the store at ``root`` (a root or a ``Store``, a mirror's too) until
+    interrupted (Ctrl-C, SIGTERM)."""
     import uvicorn
 
-    store = Store(root)
+    store = root if isinstance(root, Store) else Store(root)
     sock = bind(host, port)
     url = url_of(host, sock.getsockname()[1])
     if host not in LOCAL_NAMES:
         print(
             f"tracklog ui: warning: listening on {host}, not only this machine: anyone who can "
-            f"reach it can read every run in {store.root}",
+            f"reach it can read every run in {store.url or store.root}",
             file=err,
             flush=True,
         )
@@ -89,7 +90,7 @@ def serve(
         lifespan="off",
     )
     server = _server(config, app.closing)
-    print(f"tracklog ui: serving {store.root} at {url} (Ctrl-C stops)", file=out, flush=True)
+    print(f"tracklog ui: serving {store.url or store.root} at {url} (Ctrl-C stops)", file=out, flush=True)
     # The first listing of a large store takes a while (about 0.5 s for 10,000 runs): take it
     # now, while the user opens the page, not when the page asks.
     threading.Thread(target=_warm, args=(app.api,), daemon=True, name="tracklog-ui-warm").start()

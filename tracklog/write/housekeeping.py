@@ -55,6 +55,7 @@ def delete_runs(store: Store, runs: Sequence[str]) -> list[str]:
     Every name is resolved and every run checked to be idle before any is deleted; a run
     with a live writer raises ``RunLockedError``. Artifact blobs stay (``gc`` collects them).
     """
+    store.check_writable("delete runs")
     if isinstance(runs, str) or not runs:
         raise ValidationError(f"delete_runs takes a non-empty list of runs, got {runs!r}")
     ids = list(dict.fromkeys(store.resolve(r) for r in runs))
@@ -96,6 +97,7 @@ def gc(
     byte of the sha256, 256 at most) is scanned, and cleared when not a dry run. While any
     run cannot be read, a dry run lists them in ``unreadable`` and a deleting run raises
     StoreError before deleting anything: their artifacts would look unreferenced."""
+    store.check_writable("gc")
     report = GcReport(dry_run=dry_run)
     with warnings.catch_warnings():  # an unreadable run is reported here, not warned about
         warnings.simplefilter("ignore", TracklogWarning)
