@@ -1,0 +1,179 @@
+"""``tracklog sync`` against moto's S3 server: the mirror equals the source, re-syncs send only
+what is new, chunks end on records, torn tails stay local, one bad run does not stop the rest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import tracklog
+from tracklog.errors import MirrorError, ValidationError
+from tracklog.mirror import ObjectStore, Syncer, parse_storage_options
+from tracklog.read import manifest as mf
+from tracklog.store.paths import list_segments
+
+from ..conftest import PY, python_env
+from ..helpers import crash
+from .conftest import Bucket, assert_mirror_equals, latest_commit
+
+
+def make_runs(root: Path, n: int = 3, points: int = 50, artifact: Path | None = None) -> list[str]:
+    ids = []
+    for i in range(n):
+        with tracklog.start_run(root=root, name=f"r{i}", params={"i": i}) as run:
+            for s in range(points):
+                run.log_metrics({"loss": 1.0 / (s + 1), "acc": s / points}, step=s)
+            if artifact is not None:
+                run.log_artifact(artifact, name="model.bin")
+            ids.append(run.id)
+    return ids
+
+
+def syncer(root: Path, bucket: Bucket, **kw: object) -> Syncer:
+    return Syncer(tracklog.Store(root), ObjectStore(bucket.url), **kw)  # type: ignore[arg-type]
+
+
+def test_mirror_equals_source(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    blob = tmp_path / "model.bin"
+    blob.write_bytes(os.urandom(5000))
+    ids = make_runs(root, artifact=blob)
+    report = syncer(root, bucket).sync()
+    assert not report.failed and report.commits == 3
+    assert_mirror_equals(root, bucket, tmp_path / "m")
+    assert mf.MARKER_NAME in bucket.object_keys()
+    digest = tracklog.Store(root).artifacts(ids[0])["model.bin"]["sha256"]
+    assert bucket.get(mf.artifact_key(digest)) == blob.read_bytes()
+    assert all(n == 1 for n in bucket.versions().values())
+
+
+def test_resync_sends_only_the_change(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    ids = make_runs(root)
+    s = syncer(root, bucket)
+    s.sync()
+    again = s.sync()
+    assert again.commits == 0 and again.chunks == 0
+    with tracklog.start_run(root=root, run_id=ids[1], resume=True) as run:
+        run.log_metric("loss", 0.5, step=100)
+    report = syncer(root, bucket).sync()  # a new process's syncer: the commit cache on disk
+    changed = [r for r in report.runs if r.commit is not None]
+    assert [r.run_id for r in changed] == [ids[1]] and changed[0].commit == 2
+    assert changed[0].chunks == 1  # the resumed session's segment, nothing re-sent
+    first = latest_commit(bucket, ids[1])
+    assert first is not None and len(first.files) == 2
+    assert_mirror_equals(root, bucket, tmp_path / "m")
+
+
+def test_no_cache_reads_the_mirror(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    make_runs(root, n=2)
+    syncer(root, bucket, cache_dir=False).sync()
+    report = syncer(root, bucket, cache_dir=False).sync()
+    assert report.commits == 0 and report.chunks == 0
+
+
+def test_live_run_torn_tail_stays_local(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    run = tracklog.start_run(root=root, name="live")
+    for s in range(20):
+        run.log_metric("loss", float(s), step=s)
+    run.flush()
+    seg = list_segments(root / "runs" / run.id)[0]
+    size = seg.stat().st_size
+    with open(seg, "ab") as f:  # half a record, as a writer mid-write leaves it
+        f.write(b"\x10\x00\x00\x00\xaa")
+    s = syncer(root, bucket)
+    s.sync()
+    commit = latest_commit(bucket, run.id)
+    assert commit is not None and commit.live == (0,)
+    assert commit.size(seg.name) == size
+    os.truncate(seg, size)
+    for s_ in range(20, 40):
+        run.log_metric("loss", float(s_), step=s_)
+    run.close()
+    report = s.sync()
+    commit = latest_commit(bucket, run.id)
+    assert commit is not None and commit.live == () and commit.seq == 2 and report.chunks == 1
+    assert commit.files[seg.name][0] == (0, size)
+    assert_mirror_equals(root, bucket, tmp_path / "m")
+
+
+def test_crashed_run_and_chunk_size(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    run = tracklog.start_run(root=root, name="crashy")
+    for s in range(2000):
+        run.log_metric("loss", float(s), step=s)
+    run.flush()
+    crash(run)
+    syncer(root, bucket, chunk_bytes=4096).sync()
+    commit = latest_commit(bucket, run.id)
+    assert commit is not None and commit.live == ()
+    (chunks,) = commit.files.values()
+    assert len(chunks) > 3 and all(b - a <= 4096 for a, b in chunks)
+    assert_mirror_equals(root, bucket, tmp_path / "m")
+    assert tracklog.Store(tmp_path / "m").run(run.id).status == "crashed"
+
+
+def test_one_unreadable_run_is_reported(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    ids = make_runs(root, n=2)
+    bad = root / "runs" / ids[0] / "seg-000001.tlog"
+    data = bad.read_bytes()
+    bad.write_bytes(b"garbage!" * 4 + data[40:41])  # not a segment: no valid frame at all
+    report = syncer(root, bucket).sync()
+    assert list(report.failed) == [ids[0]] and ids[0] in report.failed
+    assert [r.run_id for r in report.runs] == [ids[1]]
+    assert latest_commit(bucket, ids[1]) is not None and latest_commit(bucket, ids[0]) is None
+
+
+def test_cli_sync(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    ids = make_runs(root, n=2)
+    env = python_env()
+    argv = [PY, "-m", "tracklog", "--root", str(root), "sync", "r1", "--to", bucket.url]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "synced 1 run" in out.stdout
+    assert latest_commit(bucket, ids[1]) is not None and latest_commit(bucket, ids[0]) is None
+    argv = [PY, "-m", "tracklog", "--root", str(root), "sync", "nosuch", "r0", "--to", bucket.url]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "nosuch" in out.stderr
+    assert latest_commit(bucket, ids[0]) is not None
+
+
+def test_not_a_mirror(root: Path, bucket: Bucket) -> None:
+    make_runs(root, n=1)
+    bucket.client.put_object(Bucket=bucket.name, Key=f"{bucket.prefix}/{mf.MARKER_NAME}", Body=b"{}")
+    with pytest.raises(MirrorError, match="not a tracklog mirror marker"):
+        syncer(root, bucket).sync()
+
+
+def test_unreachable_endpoint_is_a_mirror_error(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_runs(root, n=1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard: nothing listens
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    waits: list[float] = []
+    target = ObjectStore("s3://b/p", sleep=waits.append, attempts=3)
+    with pytest.raises(MirrorError, match=r"s3://b/p/tracklog-mirror.json failed after 3 tries"):
+        Syncer(tracklog.Store(root), target, cache_dir=False).sync()
+    assert len(waits) == 2
+
+
+def test_storage_options() -> None:
+    assert parse_storage_options(["anon=true", "client_kwargs.region_name=eu", "n=3"]) == {
+        "anon": True,
+        "client_kwargs": {"region_name": "eu"},
+        "n": 3,
+    }
+    with pytest.raises(ValidationError):
+        parse_storage_options(["novalue"])
+
+
+def test_file_url_mirror(root: Path, tmp_path: Path) -> None:
+    make_runs(root, n=2)
+    url = f"file://{tmp_path / 'filemirror'}"
+    s = Syncer(tracklog.Store(root), ObjectStore(url), cache_dir=False)
+    assert s.sync().commits == 2 and s.sync().commits == 0
+    assert (tmp_path / "filemirror" / mf.MARKER_NAME).is_file()
