@@ -18,6 +18,8 @@ from tracklog.log.reader import scan
 from tracklog.read import manifest as mf
 from tracklog.store.paths import list_segments
 
+from .proxy import FaultProxy
+
 pytest.importorskip("moto.server", reason="the mirror tests need moto[server] (the mirrortest extra)")
 pytest.importorskip("s3fs", reason="the mirror tests need s3fs (the mirror extra)")
 
@@ -156,3 +158,14 @@ def assert_mirror_equals(source: Path, bucket: Bucket, tmp: Path, run_ids: list[
         for key in a.metrics:
             ha, hb = src.history(rid, key), dst.history(rid, key)
             assert hb.to_dict() == ha.to_dict()
+
+
+@pytest.fixture
+def proxy(bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The fault proxy in front of moto; in-process syncers reach the mirror through it."""
+    p = FaultProxy(bucket.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
+    try:
+        yield p
+    finally:
+        p.close()

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from ..mirror.objects import ObjectStore, parse_storage_options
-from ..mirror.sync import Syncer, SyncReport
+from ..mirror.sync import CHUNK_BYTES, Syncer, SyncReport
 from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, existing_store
 from .render import count, print_json
 
@@ -34,6 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--watch", action="store_true", help="keep mirroring while jobs run")
     p.add_argument(
         "--interval", type=float, default=10.0, metavar="N", help="--watch: a pass at least every N s"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=CHUNK_BYTES,
+        metavar="BYTES",
+        help="the largest chunk (default 16 MiB)",
     )
     p.add_argument("--no-cache", action="store_true", help="keep no local copy of the mirror's commits")
     p.add_argument("--json", action="store_true")
@@ -59,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--interval must be positive, got {args.interval}")
     store = existing_store(args.root)
     target = ObjectStore(args.to, parse_storage_options(args.storage_option))
-    syncer = Syncer(store, target, cache_dir=False if args.no_cache else None)
+    if args.chunk_size < 1:
+        raise CliError(f"--chunk-size must be positive, got {args.chunk_size}")
+    syncer = Syncer(store, target, chunk_bytes=args.chunk_size, cache_dir=False if args.no_cache else None)
     refs = args.runs or None
     if not args.watch:
         report = syncer.sync(refs)

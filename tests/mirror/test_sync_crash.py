@@ -1,0 +1,104 @@
+"""A sync SIGKILLed at chosen points (the proxy kills it as its k-th PUT arrives, before or after
+forwarding it), rerun until done: the mirror equals the source, no object was overwritten, no
+object (chunk, blob, commit) was uploaded twice. And two syncers at once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import PY, python_env, wait_for
+from .conftest import Bucket, assert_mirror_equals, env_for
+from .proxy import FaultProxy
+from .test_sync import make_runs
+
+
+def sync_cmd(root: Path, url: str, *extra: str) -> list[str]:
+    return [PY, "-m", "tracklog", "--root", str(root), "sync", "--to", url, "--chunk-size", "2048", *extra]
+
+
+@pytest.mark.slow
+def test_killed_sync_resumes_without_reupload(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(os.urandom(3000))
+    make_runs(root, n=4, points=150, artifact=blob)
+    proxy = FaultProxy(bucket.endpoint)
+    env = {**python_env(), **env_for(proxy.url), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    rng = random.Random(17)
+    kills = 0
+    try:
+        for attempt in range(40):
+            at = rng.randint(1, 5)
+            mode = rng.choice(["before", "after"])
+            proc = subprocess.Popen(
+                sync_cmd(root, bucket.url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            count = [0]
+
+            def kill(
+                key: str,
+                n: int,
+                when: str,
+                at: int = at,
+                mode: str = mode,
+                proc: subprocess.Popen[bytes] = proc,
+            ) -> str | None:
+                count[0] += when == "before"
+                if count[0] == at and when == mode:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    return "drop" if when == "before" else None
+                return None
+
+            proxy.before_put = lambda key, n: kill(key, n, "before")
+            proxy.after_put = lambda key, n: kill(key, n, "after")  # type: ignore[assignment,return-value]
+            _, err = proc.communicate(timeout=120)
+            wait_for(proxy.idle, what="the killed syncer's requests to finish")
+            proxy.before_put = proxy.after_put = None
+            if proc.returncode == -signal.SIGKILL:
+                kills += 1
+                continue
+            assert proc.returncode == 0, err.decode()
+            break
+        else:
+            raise AssertionError("the sync never finished")
+        assert kills >= 3  # a full sync is over 20 PUTs: the first kills all land
+        assert_mirror_equals(root, bucket, tmp_path / "m")
+        versions = bucket.versions()
+        assert set(versions.values()) == {1}  # nothing overwritten
+        assert set(proxy.put_ok.values()) == {1}  # each object created once...
+        assert set(proxy.forwarded.values()) == {1}  # ...and sent once: no chunk uploaded twice
+        assert proxy.puts > len(proxy.forwarded)  # (some PUTs died with their syncer, unsent)
+    finally:
+        proxy.close()
+
+
+def test_two_syncers_at_once(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    make_runs(root, n=6, points=80)
+    proxy = FaultProxy(bucket.endpoint)
+    env = {**python_env(), **env_for(proxy.url), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        procs = [
+            subprocess.Popen(
+                sync_cmd(root, bucket.url, "--no-cache"),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err.decode()
+        assert_mirror_equals(root, bucket, tmp_path / "m")
+        assert set(bucket.versions().values()) == {1}
+        assert set(proxy.put_ok.values()) == {1}
+        for rid in os.listdir(root / "runs"):
+            commits = [k for k in bucket.object_keys() if k.startswith(f"runs/{rid}/commits/")]
+            assert len(commits) == 1  # the loser of a race with nothing new adds no commit
+    finally:
+        proxy.close()
