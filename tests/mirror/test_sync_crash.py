@@ -18,6 +18,25 @@ from .proxy import FaultProxy
 from .test_sync import make_runs
 
 
+class Killer:
+    """SIGKILLs ``proc`` as its ``at``-th PUT reaches the proxy, before forwarding it (the PUT
+    is dropped) or after moto created the object (its answer never arrives)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], at: int, mode: str) -> None:
+        self.proc, self.at, self.mode, self.count = proc, at, mode, 0
+
+    def before(self, key: str, n: int) -> str | None:
+        self.count += 1
+        if self.count == self.at and self.mode == "before":
+            os.kill(self.proc.pid, signal.SIGKILL)
+            return "drop"
+        return None
+
+    def after(self, key: str, n: int) -> None:
+        if self.count == self.at and self.mode == "after":
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+
 def sync_cmd(root: Path, url: str, *extra: str) -> list[str]:
     return [PY, "-m", "tracklog", "--root", str(root), "sync", "--to", url, "--chunk-size", "2048", *extra]
 
@@ -32,30 +51,15 @@ def test_killed_sync_resumes_without_reupload(root: Path, bucket: Bucket, tmp_pa
     rng = random.Random(17)
     kills = 0
     try:
-        for attempt in range(40):
+        for _ in range(40):
             at = rng.randint(1, 5)
             mode = rng.choice(["before", "after"])
             proc = subprocess.Popen(
                 sync_cmd(root, bucket.url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            count = [0]
-
-            def kill(
-                key: str,
-                n: int,
-                when: str,
-                at: int = at,
-                mode: str = mode,
-                proc: subprocess.Popen[bytes] = proc,
-            ) -> str | None:
-                count[0] += when == "before"
-                if count[0] == at and when == mode:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    return "drop" if when == "before" else None
-                return None
-
-            proxy.before_put = lambda key, n: kill(key, n, "before")
-            proxy.after_put = lambda key, n: kill(key, n, "after")  # type: ignore[assignment,return-value]
+            killer = Killer(proc, at, mode)
+            proxy.before_put = killer.before
+            proxy.after_put = killer.after
             _, err = proc.communicate(timeout=120)
             wait_for(proxy.idle, what="the killed syncer's requests to finish")
             proxy.before_put = proxy.after_put = None
@@ -92,7 +96,7 @@ def test_two_syncers_at_once(root: Path, bucket: Bucket, tmp_path: Path) -> None
             for _ in range(2)
         ]
         for p in procs:
-            out, err = p.communicate(timeout=120)
+            _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err.decode()
         assert_mirror_equals(root, bucket, tmp_path / "m")
         assert set(bucket.versions().values()) == {1}
