@@ -187,6 +187,28 @@ class ObjectStore:
         except FileNotFoundError:
             return None
 
+    def exists(self, key: str) -> bool:
+        """Whether there is an object at ``key`` (one HEAD)."""
+        return self.tag(key) is not None
+
+    def tag(self, key: str) -> str | None:
+        """The identity of the object at ``key`` (its ETag and modification time, as the
+        backend reports them), None if there is none: a re-created object has another."""
+        path = self._path(key)
+
+        def info() -> dict[str, Any]:
+            self.fs.invalidate_cache(path)
+            return dict(self.fs.info(path))
+
+        try:
+            found = self._call("metadata of", key, info)
+        except FileNotFoundError:
+            return None
+        if found.get("type") == "directory":
+            return None
+        fields = ("ETag", "LastModified", "mtime", "ino", "created", "generation", "size")
+        return json.dumps([str(found.get(f)) for f in fields])
+
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (recursively), relative to the mirror's root."""
         base = self._path(prefix).rstrip("/")

@@ -50,6 +50,7 @@ from .objects import ObjectStore
 
 CHUNK_BYTES: Final = 16 << 20  # the largest chunk cut from a segment (records permitting)
 RACES: Final = 16  # commit numbers lost to other syncers in one pass before giving up
+LIST_EACH_UP_TO: Final = 32  # changed runs listed one by one; more: one listing of all runs
 CACHE_FILE: Final = "commits.json"
 _FIXARRAY4: Final = 0x94  # msgpack: an array of 4 items, as every artifact record is
 
@@ -136,7 +137,11 @@ class Syncer:
         self.target = target
         self.chunk_bytes = max(1, chunk_bytes)
         self.name = syncer or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._commits: dict[str, tuple[int, bytes]] = {}  # run id -> (seq, bytes) of a commit
+        # run id -> (seq, bytes) of its latest commit seen (0, b"": none yet), and the run's
+        # fingerprint (live ranks, segment sizes) when that was all the source had
+        self._commits: dict[str, tuple[int, bytes]] = {}
+        self._prints: dict[str, str] = {}
+        self._tag: str | None = None  # the marker's identity the cache belongs to
         self._marked = False
         self._waker: Any = None
         self._cache_path: Path | None = None
@@ -146,7 +151,8 @@ class Syncer:
             self._cache_path = base / digest / CACHE_FILE
             self._load_cache()
 
-    # -- the commit cache (a hint: used only for the exact key the mirror lists as latest) --
+    # -- the local cache: copies of immutable commits, and fingerprints (a hint, never the truth
+    #    about the source: a run whose fingerprint changed is compared with the mirror's listing) --
 
     def _load_cache(self) -> None:
         assert self._cache_path is not None
@@ -160,19 +166,23 @@ class Syncer:
             or not isinstance(doc.get("runs"), dict)
         ):
             return
+        self._tag = doc.get("marker") if isinstance(doc.get("marker"), str) else None
         for rid, item in doc["runs"].items():
             if (
                 isinstance(item, list)
-                and len(item) == 2
+                and len(item) == 3
                 and isinstance(item[0], int)
                 and isinstance(item[1], str)
+                and isinstance(item[2], str)
             ):
                 self._commits[rid] = (item[0], item[1].encode())
+                self._prints[rid] = item[2]
 
     def _save_cache(self) -> None:
         if self._cache_path is None:
             return
-        doc = {"url": self.target.url, "runs": {r: [s, b.decode()] for r, (s, b) in self._commits.items()}}
+        runs = {r: [s, b.decode(), self._prints.get(r, "")] for r, (s, b) in self._commits.items()}
+        doc = {"url": self.target.url, "marker": self._tag, "runs": runs}
         try:
             self._cache_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._cache_path.with_name(f".{CACHE_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
@@ -188,6 +198,8 @@ class Syncer:
     # -- the mirror --
 
     def _ensure_marker(self) -> None:
+        """Create or check the marker; a cache made for another incarnation of the mirror (the
+        marker's identity changed: the prefix was emptied and synced anew) is dropped."""
         if self._marked:
             return
         key = mf.MARKER_NAME
@@ -202,6 +214,11 @@ class Syncer:
                 mf.check_marker(data, self.target.where(key))
             except CorruptLogError as e:
                 raise MirrorError(str(e)) from None
+        tag = self.target.tag(key)
+        if tag is None or tag != self._tag:
+            self._commits.clear()
+            self._prints.clear()
+        self._tag = tag
         self._marked = True
 
     def _listing(self, prefix: str) -> dict[str, _Listed]:
@@ -229,17 +246,8 @@ class Syncer:
                 except TracklogError:
                     continue
                 if rng is not None:
-                    listed.chunks.setdefault(seg, {})[rng[0]] = max(
-                        rng[1], listed.chunks.get(seg, {}).get(rng[0], 0)
-                    )
-        return out
-
-    def _blobs(self) -> set[str]:
-        out = set()
-        for key in self.target.list("artifacts/sha256"):
-            parts = key.split("/")
-            if len(parts) == 4 and len(parts[2]) == 2:
-                out.add(parts[2] + parts[3])
+                    have = listed.chunks.setdefault(seg, {})
+                    have[rng[0]] = max(rng[1], have.get(rng[0], 0))
         return out
 
     def _latest(self, run_id: str, listed: _Listed) -> mf.Commit | None:
@@ -261,7 +269,13 @@ class Syncer:
     # -- passes --
 
     def sync(self, runs: Sequence[str] | None = None) -> SyncReport:
-        """One pass over ``runs`` (ids, unique prefixes or names; None: every run)."""
+        """One pass over ``runs`` (ids, unique prefixes or names; None: every run).
+
+        A run whose fingerprint (live ranks, segment names and sizes, probed in that order) is
+        what it was when this syncer last found the mirror holding all of it is not looked at
+        again; the rest are compared with the mirror's listing: one listing of every run when
+        many changed, else one per changed run, so a re-sync costs what changed.
+        """
         began = time.monotonic()
         before = self.target.retries
         report = SyncReport(self.target.url)
@@ -272,47 +286,61 @@ class Syncer:
                 ids.append(self.store.resolve(ref) if runs is not None else ref)
             except TracklogError as e:
                 report.failed[str(ref)] = str(e)
-        listing = self._listing("runs")
-        blobs = self._blobs()
+        todo: list[tuple[str, Path]] = []
         for rid in dict.fromkeys(ids):
             try:
-                report.runs.append(self.sync_run(rid, listing.get(rid, _Listed()), blobs))
+                path = self.store.path_of(rid)
+                if self._cache_path is not None and self._prints.get(rid) == _fingerprint(path)[2]:
+                    report.runs.append(RunSync(rid))
+                    continue
             except (TracklogError, OSError) as e:
-                report.failed[rid] = (
-                    f"{type(e).__name__}: {e}" if not isinstance(e, TracklogError) else str(e)
+                report.failed[rid] = _reason(e)
+                continue
+            todo.append((rid, path))
+        listing = self._listing("runs") if len(todo) > LIST_EACH_UP_TO else None
+        blobs: set[str] = set()
+        for rid, path in todo:
+            try:
+                listed = (listing if listing is not None else self._listing(mf.run_key(rid))).get(
+                    rid, _Listed()
                 )
+                report.runs.append(self.sync_run(rid, path, listed, blobs))
+            except (TracklogError, OSError) as e:
+                report.failed[rid] = _reason(e)
         self._save_cache()
+        report.runs.sort(key=lambda r: ids.index(r.run_id))
         report.seconds = time.monotonic() - began
         report.retries = self.target.retries - before
         return report
 
-    def sync_run(self, run_id: str, listed: _Listed, blobs: set[str]) -> RunSync:
+    def sync_run(self, run_id: str, run_path: Path, listed: _Listed, blobs: set[str]) -> RunSync:
         """Bring one run's mirror up to the source's complete records (one new commit at most)."""
         out = RunSync(run_id)
-        run_path = self.store.path_of(run_id)
         for _ in range(RACES):
-            live = tuple(sorted(probe(run_path).held))
+            live, sizes, fingerprint = _fingerprint(run_path)
             parent = self._latest(run_id, listed)
             files: dict[str, tuple[tuple[int, int], ...]] = dict(parent.files) if parent else {}
-            digests = set(parent.artifacts) if parent else set()
-            for seg in list_segments(run_path):
-                name = seg.name
+            known = set(parent.artifacts) if parent else set()
+            digests = set(known)
+            for name in sizes:
+                seg = run_path / name
                 committed = files.get(name, ())
                 chunks, found = self._segment(run_id, seg, committed, listed.chunks.get(name, {}), out)
                 if chunks:
                     files[name] = chunks
                 digests |= found
-            for digest in sorted(digests - blobs):
+            for digest in sorted(digests - known - blobs):
                 if self._blob(digest):
                     blobs.add(digest)
                     out.blobs += 1
                 else:
                     digests.discard(digest)
-            if parent is not None and (files, live, set(parent.artifacts)) == (
-                parent.files,
-                parent.live,
-                digests,
-            ):
+            if parent is None and not files:
+                self._commits[run_id] = (0, b"")  # nothing complete yet (a segment being created)
+                self._prints[run_id] = fingerprint
+                return out
+            if parent is not None and (files, live, digests) == (parent.files, parent.live, known):
+                self._prints[run_id] = fingerprint  # the mirror holds all of it already
                 return out
             seq = parent.seq + 1 if parent else 1
             commit = mf.Commit(run_id, seq, files, tuple(sorted(digests)), live, time.time(), self.name)
@@ -320,6 +348,7 @@ class Syncer:
             key = mf.commit_key(run_id, seq)
             if self.target.put_new(key, data) or self.target.get(key) == data:
                 self._commits[run_id] = (seq, data)
+                self._prints[run_id] = fingerprint
                 out.commit = seq
                 return out
             out.races += 1  # another syncer published seq first: build on its commit
@@ -398,6 +427,8 @@ class Syncer:
         """Upload the store's blob ``digest`` (verified against its name); False, with a
         warning, when the store has no such blob or it does not hash to its name."""
         path = artifact_path(self.store.root, digest)
+        if self.target.exists(mf.artifact_key(digest)):
+            return True
         try:
             fd = open_file(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -457,6 +488,23 @@ class Syncer:
         waker = self._waker
         if waker is not None:
             waker.event.set()
+
+
+def _fingerprint(run_path: Path) -> tuple[tuple[int, ...], dict[str, int], str]:
+    """The run's live ranks (probed first, so a writer that ends meanwhile has its run_end in
+    the sizes read next), its segments' sizes, and both as one string."""
+    live = tuple(sorted(probe(run_path).held))
+    sizes: dict[str, int] = {}
+    for seg in list_segments(run_path):
+        try:
+            sizes[seg.name] = os.stat(seg, follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
+    return live, sizes, json.dumps([list(live), sorted(sizes.items())], separators=(",", ":"))
+
+
+def _reason(e: BaseException) -> str:
+    return str(e) if isinstance(e, TracklogError) else f"{type(e).__name__}: {e}"
 
 
 def _is_bound(bounds: np.ndarray, at: int) -> bool:
