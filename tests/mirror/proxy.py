@@ -83,7 +83,10 @@ class FaultProxy:
                 out += h.rfile.read(size)
                 h.rfile.readline()
         n = int(h.headers.get("Content-Length") or 0)
-        return h.rfile.read(n) if n else b""
+        body = h.rfile.read(n) if n else b""
+        if len(body) < n:  # the client died mid-body: S3 would refuse the short upload too
+            raise ConnectionResetError(f"{len(body)} of {n} body bytes")
+        return body
 
     def _forward(self, h: BaseHTTPRequestHandler) -> None:
         body = self._read_body(h)

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,16 +25,22 @@ class Killer:
 
     def __init__(self, proc: subprocess.Popen[bytes], at: int, mode: str) -> None:
         self.proc, self.at, self.mode, self.count = proc, at, mode, 0
+        self.key: str | None = None
+        self.lock = threading.Lock()  # the syncer's PUTs come on several connections at once
 
     def before(self, key: str, n: int) -> str | None:
-        self.count += 1
-        if self.count == self.at and self.mode == "before":
+        with self.lock:
+            self.count += 1
+            if self.count != self.at:
+                return None
+            self.key = key
+        if self.mode == "before":
             os.kill(self.proc.pid, signal.SIGKILL)
             return "drop"
         return None
 
     def after(self, key: str, n: int) -> None:
-        if self.count == self.at and self.mode == "after":
+        if key == self.key and self.mode == "after":
             os.kill(self.proc.pid, signal.SIGKILL)
 
 

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from ..mirror.objects import ObjectStore, parse_storage_options
-from ..mirror.sync import CHUNK_BYTES, Syncer, SyncReport
+from ..mirror.sync import CHUNK_BYTES, WORKERS, Syncer, SyncReport
 from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, existing_store
 from .render import count, print_json
 
@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="the largest chunk (default 16 MiB)",
     )
+    p.add_argument("--jobs", type=int, default=WORKERS, metavar="N", help="runs synced at once (default 8)")
     p.add_argument("--no-cache", action="store_true", help="keep no local copy of the mirror's commits")
     p.add_argument("--json", action="store_true")
 
@@ -68,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     target = ObjectStore(args.to, parse_storage_options(args.storage_option))
     if args.chunk_size < 1:
         raise CliError(f"--chunk-size must be positive, got {args.chunk_size}")
-    syncer = Syncer(store, target, chunk_bytes=args.chunk_size, cache_dir=False if args.no_cache else None)
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be positive, got {args.jobs}")
+    cache = False if args.no_cache else None
+    syncer = Syncer(store, target, chunk_bytes=args.chunk_size, cache_dir=cache, workers=args.jobs)
     refs = args.runs or None
     if not args.watch:
         report = syncer.sync(refs)

@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -110,6 +111,7 @@ class ObjectStore:
         self.attempts = max(1, attempts)
         self.rng = rng
         self.retries = 0  # requests retried, for reports and tests
+        self._lock = threading.Lock()
         opts = dict(options or {})
         try:
             import fsspec
@@ -159,7 +161,8 @@ class ObjectStore:
                     raise MirrorError(
                         f"{what} {self.where(key)} failed{tries}: {type(e).__name__}: {e}"
                     ) from None
-                self.retries += 1
+                with self._lock:
+                    self.retries += 1
                 self.sleep(self.rng() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
         raise AssertionError("unreachable")
 

@@ -32,6 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +51,7 @@ from .objects import ObjectStore
 
 CHUNK_BYTES: Final = 16 << 20  # the largest chunk cut from a segment (records permitting)
 RACES: Final = 16  # commit numbers lost to other syncers in one pass before giving up
+WORKERS: Final = 8  # runs synced at once (threads: the requests wait on the network, not the CPU)
 LIST_EACH_UP_TO: Final = 32  # changed runs listed one by one; more: one listing of all runs
 CACHE_FILE: Final = "commits.json"
 _FIXARRAY4: Final = 0x94  # msgpack: an array of 4 items, as every artifact record is
@@ -132,10 +134,12 @@ class Syncer:
         chunk_bytes: int = CHUNK_BYTES,
         cache_dir: Path | bool | None = None,
         syncer: str | None = None,
+        workers: int = WORKERS,
     ) -> None:
         self.store = store
         self.target = target
         self.chunk_bytes = max(1, chunk_bytes)
+        self.workers = max(1, workers)
         self.name = syncer or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         # run id -> (seq, bytes) of its latest commit seen (0, b"": none yet), and the run's
         # fingerprint (live ranks, segment sizes) when that was all the source had
@@ -144,6 +148,7 @@ class Syncer:
         self._tag: str | None = None  # the marker's identity the cache belongs to
         self._marked = False
         self._waker: Any = None
+        self._blob_lock = threading.Lock()
         self._cache_path: Path | None = None
         if cache_dir is not False:
             base = default_cache_dir() if cache_dir is None or cache_dir is True else Path(cache_dir)
@@ -299,16 +304,29 @@ class Syncer:
             todo.append((rid, path))
         listing = self._listing("runs") if len(todo) > LIST_EACH_UP_TO else None
         blobs: set[str] = set()
-        for rid, path in todo:
+
+        def one(rid: str, path: Path) -> RunSync | str:
             try:
                 listed = (listing if listing is not None else self._listing(mf.run_key(rid))).get(
                     rid, _Listed()
                 )
-                report.runs.append(self.sync_run(rid, path, listed, blobs))
+                return self.sync_run(rid, path, listed, blobs)
             except (TracklogError, OSError) as e:
-                report.failed[rid] = _reason(e)
+                return _reason(e)
+
+        if self.workers > 1 and len(todo) > 1:
+            with ThreadPoolExecutor(min(self.workers, len(todo)), thread_name_prefix="tracklog-sync") as pool:
+                results = list(pool.map(lambda item: one(*item), todo))
+        else:
+            results = [one(rid, path) for rid, path in todo]
+        for (rid, _), result in zip(todo, results, strict=True):
+            if isinstance(result, str):
+                report.failed[rid] = result
+            else:
+                report.runs.append(result)
         self._save_cache()
-        report.runs.sort(key=lambda r: ids.index(r.run_id))
+        order = {rid: i for i, rid in enumerate(ids)}
+        report.runs.sort(key=lambda r: order[r.run_id])
         report.seconds = time.monotonic() - began
         report.retries = self.target.retries - before
         return report
@@ -426,6 +444,10 @@ class Syncer:
     def _blob(self, digest: str) -> bool:
         """Upload the store's blob ``digest`` (verified against its name); False, with a
         warning, when the store has no such blob or it does not hash to its name."""
+        with self._blob_lock:  # runs sharing a blob, synced at once: one HEAD and one upload
+            return self._blob_once(digest)
+
+    def _blob_once(self, digest: str) -> bool:
         path = artifact_path(self.store.root, digest)
         if self.target.exists(mf.artifact_key(digest)):
             return True
