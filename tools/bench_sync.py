@@ -5,7 +5,7 @@
   re-sync after one run changed (a resumed session logged 100 points), with the commit cache
   (the default) and without it (``--no-cache``: every run's latest commit read from the mirror).
 
-    python tools/bench_sync.py [--big 8] [--points 200000] [--many 1000] [--json]
+    python tools/bench_sync.py [--big 8] [--points 200000] [--many 1000] [--jobs 4] [--json]
 
 Measures and prints; asserts nothing about absolute times.
 """
@@ -39,7 +39,9 @@ s.stop()
 
 
 def moto() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     return proc, f"http://{proc.stdout.readline().strip()}"
 
@@ -69,6 +71,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=8)
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--many", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=4, help="runs synced at once (Syncer(workers=))")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     proc, endpoint = moto()
@@ -90,7 +93,7 @@ def main() -> None:
             big = base / "big"
             make_runs(big, args.big, args.points)
             s3.create_bucket(Bucket="big")
-            seconds, report = timed(Syncer(tracklog.Store(big), ObjectStore("s3://big/m")))
+            seconds, report = timed(Syncer(tracklog.Store(big), ObjectStore("s3://big/m"), workers=args.jobs))
             mb = store_bytes(big) / 1e6
             out["throughput"] = {
                 "runs": args.big,
@@ -104,10 +107,10 @@ def main() -> None:
             ids = make_runs(many, args.many, 100)
             s3.create_bucket(Bucket="many")
             url = "s3://many/m"
-            seconds, report = timed(Syncer(tracklog.Store(many), ObjectStore(url)))
+            seconds, report = timed(Syncer(tracklog.Store(many), ObjectStore(url), workers=args.jobs))
             row: dict[str, Any] = {"runs": args.many, "first sync s": round(seconds, 2)}
             row["first sync runs/s"] = round(args.many / seconds, 1)
-            seconds, report = timed(Syncer(tracklog.Store(many), ObjectStore(url)))
+            seconds, report = timed(Syncer(tracklog.Store(many), ObjectStore(url), workers=args.jobs))
             row["nothing new s"] = round(seconds, 3)
             assert report.commits == 0
             for label, cache in (("one changed s", None), ("one changed, --no-cache s", False)):
@@ -115,7 +118,9 @@ def main() -> None:
                     run.log_metrics({"loss": 0.5}, step=10_000)
                     for step in range(10_001, 10_100):
                         run.log_metrics({"loss": 0.5}, step=step)
-                seconds, report = timed(Syncer(tracklog.Store(many), ObjectStore(url), cache_dir=cache))
+                seconds, report = timed(
+                    Syncer(tracklog.Store(many), ObjectStore(url), cache_dir=cache, workers=args.jobs)
+                )
                 assert report.commits == 1, report
                 row[label] = round(seconds, 3)
             out["many"] = row

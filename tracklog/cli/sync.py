@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="the largest chunk (default 16 MiB)",
     )
-    p.add_argument("--jobs", type=int, default=WORKERS, metavar="N", help="runs synced at once (default 8)")
+    p.add_argument("--jobs", type=int, default=WORKERS, metavar="N", help="runs synced at once (default 4)")
     p.add_argument("--no-cache", action="store_true", help="keep no local copy of the mirror's commits")
     p.add_argument("--json", action="store_true")
 

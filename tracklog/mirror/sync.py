@@ -51,7 +51,7 @@ from .objects import ObjectStore
 
 CHUNK_BYTES: Final = 16 << 20  # the largest chunk cut from a segment (records permitting)
 RACES: Final = 16  # commit numbers lost to other syncers in one pass before giving up
-WORKERS: Final = 8  # runs synced at once (threads: the requests wait on the network, not the CPU)
+WORKERS: Final = 4  # runs synced at once (threads: the requests wait on the network, not the CPU)
 LIST_EACH_UP_TO: Final = 32  # changed runs listed one by one; more: one listing of all runs
 CACHE_FILE: Final = "commits.json"
 _FIXARRAY4: Final = 0x94  # msgpack: an array of 4 items, as every artifact record is
@@ -315,8 +315,13 @@ class Syncer:
                 return _reason(e)
 
         if self.workers > 1 and len(todo) > 1:
-            with ThreadPoolExecutor(min(self.workers, len(todo)), thread_name_prefix="tracklog-sync") as pool:
+            pool = ThreadPoolExecutor(min(self.workers, len(todo)), thread_name_prefix="tracklog-sync")
+            try:
                 results = list(pool.map(lambda item: one(*item), todo))
+            except BaseException:  # Ctrl-C: the runs not begun are not begun (each is all or nothing)
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         else:
             results = [one(rid, path) for rid, path in todo]
         for (rid, _), result in zip(todo, results, strict=True):
