@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import threading
 import time
 import warnings
@@ -39,14 +40,32 @@ from typing import Any, Final
 
 import numpy as np
 
-from ..errors import CorruptLogError, MirrorError, StoreError, TracklogError, TracklogWarning
+from ..errors import (
+    CorruptLogError,
+    MirrorError,
+    RunNotFoundError,
+    StoreError,
+    TracklogError,
+    TracklogWarning,
+)
 from ..log import format as fmt
 from ..log.codec import ARTIFACT, unpack
 from ..log.reader import SegmentReport, frame_chunks, open_buffer
 from ..read import manifest as mf
 from ..read.store import Store
-from ..store.lease import probe
-from ..store.paths import artifact_path, check_run_id, check_segment_name, list_segments, open_file
+from ..store.lease import WATCH, this_host
+from ..store.lease import read as read_lease
+from ..store.lock import FLOCK_WORKS, is_locked
+from ..store.paths import (
+    artifact_path,
+    check_run_id,
+    check_segment_name,
+    is_regular,
+    lease_path,
+    open_file,
+    rank_locks,
+    runs_dir,
+)
 from .objects import ObjectStore
 
 CHUNK_BYTES: Final = 16 << 20  # the largest chunk cut from a segment (records permitting)
@@ -294,7 +313,8 @@ class Syncer:
         todo: list[tuple[str, Path]] = []
         for rid in dict.fromkeys(ids):
             try:
-                path = self.store.path_of(rid)
+                # run_ids() returned real directories with valid names; a reference is resolved
+                path = self.store.path_of(rid) if runs is not None else runs_dir(self.store.root) / rid
                 if self._cache_path is not None and self._prints.get(rid) == _fingerprint(path)[2]:
                     report.runs.append(RunSync(rid))
                     continue
@@ -519,15 +539,43 @@ class Syncer:
 
 def _fingerprint(run_path: Path) -> tuple[tuple[int, ...], dict[str, int], str]:
     """The run's live ranks (probed first, so a writer that ends meanwhile has its run_end in
-    the sizes read next), its segments' sizes, and both as one string."""
-    live = tuple(sorted(probe(run_path).held))
-    sizes: dict[str, int] = {}
-    for seg in list_segments(run_path):
-        try:
-            sizes[seg.name] = os.stat(seg, follow_symlinks=False).st_size
-        except FileNotFoundError:
+    the sizes read next), its segments' sizes in write order, and both as one string.
+
+    Live: a rank whose lock is held; or, for a lock not held, whose lease is another host's and
+    still beating (flock does not reach across NFS clients: STORE.md, "Leases").
+    """
+    locks = rank_locks(run_path)
+    live = set()
+    for rank, path in locks.items():
+        if is_locked(path):
+            live.add(rank)
             continue
-    return live, sizes, json.dumps([list(live), sorted(sizes.items())], separators=(",", ":"))
+        lp = lease_path(run_path, rank)
+        beat = read_lease(lp)
+        if beat is not None and (not FLOCK_WORKS or beat["host"] != this_host()) and WATCH.fresh(lp, beat):
+            live.add(rank)
+    sizes: list[tuple[int, str, int]] = []
+    try:
+        entries = list(os.scandir(run_path))
+    except FileNotFoundError:
+        raise RunNotFoundError(f"run directory {run_path} is gone") from None
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith("seg-") and name.endswith(".tlog")):
+            continue
+        try:
+            check_segment_name(name)
+            st = entry.stat(follow_symlinks=False)
+        except (TracklogError, FileNotFoundError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            is_regular(run_path / name, warn=True)  # a symlink or FIFO named like a segment: named, skipped
+            continue
+        sizes.append((int(name[4:-5]), name, st.st_size))
+    sizes.sort()
+    ranks = tuple(sorted(live))
+    ordered = {name: size for _, name, size in sizes}
+    return ranks, ordered, json.dumps([list(ranks), [[n, z] for _, n, z in sizes]], separators=(",", ":"))
 
 
 def _reason(e: BaseException) -> str:
