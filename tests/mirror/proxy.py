@@ -21,6 +21,7 @@ class FaultProxy:
         up = urlsplit(upstream)
         self.upstream = (up.hostname or "127.0.0.1", up.port or 80)
         self.fault: Fault | None = None
+        self.lost: Fault | None = None  # forwarded, then this answer instead of moto's
         self.before_put: Callable[[str, int], str | None] | None = None  # -> "drop": no forward
         self.after_put: Callable[[str, int], None] | None = None
         self.seen: Counter[tuple[str, str]] = Counter()
@@ -127,8 +128,14 @@ class FaultProxy:
                     self.put_ok[key] += 1
             if method == "PUT" and self.after_put is not None:
                 self.after_put(key, n)
-            h.send_response(resp.status)
-            for k, v in resp.getheaders():
+            status, headers_out = resp.status, resp.getheaders()
+            lost = self.lost(method, key, n) if self.lost is not None else None
+            if lost is not None:
+                with self._lock:
+                    self.injected += 1
+                status, data, headers_out = lost[0], ERROR.format(code=lost[1]).encode(), []
+            h.send_response(status)
+            for k, v in headers_out:
                 if k.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
                     h.send_header(k, v)
             length = resp.getheader("Content-Length") if method == "HEAD" else None

@@ -177,3 +177,58 @@ def test_file_url_mirror(root: Path, tmp_path: Path) -> None:
     s = Syncer(tracklog.Store(root), ObjectStore(url), cache_dir=False)
     assert s.sync().commits == 2 and s.sync().commits == 0
     assert (tmp_path / "filemirror" / mf.MARKER_NAME).is_file()
+
+
+def test_hostile_mirror_entries(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    ids = make_runs(root, n=2)
+    syncer(root, bucket).sync()
+
+    def put(key: str, body: bytes) -> None:
+        bucket.client.put_object(Bucket=bucket.name, Key=f"{bucket.prefix}/{key}", Body=body)
+
+    put("runs/not a run id/commits/000000000009.json", b"{}")  # foreign keys: ignored
+    put(f"runs/{ids[1]}/chunks/../0000000000000000-0000000000000009", b"x")
+    put(f"runs/{ids[1]}/commits/zzz.json", b"x")
+    put(f"runs/{ids[0]}/commits/000000000002.json", b'{"format": 1, "run_id": "../../etc"}')
+    with tracklog.start_run(root=root, run_id=ids[0], resume=True) as run:
+        run.log_metric("loss", 1.0, step=77)
+    with tracklog.start_run(root=root, run_id=ids[1], resume=True) as run:
+        run.log_metric("loss", 1.0, step=77)
+    report = syncer(root, bucket).sync()
+    assert (
+        list(report.failed) == [ids[0]]
+        and "000000000002.json: not a valid mirror commit" in report.failed[ids[0]]
+    )
+    assert [r.commit for r in report.runs] == [2]
+    c = latest_commit(bucket, ids[1])
+    assert c is not None and c.seq == 2 and len(c.files) == 2
+
+
+def test_a_mirror_emptied_is_synced_anew(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    make_runs(root, n=2)
+    assert syncer(root, bucket).sync().commits == 2
+    for key in bucket.object_keys():
+        bucket.client.delete_object(Bucket=bucket.name, Key=f"{bucket.prefix}/{key}")
+    assert ObjectStore(bucket.url).list("runs") == []
+    report = syncer(root, bucket).sync()  # the cache belonged to the old marker: not trusted
+    assert report.commits == 2 and report.chunks == 2
+    assert_mirror_equals(root, bucket, tmp_path / "m")
+
+
+def test_a_writer_on_another_host_is_live(root: Path, bucket: Bucket) -> None:
+    from tracklog.store import lease
+
+    run = tracklog.start_run(root=root, name="elsewhere")
+    run.log_metric("loss", 1.0, step=0)
+    run.flush()
+    crash(run)  # here: lock free, lease left behind
+    path = root / "runs" / run.id / "writer.lease"
+    info = {"beat": 7, "host": "another-node", "interval": 3.0, "pid": 1, "rank": 0, "session": "ab" * 8}
+    path.write_bytes(lease.encode(info))  # as an NFS client's writer would keep it, beating
+    syncer(root, bucket).sync()
+    commit = latest_commit(bucket, run.id)
+    assert commit is not None and commit.live == (0,)
+    path.unlink()
+    syncer(root, bucket).sync()
+    commit = latest_commit(bucket, run.id)
+    assert commit is not None and commit.live == () and commit.seq == 2

@@ -80,3 +80,19 @@ def test_lost_race_builds_on_the_winner(
     assert c2.syncer == "b" and c1.extends(c2) and len(c1.files) == 2
     assert set(proxy.put_ok.values()) == {1} and set(bucket.versions().values()) == {1}
     assert_mirror_equals(root, bucket, tmp_path / "m")
+
+
+def test_a_commit_whose_answer_was_lost(
+    root: Path, bucket: Bucket, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    (rid,) = make_runs(root, n=1)
+    # moto creates every object, but the first answer to each PUT is a 500: the retry finds it
+    # there (412); a chunk is then taken as it is, and a commit checked to be this syncer's own.
+    proxy.lost = lambda method, key, n: (500, "InternalError") if method == "PUT" and n == 0 else None
+    waits: list[float] = []
+    report = Syncer(tracklog.Store(root), ObjectStore(bucket.url, sleep=waits.append)).sync()
+    assert not report.failed and report.runs[0].commit == 1 and len(waits) == proxy.injected
+    proxy.lost = None
+    assert [k for k in bucket.object_keys() if "/commits/" in k] == [f"runs/{rid}/commits/000000000001.json"]
+    assert set(bucket.versions().values()) == {1}
+    assert_mirror_equals(root, bucket, tmp_path / "m")

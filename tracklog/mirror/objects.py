@@ -227,7 +227,8 @@ class ObjectStore:
         except FileNotFoundError:
             return []
         cut = len(self.root) + 1
-        return [p[cut:] for p in found if p.startswith(self.root + "/")]
+        # Only keys below the prefix: some backends answer a find of a missing path with it
+        return [p[cut:] for p in found if p.startswith(base + "/")]
 
 
 def _link_new(path: str, data: bytes) -> None:
