@@ -232,3 +232,46 @@ def test_a_writer_on_another_host_is_live(root: Path, bucket: Bucket) -> None:
     syncer(root, bucket).sync()
     commit = latest_commit(bucket, run.id)
     assert commit is not None and commit.live == () and commit.seq == 2
+
+
+@pytest.mark.parametrize("where", ["s3", "file"])
+def test_large_blobs_are_streamed(
+    root: Path, bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import importlib
+
+    from tracklog.mirror import objects
+
+    sync = importlib.import_module("tracklog.mirror.sync")  # the module, not the function
+    monkeypatch.setattr(sync, "BLOB_IN_MEMORY", 1000)  # every blob above 1 kB streamed...
+    monkeypatch.setattr(objects, "STREAM_BLOCK", 5 << 20)  # ...in S3's smallest parts
+    blob = tmp_path / "ckpt.bin"
+    blob.write_bytes(os.urandom((11 << 20) + 123))  # two whole parts and a tail
+    ids = make_runs(root, n=1, points=5, artifact=blob)
+    digest = tracklog.Store(root).artifacts(ids[0])["model.bin"]["sha256"]
+    url = bucket.url if where == "s3" else f"file://{tmp_path / 'fm'}"
+    report = Syncer(tracklog.Store(root), ObjectStore(url), cache_dir=False).sync()
+    assert report.runs[0].blobs == 1
+    got = (
+        bucket.get(mf.artifact_key(digest))
+        if where == "s3"
+        else (tmp_path / "fm" / mf.artifact_key(digest)).read_bytes()
+    )
+    assert got == blob.read_bytes()
+
+
+def test_a_blob_that_does_not_hash_to_its_name_is_left_out(
+    root: Path, bucket: Bucket, tmp_path: Path
+) -> None:
+    blob = tmp_path / "w.bin"
+    blob.write_bytes(b"weights" * 100)
+    (rid,) = make_runs(root, n=1, artifact=blob)
+    digest = tracklog.Store(root).artifacts(rid)["model.bin"]["sha256"]
+    stored = root / "artifacts" / "sha256" / digest[:2] / digest[2:]
+    stored.chmod(0o644)
+    stored.write_bytes(b"tampered")
+    with pytest.warns(tracklog.TracklogWarning, match="does not hash to its name"):
+        syncer(root, bucket).sync()
+    commit = latest_commit(bucket, rid)
+    assert commit is not None and commit.artifacts == ()
+    assert not [k for k in bucket.object_keys() if k.startswith("artifacts/")]

@@ -14,19 +14,21 @@ lazily: ``import tracklog`` never pays for them.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 
 from ..errors import MirrorError, ValidationError
 
 ATTEMPTS: Final = 8  # tries per request before MirrorError
 BACKOFF_BASE_S: Final = 0.1
 BACKOFF_CAP_S: Final = 10.0
+STREAM_BLOCK: Final = 16 << 20  # a streamed upload's part (S3 wants at least 5 MiB)
 # errno values s3fs gives the answers worth another try: 503 SlowDown / ServiceUnavailable
 # (EBUSY), 500 InternalError (EREMOTEIO), unknown codes such as 502/504 (EIO), timeouts.
 _RETRY_ERRNO: Final = frozenset(
@@ -182,6 +184,42 @@ class ObjectStore:
         else:
             self.fs.pipe_file(path, data, mode="create")
 
+    def put_new_stream(self, key: str, open_source: Callable[[], BinaryIO], sha256: str) -> str:
+        """Create ``key`` from a file read in ``STREAM_BLOCK`` blocks (never whole in memory)
+        unless it exists; the bytes sent must hash to ``sha256``, else the upload is abandoned
+        before it completes. ``"created"``, ``"exists"`` or ``"mismatch"``."""
+        path = self._path(key)
+
+        def send() -> str:
+            with open_source() as src:
+                if self.local:
+                    return _link_new_stream(path, src, sha256)
+                if self.protocol not in {"s3", "s3a"}:  # no streamed create-only: whole, then
+                    data = src.read()
+                    if hashlib.sha256(data).hexdigest() != sha256:
+                        return "mismatch"
+                    self.fs.pipe_file(path, data, mode="create")
+                    return "created"
+                h = hashlib.sha256()
+                f = self.fs.open(path, "xb", block_size=STREAM_BLOCK)  # multipart, If-None-Match at the end
+                try:
+                    while block := src.read(STREAM_BLOCK):
+                        h.update(block)
+                        f.write(block)
+                except BaseException:
+                    f.discard()
+                    raise
+                if h.hexdigest() != sha256:
+                    f.discard()
+                    return "mismatch"
+                f.close()
+                return "created"
+
+        try:
+            return self._call("create-only upload of", key, send)
+        except FileExistsError:
+            return "exists"
+
     def get(self, key: str) -> bytes | None:
         """The bytes of ``key``, None if there is no such object."""
         path = self._path(key)
@@ -229,6 +267,35 @@ class ObjectStore:
         cut = len(self.root) + 1
         # Only keys below the prefix: some backends answer a find of a missing path with it
         return [p[cut:] for p in found if p.startswith(base + "/")]
+
+
+def _link_new_stream(path: str, src: BinaryIO, sha256: str) -> str:
+    """``_link_new`` from a file, copied in blocks and hashed on the way."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    if os.path.lexists(path):
+        raise FileExistsError(path)
+    tmp = f"{path}.tmp-{os.getpid()}-{random.getrandbits(48):012x}"
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644
+    )
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f:
+            while block := src.read(STREAM_BLOCK):
+                h.update(block)
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        if h.hexdigest() != sha256:
+            return "mismatch"
+        os.link(tmp, path)
+        return "created"
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
 
 def _link_new(path: str, data: bytes) -> None:

@@ -73,6 +73,7 @@ RACES: Final = 16  # commit numbers lost to other syncers in one pass before giv
 WORKERS: Final = 4  # runs synced at once (threads: the requests wait on the network, not the CPU)
 LIST_EACH_UP_TO: Final = 32  # changed runs listed one by one; more: one listing of all runs
 CACHE_FILE: Final = "commits.json"
+BLOB_IN_MEMORY: Final = 64 << 20  # larger blobs are streamed
 _FIXARRAY4: Final = 0x94  # msgpack: an array of 4 items, as every artifact record is
 
 
@@ -474,7 +475,8 @@ class Syncer:
 
     def _blob_once(self, digest: str) -> bool:
         path = artifact_path(self.store.root, digest)
-        if self.target.exists(mf.artifact_key(digest)):
+        key = mf.artifact_key(digest)
+        if self.target.exists(key):
             return True
         try:
             fd = open_file(path, os.O_RDONLY)
@@ -484,16 +486,25 @@ class Syncer:
             )
             return False
         with os.fdopen(fd, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != digest:
+            if os.fstat(f.fileno()).st_size <= BLOB_IN_MEMORY:
+                data = f.read()
+                ok = hashlib.sha256(data).hexdigest() == digest
+                if ok:
+                    self.target.put_new(key, data)
+            else:  # a checkpoint of gigabytes: streamed, hashed on the way, from a fresh open per try
+                ok = (
+                    self.target.put_new_stream(
+                        key, lambda: os.fdopen(open_file(path, os.O_RDONLY), "rb"), digest
+                    )
+                    != "mismatch"
+                )
+        if not ok:
             warnings.warn(
                 f"tracklog: artifact blob {path} does not hash to its name; not mirrored",
                 TracklogWarning,
                 stacklevel=2,
             )
-            return False
-        self.target.put_new(mf.artifact_key(digest), data)
-        return True
+        return ok
 
     # -- watching --
 
