@@ -73,6 +73,7 @@ RACES: Final = 16  # commit numbers lost to other syncers in one pass before giv
 WORKERS: Final = 4  # runs synced at once (threads: the requests wait on the network, not the CPU)
 LIST_EACH_UP_TO: Final = 32  # changed runs listed one by one; more: one listing of all runs
 CACHE_FILE: Final = "commits.json"
+BIG_CHUNK: Final = 1 << 20  # chunks at least this large go up one at a time
 BLOB_IN_MEMORY: Final = 64 << 20  # larger blobs are streamed
 _FIXARRAY4: Final = 0x94  # msgpack: an array of 4 items, as every artifact record is
 
@@ -169,6 +170,7 @@ class Syncer:
         self._marked = False
         self._waker: Any = None
         self._blob_lock = threading.Lock()
+        self._big_lock = threading.Lock()
         self._cache_path: Path | None = None
         if cache_dir is not False:
             base = default_cache_dir() if cache_dir is None or cache_dir is True else Path(cache_dir)
@@ -454,7 +456,7 @@ class Syncer:
                     if i < 0 or bounds[i] <= pos:
                         i = int(np.searchsorted(bounds, pos, side="right"))
                     end = int(bounds[i])
-                    if self.target.put_new(mf.chunk_key(run_id, seg.name, pos, end), bytes(buf[pos:end])):
+                    if self._put_chunk(mf.chunk_key(run_id, seg.name, pos, end), buf, pos, end):
                         out.chunks += 1
                         out.bytes += end - pos
                     else:
@@ -466,6 +468,14 @@ class Syncer:
             if hasattr(buf, "close"):
                 with contextlib.suppress(BufferError):
                     buf.close()
+
+    def _put_chunk(self, key: str, buf: Any, start: int, end: int) -> bool:
+        """One chunk up; large ones one at a time (in parallel they only share the bandwidth and
+        hold more memory; it is the many small runs that gain from the workers)."""
+        if end - start < BIG_CHUNK:
+            return self.target.put_new(key, bytes(buf[start:end]))
+        with self._big_lock:
+            return self.target.put_new(key, bytes(buf[start:end]))
 
     def _blob(self, digest: str) -> bool:
         """Upload the store's blob ``digest`` (verified against its name); False, with a
