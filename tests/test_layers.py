@@ -30,7 +30,8 @@ LAYERS: list[list[str]] = [
         "ui",
         "tui",
         "integrations",
-    ],  # the wave-2 rooms, peers: web page, terminal app, drop-in APIs (mirror next)
+        "mirror",
+    ],  # the wave-2 rooms, peers: web page, terminal app, drop-in APIs, object-store mirror
     ["cli"],  # the command, one module per command
 ]
 BASE = {"errors", "_version"}
