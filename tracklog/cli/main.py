@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="store root, or a mirror's URL (s3://bucket/prefix, read-only) (default: $TRACKLOG_DIR, else ./tlruns)",
     )
+    # A command whose --storage-option is its own (sync's, for its target) gets only --root.
+    root_only = argparse.ArgumentParser(add_help=False)
+    root_only._add_action(common._actions[-1])
     common.add_argument(
         "--storage-option",
         action="append",
@@ -105,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tracklog {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
-        p = sub.add_parser(name, help=command.HELP, parents=[common])
+        own = getattr(command, "OWN_STORAGE_OPTIONS", False)
+        p = sub.add_parser(name, help=command.HELP, parents=[root_only if own else common])
         p.set_defaults(func=command.run)
         command.add_arguments(p)
     return parser
@@ -126,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = getattr(args, "root", None)
     try:
-        exits.STORAGE_OPTIONS = storage_options(getattr(args, "storage_option", None) or [])
+        if not getattr(COMMANDS[args.command], "OWN_STORAGE_OPTIONS", False):
+            exits.STORAGE_OPTIONS = storage_options(getattr(args, "storage_option", None) or [])
     except CliError as exc:
         print(f"tracklog: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -147,8 +147,9 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def state_lines(s: RunState) -> list[str]:
-    """Everything about one run, as ``show``, ``replay`` and ``demo`` print it."""
+def state_lines(s: RunState, location: str | None = None) -> list[str]:
+    """Everything about one run, as ``show``, ``replay`` and ``demo`` print it; ``location``
+    replaces its path (``Store.location``: a mirror's URL)."""
     lines = [
         f"run        {s.id}",
         f"name       {s.name or '-'}",
@@ -156,7 +157,7 @@ def state_lines(s: RunState) -> list[str]:
         f"status     {status_text(s)}",
         f"started    {fmt_time(s.start_time)}",
         f"ended      {fmt_time(s.end_time)}   (duration {fmt_duration(s)})",
-        f"path       {s.path}",
+        f"path       {location if location is not None else s.path}",
     ]
     if s.error:
         lines.append(f"error      {s.error.get('type')}: {s.error.get('message')}")

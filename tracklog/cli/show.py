@@ -16,9 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    state = existing_store(args.root).run(args.run)
+    store = existing_store(args.root)
+    state = store.run(args.run)
     if args.json:
         print_json(state.to_dict())
     else:
-        print("\n".join(state_lines(state)))
+        print("\n".join(state_lines(state, store.location(state.id))))
     return EXIT_OK

@@ -15,6 +15,7 @@ from .exits import EXIT_OK, EXIT_PROBLEMS, CliError, existing_store
 from .render import count, print_json
 
 HELP = "mirror runs to an object store (s3://, gs://, any fsspec URL)"
+OWN_STORAGE_OPTIONS = True  # --storage-option configures the target (--to), not the local source
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

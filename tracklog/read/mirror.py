@@ -81,6 +81,7 @@ from .manifest import (
     commits_key,
     decode_commit,
     encode_commit,
+    run_key,
 )
 from .objects import ObjectStore
 from .store import URL_STORES, Store, _check_kinds
@@ -244,6 +245,10 @@ class MirrorStore(Store):
             raise RunNotFoundError(f"no run {run_id!r} in {self.url}")
         self._sync({rid: seq}, strict=True)
         return run_dir(self.root, rid)
+
+    def location(self, run_id: str) -> str:
+        """The URL of the run's folder in the mirror (its local copy is ``path_of``)."""
+        return self.objects.where(run_key(self.path_of(run_id).name))
 
     def _state(self, path: Path) -> RunState:
         commit = self._commits.get(path.name)

@@ -161,6 +161,10 @@ class Store:
         except FileNotFoundError:
             raise RunNotFoundError(f"no run {run_id!r} in {self.root}") from None
 
+    def location(self, run_id: str) -> str:
+        """Where a run lives, for people: its directory (a mirror says its URL)."""
+        return str(self.path_of(run_id))
+
     def run(self, run_id: str) -> RunState:
         """One run's current state (id, unique id prefix or unique name)."""
         return self._state(self.path_of(run_id))
