@@ -15,6 +15,7 @@ import tracklog
 from tests.helpers import crash
 from tests.read_mirror.mirrorfix import TestMirror
 from tracklog.errors import CorruptLogError, MirrorError, RunNotFoundError, TracklogWarning
+from tracklog.interop.imports import import_tensorboard
 from tracklog.read.manifest import chunk_key, commit_key, encode_commit
 from tracklog.read.mirror import MirrorStore
 
@@ -249,6 +250,7 @@ def test_every_write_is_refused_on_a_mirror(mirror: TestMirror, root: Path) -> N
         lambda: tracklog.compact(mirror.url),
         lambda: tracklog.gc(m, dry_run=False),
         lambda: tracklog.delete_runs(m, ["one"]),
+        lambda: import_tensorboard(m, root),
     ):
         with pytest.raises(MirrorError, match="read-only"):
             write()
