@@ -110,9 +110,13 @@ def test_export_and_verify_read_a_mirror(
     assert mirrored.objects() == before
 
 
-def test_commands_that_write_are_refused(mirrored: TestMirror, capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_that_write_are_refused(
+    mirrored: TestMirror, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     before = mirrored.objects()
-    for argv in (["compact"], ["rm", "alpha", "--yes"], ["gc", "--delete"], ["gc"], ["demo"]):
+    commands = [["compact"], ["rm", "alpha", "--yes"], ["gc", "--delete"], ["gc"], ["demo"]]
+    commands += [["import", "tensorboard", str(tmp_path)], ["import", "mlflow", f"sqlite:///{tmp_path}/x.db"]]
+    for argv in commands:
         code, _, err = tl(capsys, "--root", mirrored.url, *argv)
         assert code == 2, argv
         assert "read-only" in err and mirrored.url in err, err

@@ -4,6 +4,7 @@ only, shows the liveness rule's status, refuses every write, and survives a host
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import tracklog
 from tests.helpers import crash
 from tests.read_mirror.mirrorfix import TestMirror
 from tracklog.errors import CorruptLogError, MirrorError, RunNotFoundError, TracklogWarning
+from tracklog.interop.imports import import_tensorboard
 from tracklog.read.manifest import chunk_key, commit_key, encode_commit
 from tracklog.read.mirror import MirrorStore
 
@@ -249,6 +251,7 @@ def test_every_write_is_refused_on_a_mirror(mirror: TestMirror, root: Path) -> N
         lambda: tracklog.compact(mirror.url),
         lambda: tracklog.gc(m, dry_run=False),
         lambda: tracklog.delete_runs(m, ["one"]),
+        lambda: import_tensorboard(m, root),
     ):
         with pytest.raises(MirrorError, match="read-only"):
             write()
@@ -345,3 +348,66 @@ def test_an_mlflow_export_from_a_mirror_carries_its_artifacts(
     got = Path(client.download_artifacts(mrun.info.run_id, "", str(tmp_path / "dl")))
     assert (got / "model" / "weights.bin").read_bytes() == bytes(range(256)) * 8
     assert mirror.objects() == before
+
+
+def test_a_damaged_cache_is_fetched_again_and_readers_may_share_one(mirror: TestMirror, root: Path) -> None:
+    for i in range(4):
+        with tracklog.start_run("e", root=root, run_id=f"r{i}") as r:
+            for step in range(30):
+                r.log_metrics({"loss": i + 1.0 / (step + 1)}, step=step)
+    source = tracklog.Store(root)
+    mirror.mirror_store(source, chunk_bytes=300)
+    want = [r.to_dict() for r in source.runs()]
+    for d in want:
+        d.pop("path")
+
+    def listed(store: tracklog.Store) -> list[dict[str, Any]]:
+        got = [r.to_dict() for r in store.runs()]
+        for d in got:
+            d.pop("path")
+        return got
+
+    first = tracklog.Store(mirror.url)
+    assert listed(first) == want
+    for name in ("commits.json", "index.tli"):  # the cache's own files, damaged
+        (first.root / "mirror" / name).write_bytes(b"\x00garbage")
+    seg = first.root / "runs" / "r1" / "seg-000001.tlog"
+    seg.write_bytes(seg.read_bytes()[:100])
+    (first.root / "runs" / "r2" / "seg-000001.tlog").unlink()
+    assert listed(tracklog.Store(mirror.url)) == want
+    # Readers sharing one cache, at once: every answer is the source's.
+    errors: list[BaseException] = []
+    answers: list[list[dict[str, Any]]] = []
+
+    def read() -> None:
+        try:
+            store = tracklog.Store(mirror.url)
+            for _ in range(3):
+                answers.append(listed(store))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    (first.root / "runs" / "r3" / "seg-000001.tlog").unlink()
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(answers) == 9 and all(a == want for a in answers)
+
+
+def test_a_chunk_longer_than_its_key_says_is_refused(mirror: TestMirror, root: Path) -> None:
+    with tracklog.start_run("e", root=root, run_id="fine") as r:
+        r.log_metrics({"loss": 1.0}, step=0)
+    good = mirror.mirror_run(tracklog.Store(root), "fine")
+    seg, chunks = next(iter(good.files.items()))
+    data = (root / "runs" / "fine" / seg).read_bytes()
+    mirror.put(chunk_key("long", seg, *chunks[0]), data + b"\x00" * 10)
+    doc = json.loads(encode_commit(good))
+    doc["run_id"] = "long"
+    mirror.put(commit_key("long", 1), json.dumps(doc).encode())
+    m = tracklog.Store(mirror.url)
+    with pytest.raises(MirrorError, match=r"long.*its key says"):
+        m.run("long")
+    with pytest.warns(TracklogWarning, match="its key says"):
+        assert [r.id for r in m.runs()] == ["fine"]

@@ -87,9 +87,9 @@ def import_mlflow(
     experiment's name). Runs imported before are skipped (reported as such).
     ``progress(done, total)`` is called as each MLflow run is done, skipped ones too.
     """
+    store.check_writable("import runs")  # a mirror is read-only
     if experiment is not None:
         experiment = check_key(experiment, "experiment")
-    store.check_writable("import runs")
     report = TransferReport(f"imported from MLflow at {uri} into {store.root}")
     with mlflow_client(uri, must_exist=True) as client:
         with failures(f"reading the experiments of MLflow at {uri}"):
@@ -318,6 +318,7 @@ def import_tensorboard(
     ``progress(done, total)`` is called as each top-level run directory (with the
     sub-directories folded into it) is done.
     """
+    store.check_writable("import runs")  # a mirror is read-only
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     experiment = check_key(experiment, "experiment")
@@ -331,7 +332,6 @@ def import_tensorboard(
     dirs = sorted({p.parent for p in root.rglob("events.out.tfevents.*") if p.is_file()})
     if not dirs:
         raise InteropError(f"no TensorBoard event files (events.out.tfevents.*) under {root}")
-    store.check_writable("import runs")
     report = TransferReport(f"imported from TensorBoard at {root} into {store.root}")
     done = _imported(store, LOGDIR_TAG)
     found = set(dirs)
@@ -484,6 +484,7 @@ def import_wandb(
     A file imported before (tag ``wandb.file``, its absolute path) is skipped. A file
     that cannot be imported is reported as ``failed`` and the others go on.
     """
+    store.check_writable("import runs")  # a mirror is read-only
     if experiment is not None:
         experiment = check_key(experiment, "experiment")
     root = Path(location)
@@ -493,7 +494,6 @@ def import_wandb(
     if not files:
         raise InteropError(f"no W&B transaction logs (wandb/offline-run-*/run-*.wandb) under {root}")
     schema()  # without wandb, one error says which extra to install
-    store.check_writable("import runs")
     report = TransferReport(f"imported from W&B at {root} into {store.root}")
     done = _wandb_imported(store)
     left_out: dict[str, set[str]] = {}
