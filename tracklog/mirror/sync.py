@@ -168,7 +168,6 @@ class Syncer:
         self._prints: dict[str, str] = {}
         self._tag: str | None = None  # the marker's identity the cache belongs to
         self._saved: tuple[dict[str, tuple[int, bytes]], dict[str, str]] | None = None  # as last written
-        self._marked = False
         self._waker: Any = None
         self._blob_lock = threading.Lock()
         self._big_lock = threading.Lock()
@@ -233,9 +232,7 @@ class Syncer:
         random ``id`` besides format and version (readers ignore keys they do not know), so its
         bytes tell incarnations apart; the marker's ETag and modification time are added for
         markers without one."""
-        if self._marked:
-            return
-        key = mf.MARKER_NAME
+        key = mf.MARKER_NAME  # read every pass: a long --watch notices a mirror emptied under it
         data = self.target.get(key)
         if data is None:
             if self.target.list("runs"):
@@ -254,7 +251,6 @@ class Syncer:
             self._commits.clear()
             self._prints.clear()
         self._tag = tag
-        self._marked = True
 
     def _listing(self, prefix: str) -> dict[str, _Listed]:
         """The mirror's runs under ``prefix`` (``runs`` or one run's folder), from one listing.
