@@ -3,7 +3,9 @@
 - throughput: a first sync of --big runs of --points points each (MB/s of segment bytes, runs/s);
 - many runs: a first sync of --many small runs (runs/s), a re-sync with nothing new, and a
   re-sync after one run changed (a resumed session logged 100 points), with the commit cache
-  (the default) and without it (``--no-cache``: every run's latest commit read from the mirror).
+  (the default) and without it (``--no-cache``: every run's latest commit read from the mirror),
+  each in a new syncer as a new ``tracklog sync`` would, and in one that has synced before (as
+  ``--watch`` does: its S3 client made, the marker checked).
 
     python tools/bench_sync.py [--big 8] [--points 200000] [--many 1000] [--jobs 4] [--json]
 
@@ -123,6 +125,14 @@ def main() -> None:
                 )
                 assert report.commits == 1, report
                 row[label] = round(seconds, 3)
+            # As in --watch: the same syncer again (its S3 client made, the marker checked).
+            warm = Syncer(tracklog.Store(many), ObjectStore(url), workers=args.jobs)
+            warm.sync()
+            with tracklog.start_run(root=many, run_id=ids[len(ids) // 3], resume=True) as run:
+                run.log_metrics({"loss": 0.5}, step=20_000)
+            seconds, report = timed(warm)
+            assert report.commits == 1, report
+            row["one changed, warm s"] = round(seconds, 3)
             out["many"] = row
     finally:
         assert proc.stdin is not None
@@ -140,7 +150,8 @@ def main() -> None:
     print(
         f"{m['runs']} runs: first sync {m['first sync s']} s ({m['first sync runs/s']} runs/s); re-sync, nothing new "
         f"{m['nothing new s']} s; one run changed {m['one changed s']} s, "
-        f"without the commit cache {m['one changed, --no-cache s']} s"
+        f"without the commit cache {m['one changed, --no-cache s']} s; in a --watch (client warm) "
+        f"{m['one changed, warm s']} s"
     )
 
 

@@ -275,3 +275,13 @@ def test_a_blob_that_does_not_hash_to_its_name_is_left_out(
     commit = latest_commit(bucket, rid)
     assert commit is not None and commit.artifacts == ()
     assert not [k for k in bucket.object_keys() if k.startswith("artifacts/")]
+
+
+def test_a_fifo_named_like_a_segment_is_skipped(root: Path, bucket: Bucket, tmp_path: Path) -> None:
+    (rid,) = make_runs(root, n=1)
+    os.mkfifo(root / "runs" / rid / "seg-000009.tlog")  # opening it for reading would block
+    with pytest.warns(tracklog.TracklogWarning, match="seg-000009.tlog"):
+        report = syncer(root, bucket).sync()
+    assert not report.failed and report.commits == 1
+    commit = latest_commit(bucket, rid)
+    assert commit is not None and list(commit.files) == ["seg-000001.tlog"]

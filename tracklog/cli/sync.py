@@ -86,10 +86,14 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
         syncer.wake()
 
+    passes = 0
+
     def on_pass(report: SyncReport) -> None:
-        nonlocal failed
+        nonlocal failed, passes
         failed = failed or bool(report.failed)
-        _print(report, args.json)
+        passes += 1
+        if passes == 1 or report.commits or report.failed:  # quiet passes are not news
+            _print(report, args.json)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -167,7 +167,7 @@ class Syncer:
         self._commits: dict[str, tuple[int, bytes]] = {}
         self._prints: dict[str, str] = {}
         self._tag: str | None = None  # the marker's identity the cache belongs to
-        self._marked = False
+        self._saved: tuple[dict[str, tuple[int, bytes]], dict[str, str]] | None = None  # as last written
         self._waker: Any = None
         self._blob_lock = threading.Lock()
         self._big_lock = threading.Lock()
@@ -204,9 +204,10 @@ class Syncer:
             ):
                 self._commits[rid] = (item[0], item[1].encode())
                 self._prints[rid] = item[2]
+        self._saved = (dict(self._commits), dict(self._prints))
 
     def _save_cache(self) -> None:
-        if self._cache_path is None:
+        if self._cache_path is None or self._saved == (self._commits, self._prints):
             return
         runs = {r: [s, b.decode(), self._prints.get(r, "")] for r, (s, b) in self._commits.items()}
         doc = {"url": self.target.url, "marker": self._tag, "runs": runs}
@@ -215,6 +216,7 @@ class Syncer:
             tmp = self._cache_path.with_name(f".{CACHE_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
             tmp.write_text(json.dumps(doc, separators=(",", ":")))
             os.replace(tmp, self._cache_path)
+            self._saved = (dict(self._commits), dict(self._prints))
         except OSError as e:  # a cache: losing it costs requests, not correctness
             warnings.warn(
                 f"tracklog: cannot write the mirror's commit cache {self._cache_path}: {e}",
@@ -226,27 +228,29 @@ class Syncer:
 
     def _ensure_marker(self) -> None:
         """Create or check the marker; a cache made for another incarnation of the mirror (the
-        marker's identity changed: the prefix was emptied and synced anew) is dropped."""
-        if self._marked:
-            return
-        key = mf.MARKER_NAME
+        prefix was emptied and synced anew) is dropped. The marker a syncer creates carries a
+        random ``id`` besides format and version (readers ignore keys they do not know), so its
+        bytes tell incarnations apart; the marker's ETag and modification time are added for
+        markers without one."""
+        key = mf.MARKER_NAME  # read every pass: a long --watch notices a mirror emptied under it
         data = self.target.get(key)
         if data is None:
             if self.target.list("runs"):
                 raise MirrorError(f"{self.target.url} holds runs/ but no {key}: not a tracklog mirror")
-            if not self.target.put_new(key, mf.marker_bytes()):
-                data = self.target.get(key)
-        if data is not None:
-            try:
-                mf.check_marker(data, self.target.where(key))
-            except CorruptLogError as e:
-                raise MirrorError(str(e)) from None
-        tag = self.target.tag(key)
-        if tag is None or tag != self._tag:
+            doc = json.loads(mf.marker_bytes())
+            mine = json.dumps({**doc, "id": secrets.token_hex(16)}, sort_keys=True).encode()
+            data = mine if self.target.put_new(key, mine) else self.target.get(key)
+            if data is None:
+                raise MirrorError(f"{self.target.where(key)} was created but cannot be read")
+        try:
+            mf.check_marker(data, self.target.where(key))
+        except CorruptLogError as e:
+            raise MirrorError(str(e)) from None
+        tag = f"{hashlib.sha256(data).hexdigest()} {self.target.tag(key)}"
+        if tag != self._tag:
             self._commits.clear()
             self._prints.clear()
         self._tag = tag
-        self._marked = True
 
     def _listing(self, prefix: str) -> dict[str, _Listed]:
         """The mirror's runs under ``prefix`` (``runs`` or one run's folder), from one listing.
@@ -575,7 +579,7 @@ def _fingerprint(run_path: Path) -> tuple[tuple[int, ...], dict[str, int], str]:
         beat = read_lease(lp)
         if beat is not None and (not FLOCK_WORKS or beat["host"] != this_host()) and WATCH.fresh(lp, beat):
             live.add(rank)
-    sizes: list[tuple[int, str, int]] = []
+    sizes: list[tuple[int, str, int, int]] = []
     try:
         entries = list(os.scandir(run_path))
     except FileNotFoundError:
@@ -592,11 +596,13 @@ def _fingerprint(run_path: Path) -> tuple[tuple[int, ...], dict[str, int], str]:
         if not stat.S_ISREG(st.st_mode):
             is_regular(run_path / name, warn=True)  # a symlink or FIFO named like a segment: named, skipped
             continue
-        sizes.append((int(name[4:-5]), name, st.st_size))
+        sizes.append((int(name[4:-5]), name, st.st_size, st.st_mtime_ns))
     sizes.sort()
     ranks = tuple(sorted(live))
-    ordered = {name: size for _, name, size in sizes}
-    return ranks, ordered, json.dumps([list(ranks), [[n, z] for _, n, z in sizes]], separators=(",", ":"))
+    ordered = {name: size for _, name, size, _ in sizes}
+    # the mtime too: a torn tail rewritten to the same size is still looked at again
+    seen = [[n, z, t] for _, n, z, t in sizes]
+    return ranks, ordered, json.dumps([list(ranks), seen], separators=(",", ":"))
 
 
 def _reason(e: BaseException) -> str:
