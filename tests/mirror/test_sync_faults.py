@@ -49,7 +49,7 @@ def test_gives_up_after_its_attempts_naming_the_url(root: Path, bucket: Bucket, 
     proxy.fault = lambda method, key, n: (503, "SlowDown")
     waits: list[float] = []
     target = ObjectStore(bucket.url, sleep=waits.append, attempts=5, rng=lambda: 1.0)
-    with pytest.raises(MirrorError, match=rf"{bucket.url}/tracklog-mirror.json failed after 5 tries"):
+    with pytest.raises(MirrorError, match=rf"cannot read {bucket.url}/tracklog-mirror.json after 5 tries"):
         Syncer(tracklog.Store(root), target).sync()
     assert waits == [min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**i) for i in range(4)]  # exponential
 

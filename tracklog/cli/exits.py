@@ -7,11 +7,12 @@ share them without importing each other.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from ..errors import ValidationError
 from ..read.manifest import MARKER_NAME
+from ..read.objects import parse_storage_options
 from ..read.store import Store
 from ..store.paths import DEFAULT_ROOT, ENV_ROOT, is_url
 
@@ -39,28 +40,14 @@ STORAGE_OPTIONS: dict[str, Any] | None = None  # --storage-option, set by main f
 
 
 def storage_options(pairs: list[str]) -> dict[str, Any] | None:
-    """``--storage-option KEY=VALUE`` pairs as fsspec storage options: a VALUE that is JSON
-    (``true``, ``3``, ``"x"``) is decoded, any other is a string; ``a.b=VALUE`` nests."""
+    """``--storage-option KEY=VALUE`` pairs as fsspec storage options (``read.objects``:
+    a VALUE that is JSON is decoded, any other is a string; ``a.b=VALUE`` nests)."""
     if not pairs:
         return None
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise CliError(f"--storage-option takes KEY=VALUE, got {pair!r}")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        *parents, last = key.split(".")
-        node = out
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise CliError(f"--storage-option {pair!r}: {part} was given a value already")
-            node = child
-        node[last] = value
-    return out
+    try:
+        return parse_storage_options(pairs)
+    except ValidationError as exc:
+        raise CliError(f"--storage-option: {exc}") from None
 
 
 def open_store(root: str | None) -> Store:

@@ -233,13 +233,13 @@ class Syncer:
         bytes tell incarnations apart; the marker's ETag and modification time are added for
         markers without one."""
         key = mf.MARKER_NAME  # read every pass: a long --watch notices a mirror emptied under it
-        data = self.target.get(key)
+        data = self.target.get(key, missing_ok=True)
         if data is None:
             if self.target.list("runs"):
                 raise MirrorError(f"{self.target.url} holds runs/ but no {key}: not a tracklog mirror")
             doc = json.loads(mf.marker_bytes())
             mine = json.dumps({**doc, "id": secrets.token_hex(16)}, sort_keys=True).encode()
-            data = mine if self.target.put_new(key, mine) else self.target.get(key)
+            data = mine if self.target.put_new(key, mine) else self.target.get(key, missing_ok=True)
             if data is None:
                 raise MirrorError(f"{self.target.where(key)} was created but cannot be read")
         try:
@@ -287,7 +287,7 @@ class Syncer:
         seq = max(listed.commits)
         cached = self._commits.get(run_id)
         key = mf.commit_key(run_id, seq)
-        data = cached[1] if cached is not None and cached[0] == seq else self.target.get(key)
+        data = cached[1] if cached is not None and cached[0] == seq else self.target.get(key, missing_ok=True)
         if data is None:
             raise MirrorError(f"{self.target.where(key)} was listed but cannot be read")
         try:
@@ -396,7 +396,7 @@ class Syncer:
             commit = mf.Commit(run_id, seq, files, tuple(sorted(digests)), live, time.time(), self.name)
             data = mf.encode_commit(commit)
             key = mf.commit_key(run_id, seq)
-            if self.target.put_new(key, data) or self.target.get(key) == data:
+            if self.target.put_new(key, data) or self.target.get(key, missing_ok=True) == data:
                 self._commits[run_id] = (seq, data)
                 self._prints[run_id] = fingerprint
                 out.commit = seq

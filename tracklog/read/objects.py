@@ -1,10 +1,11 @@
-"""The read side's object-store client: list, get and get a byte range under one URL prefix.
+"""The object-store client: list, get and get a byte range under one URL prefix (the mirror's
+syncer adds its create-only writes on top, in mirror/objects.py).
 
 A thin layer over an fsspec filesystem (``s3://`` through s3fs, or any fsspec protocol),
 made from the URL, the caller's ``storage_options`` and the standard environment
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ... are read by botocore itself; the endpoint is
 passed on explicitly so that older s3fs versions honour it too). It only reads: nothing here
-PUTs or DELETEs.
+PUTs or DELETEs; a reader of a mirror uses this class as it is.
 
 Throttling (503 SlowDown, 429), server errors (5xx) and connection errors are retried with
 exponential backoff and full jitter (``delay = uniform(0, min(max_delay, base * 2**try))``),
@@ -18,13 +19,15 @@ fsspec and s3fs are imported when the first request is made, never by ``import t
 
 from __future__ import annotations
 
+import errno
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ..errors import MirrorError, ValidationError
-from ..store.paths import URL_SCHEME, is_url
+from ..store.paths import URL_SCHEME
 
 RETRIES: Final = 6
 BASE_DELAY_S: Final = 0.1
@@ -47,6 +50,18 @@ _THROTTLE_CODES: Final = frozenset(
 )
 
 
+_RETRY_ERRNO: Final = frozenset(
+    {errno.EBUSY, getattr(errno, "EREMOTEIO", 121), errno.EIO, errno.ETIMEDOUT, errno.EAGAIN}
+)
+_RETRY_WORDS: Final = (
+    "SlowDown",
+    "Throttl",
+    "reduce your request rate",
+    "InternalError",
+    "ServiceUnavailable",
+)
+
+
 class _Missing(Exception):
     """An object that is not there (internal: ``get`` answers None or raises MirrorError)."""
 
@@ -65,14 +80,15 @@ class ObjectStore:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        if not is_url(url):
+        if not isinstance(url, str) or not URL_SCHEME.match(url):  # file:// too: a mirror in a directory
             raise ValidationError(f"{url!r} is not an object-store URL (scheme://bucket/prefix)")
         if storage_options is not None and not isinstance(storage_options, dict):
             raise ValidationError(f"storage_options must be a dict, got {storage_options!r}")
         self.url = url.rstrip("/")
         self.protocol = URL_SCHEME.match(url).group(1).lower()  # type: ignore[union-attr]
         self.storage_options = dict(storage_options or {})
-        self.retries = retries
+        self.max_retries = retries
+        self.retries = 0  # requests retried (each wait counts): for reports and tests
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.sleep = sleep
@@ -111,7 +127,7 @@ class ObjectStore:
                 f"({exc.name or exc} is missing): pip install 'tracklog[mirror]'"
             ) from None
         except Exception as exc:
-            raise MirrorError(f"cannot open {self.url}: {_reason(exc)}") from None
+            raise MirrorError(f"cannot open {self.url}: {reason(exc)}") from None
         if self.protocol in ("s3", "s3a") and hasattr(fs, "retries"):
             fs.retries = 1  # s3fs's own loop (a class attribute): off, one loop is ours
         return fs, str(path).rstrip("/")
@@ -142,9 +158,10 @@ class ObjectStore:
                 p: int(info.get("size") or 0) for p, info in found.items() if info.get("type") != "directory"
             }
 
-        found = self._retrying(call, self.where(prefix))
-        head = self._root + "/"
-        return {p[len(head) :]: size for p, size in found.items() if p.startswith(head)}
+        found = self._retrying(call, self.where(prefix), "list")
+        below, cut = base.rstrip("/") + "/", len(self._root) + 1
+        # Only keys below the prefix: some backends answer a find of a missing path with it.
+        return {p[cut:]: size for p, size in found.items() if p.startswith(below)}
 
     def get(self, key: str, missing_ok: bool = False) -> bytes | None:
         """The whole object ``key``; None when it is not there and ``missing_ok``."""
@@ -192,19 +209,19 @@ class ObjectStore:
                         if missing_ok:
                             continue
                         raise MirrorError(f"{self.where(k)} is missing") from None
-                    if not _retryable(value):
-                        raise MirrorError(f"cannot read {self.where(k)}: {_reason(value)}") from None
+                    if not retryable(value):
+                        raise MirrorError(f"cannot read {self.where(k)}: {reason(value)}") from None
                     failed[p] = k
                     last = value
                 else:
                     out[k] = bytes(value)
             if not failed:
                 return out
-            if attempt >= self.retries:
+            if attempt >= self.max_retries:
                 k = next(iter(failed.values()))
                 raise MirrorError(
                     f"cannot read {self.where(k)} (and {len(failed) - 1} more) after "
-                    f"{attempt + 1} tries: {_reason(last)}"
+                    f"{attempt + 1} tries: {reason(last)}"
                 )
             self._backoff(attempt)
             attempt += 1
@@ -220,26 +237,35 @@ class ObjectStore:
                 raise _Missing(path) from None
             raise
 
-    def _retrying(self, call: Callable[[], Any], where: str) -> Any:
+    def _retrying(
+        self,
+        call: Callable[[], Any],
+        where: str,
+        what: str = "read",
+        passthrough: tuple[type[BaseException], ...] = (),
+    ) -> Any:
+        """``call()``, retried with backoff while its failure is retryable; ``passthrough``
+        exceptions (a create-only conflict, a missing object) reach the caller as they are."""
         attempt = 0
         while True:
             self.requests += 1
             try:
                 return call()
-            except (_Missing, MirrorError):
+            except (_Missing, MirrorError, *passthrough):
                 raise
             except Exception as exc:
-                if not _retryable(exc):
-                    raise MirrorError(f"cannot read {where}: {_reason(exc)}") from None
-                if attempt >= self.retries:
+                if not retryable(exc):
+                    raise MirrorError(f"cannot {what} {where}: {reason(exc)}") from None
+                if attempt >= self.max_retries:
                     raise MirrorError(
-                        f"cannot read {where} after {attempt + 1} tries: {_reason(exc)}"
+                        f"cannot {what} {where} after {attempt + 1} tries: {reason(exc)}"
                     ) from None
             self._backoff(attempt)
             attempt += 1
 
     def _backoff(self, attempt: int) -> None:
         """Full jitter: uniform in [0, min(max_delay, base * 2**attempt))."""
+        self.retries += 1
         self.sleep(self.jitter() * min(self.max_delay, self.base_delay * 2**attempt))
 
 
@@ -287,8 +313,14 @@ def _missing(exc: BaseException) -> bool:
     return status is None and isinstance(exc, FileNotFoundError)
 
 
-def _retryable(exc: BaseException) -> bool:
+def retryable(exc: BaseException) -> bool:
     """Throttling, a server error, or the connection failing: worth another try."""
+    if isinstance(exc, (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    # s3fs turns botocore's answers into OSErrors: 503 SlowDown / ServiceUnavailable as EBUSY,
+    # 500 InternalError as EREMOTEIO, codes it does not know (502, 504) as EIO.
+    if isinstance(exc, OSError) and exc.errno in _RETRY_ERRNO:
+        return True
     status, code = _response(exc)
     if status is not None or code is not None:
         return (status is not None and (status >= 500 or status == 429)) or code in _THROTTLE_CODES
@@ -309,13 +341,39 @@ def _retryable(exc: BaseException) -> bool:
     }
     if names & connection:
         return True
-    return any(isinstance(e, (ConnectionError, TimeoutError)) for e in _chain(exc))
+    if any(isinstance(e, (ConnectionError, TimeoutError)) for e in _chain(exc)):
+        return True
+    return any(w in str(exc) for w in _RETRY_WORDS)
 
 
-def _reason(exc: BaseException | None) -> str:
+def reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
     status, code = _response(exc)
     text = str(exc).strip() or type(exc).__name__
     head = f"HTTP {status} {code}: " if status is not None and code and code not in text else ""
     return f"{head}{type(exc).__name__}: {text}"[:500]
+
+
+def parse_storage_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``--storage-option``) as fsspec storage options: a VALUE that is
+    JSON (``true``, ``3``, ``{"a": 1}``) is taken as such, else as a string; a dotted KEY
+    (``client_kwargs.region_name=x``) fills a nested dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValidationError(f"storage option {item!r} is not KEY=VALUE")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, last = key.split(".")
+        at = out
+        for part in parents:
+            nxt = at.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ValidationError(f"storage option {item!r}: {part!r} is already a value")
+            at = nxt
+        at[last] = value
+    return out
