@@ -405,3 +405,31 @@ def test_a_symlinked_partition_in_the_lake_is_refused_not_followed(root: Path, t
     with pytest.raises(tracklog.StoreError, match="symlink"):
         export_lake(tracklog.Store(), None, lake)
     assert (elsewhere / "precious.parquet").read_bytes() == b"keep me"
+
+
+def test_an_experiment_named_like_hives_null_partition_reads_back_as_itself(
+    root: Path, tmp_path: Path
+) -> None:
+    assert partition_value(None) == "__HIVE_DEFAULT_PARTITION__"
+    with tracklog.start_run("__HIVE_DEFAULT_PARTITION__", run_id="h") as run:
+        run.log_metric("a", 1.0)
+    with tracklog.start_run("123", run_id="n") as run:  # a number: DuckDB would make it an int
+        run.log_metric("a", 2.0)
+    export_lake(tracklog.Store(), None, tmp_path / "lake")
+    rows = duckdb.sql(
+        f"SELECT run_id, experiment FROM read_parquet('{tmp_path}/lake/points/**/*.parquet', "
+        "hive_partitioning = true, hive_types = {'experiment': VARCHAR}) ORDER BY run_id"
+    ).fetchall()
+    assert rows == [("h", "__HIVE_DEFAULT_PARTITION__"), ("n", "123")]
+
+
+def test_only_parquet_exports_without_runs(root: Path, tmp_path: Path) -> None:
+    from tracklog.interop.export import export
+
+    with tracklog.start_run("e", run_id="w") as run:
+        run.log_metric("a", 1.0)
+    store = tracklog.Store()
+    assert "1 points" in export(store, None, "parquet", tmp_path / "lake")
+    for fmt in ("csv", "jsonl", "mlflow", "tensorboard"):
+        with pytest.raises(tracklog.ValidationError, match="needs the runs"):
+            export(store, None, fmt, tmp_path / fmt)

@@ -9,7 +9,8 @@ nothing new, a rerun after 1% of the runs logged 1,000 more points each (only ne
 written), and DuckDB queries over ``points/**/*.parquet`` (median of --repeat):
 
 - per run and key: count, min, max (NaN skipped) and last value: a scan of every point;
-- one run's one key, its partition picked by ``run = '<id>'``;
+- one run's one key, its partition picked by ``run = '<id>'`` (DuckDB globs every file), and
+  the same reading the run's directory directly;
 - a leaderboard: each run's last value of one key, best 10;
 - runs per experiment and status, joined with a param (``runs.parquet``, ``params.parquet``).
 
@@ -138,6 +139,9 @@ def main() -> None:
                 FROM {points} GROUP BY ALL""",
             "one run's one key (partition run=...)": f"""
                 SELECT step, value FROM {points} WHERE run = '{one}' AND key = 'm1' ORDER BY ordinal""",
+            "one run's one key, its directory read directly": f"""
+                SELECT step, value FROM read_parquet('{lake}/points/experiment=*/run={one}/*.parquet')
+                WHERE key = 'm1' ORDER BY ordinal""",
             "leaderboard: last m1 per run, best 10": f"""
                 SELECT run_id, arg_max(value, ordinal) AS last FROM {points} WHERE key = 'm1'
                 GROUP BY run_id ORDER BY last DESC LIMIT 10""",
