@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +51,23 @@ def events_of(path: Path, **kw: object) -> list[tracklog.Event]:
 
 def metric_points(path: Path) -> list[tuple[str, int, float]]:
     return [(e.key, e.step, e.value) for e in events_of(path) if e.kind == "metric"]  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a free port), one for the whole session: the object-storage
+    tests (tests/mirror/, tests/read_mirror/, the lake's S3 export) each make their own buckets.
+    Skipped, saying so, without the ``s3test`` extra."""
+    import logging
+
+    server_mod = pytest.importorskip(
+        "moto.server", reason="the S3 tests need moto[server] (the s3test extra)"
+    )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -317,36 +317,32 @@ def test_export_to_an_fsspec_url(root: Path) -> None:
     fs.rm(url, recursive=True)
 
 
-def test_export_to_s3_through_a_local_moto_server(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_to_s3_through_a_local_moto_server(
+    root: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+) -> None:
     s3fs = pytest.importorskip("s3fs", reason="the interop extra is not installed")
     boto3 = pytest.importorskip("boto3", reason="moto[server] is not installed")
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(k, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        boto3.client("s3").create_bucket(Bucket="lake")
-        with tracklog.start_run(HOSTILE, run_id="s3run") as run:
-            for i in range(40):
-                run.log_metric("loss", math.inf if i == 3 else float(i))
-        store = tracklog.Store()
-        assert export_lake(store, None, "s3://lake/x", part_rows=15).parts == 3
-        with tracklog.start_run(run_id="s3run", resume=True) as more:
-            more.log_metric("loss", 0.5, step=40)
-        assert export_lake(store, None, "s3://lake/x").parts == 1
-        fs = s3fs.S3FileSystem()
-        assert len(fs.find("lake/x/points")) == 4
-        con = duckdb.connect()
-        con.register_filesystem(fs)
-        assert duck_answers("s3://lake/x", con) == store_answers(store)  # type: ignore[arg-type]
-        with pytest.raises(tracklog.InteropError, match="s3://nobucket/x"):
-            export_lake(store, None, "s3://nobucket/x")
-    finally:
-        server.stop()
+    # moto_endpoint: the session's moto server (tests/conftest.py)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    boto3.client("s3").create_bucket(Bucket="lake")
+    with tracklog.start_run(HOSTILE, run_id="s3run") as run:
+        for i in range(40):
+            run.log_metric("loss", math.inf if i == 3 else float(i))
+    store = tracklog.Store()
+    assert export_lake(store, None, "s3://lake/x", part_rows=15).parts == 3
+    with tracklog.start_run(run_id="s3run", resume=True) as more:
+        more.log_metric("loss", 0.5, step=40)
+    assert export_lake(store, None, "s3://lake/x").parts == 1
+    fs = s3fs.S3FileSystem()
+    assert len(fs.find("lake/x/points")) == 4
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    assert duck_answers("s3://lake/x", con) == store_answers(store)  # type: ignore[arg-type]
+    with pytest.raises(tracklog.InteropError, match="s3://nobucket/x"):
+        export_lake(store, None, "s3://nobucket/x")
 
 
 def test_the_command_exports_the_whole_store_and_only_parquet_takes_no_run(

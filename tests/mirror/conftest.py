@@ -4,7 +4,6 @@ per test; the environment a syncer (in process or a subprocess) finds it by; and
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,20 +21,6 @@ from .proxy import FaultProxy
 
 pytest.importorskip("moto.server", reason="the mirror tests need moto[server] (the s3test extra)")
 pytest.importorskip("s3fs", reason="the mirror tests need s3fs (the mirror extra)")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 S3_ENV = {

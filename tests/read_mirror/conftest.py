@@ -16,7 +16,7 @@ import pytest
 
 from tests.read_mirror.mirrorfix import TestMirror
 
-moto_server = pytest.importorskip("moto.server", reason="the mirror tests need moto[server]")
+pytest.importorskip("moto.server", reason="the mirror tests need moto[server] (the s3test extra)")
 pytest.importorskip("s3fs", reason="the mirror tests need s3fs (the mirror extra)")
 boto3 = pytest.importorskip("boto3")
 
@@ -28,17 +28,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
