@@ -132,3 +132,19 @@ def test_a_run_being_written_reads_running_until_it_ends_and_is_synced_again(
     state = mirror.run(run.id)  # the same Store object: it re-reads the latest commit
     assert state.status == "finished"
     assert mirror.history(run.id, "loss").step.tolist() == list(range(25))
+
+
+def test_sync_takes_its_targets_storage_options_and_the_mirror_reads_back(
+    root: Path, bucket: Bucket, tmp_path: Path
+) -> None:
+    with tracklog.start_run("e", "opts", root=root) as run:
+        run.log_metric("loss", 0.5, step=0)
+    env = {**python_env(), **env_for(bucket.endpoint), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    del env["AWS_ENDPOINT_URL"]  # the endpoint from --storage-option alone
+    cmd = [PY, "-m", "tracklog", "--root", str(root), "sync", "--to", bucket.url]
+    done = subprocess.run(
+        [*cmd, "--storage-option", f"endpoint_url={bucket.endpoint}"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "synced 1 run" in done.stdout
+    assert tracklog.Store(bucket.url).run(run.id).status == "finished"

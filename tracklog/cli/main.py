@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         own = getattr(command, "OWN_STORAGE_OPTIONS", False)
         p = sub.add_parser(name, help=command.HELP, parents=[root_only if own else common])
-        p.set_defaults(func=command.run)
+        p.set_defaults(func=command.run, _own_storage_options=own)
         command.add_arguments(p)
     return parser
 
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = getattr(args, "root", None)
     try:
-        if not getattr(COMMANDS[args.command], "OWN_STORAGE_OPTIONS", False):
+        if not getattr(args, "_own_storage_options", False):
             exits.STORAGE_OPTIONS = storage_options(getattr(args, "storage_option", None) or [])
     except CliError as exc:
         print(f"tracklog: {exc}", file=sys.stderr)
