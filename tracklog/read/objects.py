@@ -110,7 +110,7 @@ class ObjectStore:
 
     def _connect(self) -> tuple[Any, str]:
         try:
-            import fsspec  # type: ignore[import-untyped]
+            import fsspec
         except ImportError as exc:
             raise MirrorError(
                 f"reading {self.url} needs fsspec (and s3fs for s3://): pip install 'tracklog[mirror]' "
@@ -246,12 +246,13 @@ class ObjectStore:
     ) -> Any:
         """``call()``, retried with backoff while its failure is retryable; ``passthrough``
         exceptions (a create-only conflict, a missing object) reach the caller as they are."""
+        keep: tuple[type[BaseException], ...] = (_Missing, MirrorError, *passthrough)
         attempt = 0
         while True:
             self.requests += 1
             try:
                 return call()
-            except (_Missing, MirrorError, *passthrough):
+            except keep:
                 raise
             except Exception as exc:
                 if not retryable(exc):
