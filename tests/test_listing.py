@@ -37,6 +37,12 @@ def test_the_listing_is_kept_while_the_store_holds_its_shape(
     now[0] = 7.0  # past fresh_s: the running run is re-read, not the store
     (r3,) = [r for r in listing.runs() if r.id == "r3"]
     assert r3.metrics["x"].count == 1 and len(full) == 2 and listing.version > v
+    live.log_metric("x", 2.0)
+    live.flush()
+    (r3,) = [r for r in listing.runs() if r.id == "r3"]
+    assert r3.metrics["x"].count == 1  # within fresh_s: kept
+    (r3,) = [r for r in listing.runs(fresh={"r3"}) if r.id == "r3"]
+    assert r3.metrics["x"].count == 2 and len(full) == 2  # asked for: re-read now
     live.close()
     now[0] = 9.0
     assert next(r for r in listing.runs() if r.id == "r3").status == "finished" and len(full) == 2

@@ -122,7 +122,11 @@ def test_a_filter_narrows_the_runs_and_a_bad_one_is_shown_in_place(root: Path) -
     run_app(app, body)
 
 
-def test_live_points_appear_and_a_killed_writer_shows_crashed(root: Path) -> None:
+def test_live_points_appear_and_a_killed_writer_shows_crashed(root: Path, monkeypatch: Any) -> None:
+    from tracklog.tui import app as app_module
+
+    # The listing alone would not re-read the run for an hour: "crashed" comes from its tail.
+    monkeypatch.setattr(app_module, "LIVE_EVERY_S", 3600.0)
     writer = Writer(root, "livewriter")
     try:
         writer.log(0, 30)

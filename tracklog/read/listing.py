@@ -66,7 +66,9 @@ class Listing:
         self._full = self._fresh = 0.0
         self._runs: list[RunState] | None = None
 
-    def runs(self) -> list[RunState]:
+    def runs(self, fresh: Collection[str] = ()) -> list[RunState]:
+        """The runs; those of ``fresh`` still listed as running are re-read now (a caller whose
+        tail saw a run end need not wait for ``fresh_s``)."""
         with self._lock:
             now = self._clock()
             now_shape = shape(self.store.root)
@@ -74,10 +76,13 @@ class Listing:
                 self._runs = self.store.runs()
                 self._shape, self._full, self._fresh = now_shape, now, now
                 self.version += 1
-            elif now - self._fresh > self.fresh_s:
+            elif (due := now - self._fresh > self.fresh_s) or fresh:
                 before = self._runs
-                self._runs = [self._reread(r) if r.status == "running" else r for r in before]
-                self._fresh = now
+                self._runs = [
+                    self._reread(r) if r.status == "running" and (due or r.id in fresh) else r for r in before
+                ]
+                if due:
+                    self._fresh = now
                 if any(a is not b for a, b in zip(before, self._runs, strict=True)):
                     self.version += 1
             return self._runs
@@ -94,14 +99,16 @@ class Listing:
         where: str | None = None,
         order_by: str | None = None,
         ids: Collection[str] = (),
+        fresh: Collection[str] = (),
     ) -> list[RunState]:
         """What ``Store.runs(experiment, where, order_by)`` answers (limited to ``ids`` if
-        given), from the kept listing; a bad filter or sort raises FilterError."""
+        given), from the kept listing (``fresh``: see ``runs``); a bad filter or sort raises
+        FilterError."""
         pred = parse_filter(where) if where else None
         order = parse_order(order_by) if order_by else None
         out = [
             r
-            for r in self.runs()
+            for r in self.runs(fresh)
             if (not experiment or r.experiment == experiment)
             and (not ids or r.id in ids)
             and (pred is None or pred(r))
