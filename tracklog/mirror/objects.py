@@ -14,6 +14,7 @@ lazily, at the first request: ``import tracklog`` never pays for them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
@@ -148,8 +149,10 @@ class ObjectStore(objects.ObjectStore):
         return json.dumps([str(found.get(f)) for f in fields])
 
 
-def _link_new_stream(path: str, src: BinaryIO, sha256: str) -> str:
-    """``_link_new`` from a file, copied in blocks and hashed on the way."""
+def _link_new_stream(path: str, src: BinaryIO, sha256: str | None) -> str:
+    """Create-only on a local directory: a complete temp file hard-linked into place (``link``
+    fails with EEXIST on an existing name, so the object appears whole or not at all), copied
+    from ``src`` in blocks and, given ``sha256``, hashed on the way ("mismatch": not linked)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     if os.path.lexists(path):
@@ -166,7 +169,7 @@ def _link_new_stream(path: str, src: BinaryIO, sha256: str) -> str:
                 f.write(block)
             f.flush()
             os.fsync(f.fileno())
-        if h.hexdigest() != sha256:
+        if sha256 is not None and h.hexdigest() != sha256:
             return "mismatch"
         os.link(tmp, path)
         return "created"
@@ -178,24 +181,5 @@ def _link_new_stream(path: str, src: BinaryIO, sha256: str) -> str:
 
 
 def _link_new(path: str, data: bytes) -> None:
-    """Create-only on a local directory: a complete temp file hard-linked into place (``link``
-    fails with EEXIST on an existing name, so the object appears whole or not at all)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    if os.path.lexists(path):
-        raise FileExistsError(path)
-    tmp = f"{path}.tmp-{os.getpid()}-{random.getrandbits(48):012x}"
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    """``_link_new_stream`` of bytes in memory."""
+    _link_new_stream(path, io.BytesIO(data), None)
