@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..interop.export import json_safe
+from ..interop._json import json_safe
 from ..read.where import MISSING
 from ..state.types import RunState
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -24,20 +23,9 @@ from ..errors import InteropError, StoreError, TracklogError, ValidationError
 from ..read.store import Store
 from ..state.types import RunState
 from ..store.paths import artifact_path, open_file
+from ._json import json_safe
 from ._mlflow import KEY_TAG, failures, map_names, mlflow_client, reason
 from .report import Progress, Transfer, TransferReport, advance
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN and inf as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

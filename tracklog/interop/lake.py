@@ -69,6 +69,7 @@ from ..log.reader import iter_records, segment_rank
 from ..read.store import Store
 from ..state.types import RunState
 from ..store.paths import check_run_id, make_dirs, open_beneath, open_file, replace_file
+from ._json import json_safe
 from .report import Progress, advance
 
 LAKE_FORMAT = 1
@@ -620,20 +621,8 @@ class _RunExport:
 # -- the run, params and tags tables -------------------------------------------------------------
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN and inf as "NaN", "Infinity", "-Infinity", as export.json_safe (not imported: export
-    imports this module)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def _text(v: Any) -> str:
-    return json.dumps(_json_safe(v), sort_keys=True)
+    return json.dumps(json_safe(v), sort_keys=True)
 
 
 def _typed(v: Any) -> tuple[float | None, str | None]:
